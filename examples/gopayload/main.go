@@ -1,0 +1,298 @@
+// Command handler is an Azure Functions custom handler in payload mode
+// (host.json sets enableForwardingHttpRequest to false): for every invocation
+// the host sends POST /<FunctionName> with the trigger data as JSON, and the
+// handler answers with the outputs as JSON, which the host turns into the
+// HTTP response.
+//
+// Build it next to host.json:
+//
+//	go build -o examples/gopayload/handler ./examples/gopayload
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// invokeRequest is the body of POST /<FunctionName>.
+type invokeRequest struct {
+	Data     map[string]json.RawMessage `json:"Data"`
+	Metadata map[string]json.RawMessage `json:"Metadata"`
+}
+
+// httpRequest is an httpTrigger's entry in Data. Hosts differ in how they
+// encode Query, Headers, Params and Body (an object or a JSON string, single
+// values or lists), so they stay raw and are read with stringMap and bodyText.
+type httpRequest struct {
+	URL     string          `json:"Url"`
+	Method  string          `json:"Method"`
+	Query   json.RawMessage `json:"Query"`
+	Headers json.RawMessage `json:"Headers"`
+	Params  json.RawMessage `json:"Params"`
+	Body    json.RawMessage `json:"Body"`
+}
+
+// invokeResponse is the handler's 2xx answer. ReturnValue feeds a "$return"
+// output binding.
+type invokeResponse struct {
+	Outputs     map[string]any `json:"Outputs"`
+	Logs        []string       `json:"Logs"`
+	ReturnValue any            `json:"ReturnValue"`
+}
+
+// httpOutput is the value of an http output binding.
+type httpOutput struct {
+	StatusCode int               `json:"statusCode"`
+	Body       string            `json:"body"`
+	Headers    map[string]string `json:"headers,omitempty"`
+}
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(logger); err != nil {
+		logger.Error("handler stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port()))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           newMux(logger),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "pid", os.Getpid())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// port returns the port the host assigned, accepting the legacy alias, and
+// 8080 when run by hand outside a host.
+func port() string {
+	for _, k := range []string{"FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return "8080"
+}
+
+// invokeFunc runs one function on its trigger request.
+type invokeFunc func(req httpRequest) (invokeResponse, error)
+
+func newMux(logger *slog.Logger) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok")
+	})
+	// The path is the function's folder name, not its route.
+	mux.Handle("POST /hello", invocation(logger, hello))
+	mux.Handle("POST /echo", invocation(logger, echo))
+	mux.Handle("POST /items", invocation(logger, items))
+	mux.Handle("POST /nooutput", invocation(logger, func(httpRequest) (invokeResponse, error) {
+		// No output binding: the host answers the client 204.
+		return invokeResponse{Outputs: map[string]any{}, Logs: []string{"fired"}}, nil
+	}))
+	mux.HandleFunc("POST /fail", func(w http.ResponseWriter, r *http.Request) {
+		// Any non-2xx answer is a failed invocation; the host reports it
+		// to the client as a server error.
+		http.Error(w, "fail: this function always fails", http.StatusInternalServerError)
+	})
+	return mux
+}
+
+// invocation decodes the payload, runs fn on the "req" trigger and encodes
+// its answer. A payload it cannot read is a failed invocation (400).
+func invocation(logger *slog.Logger, fn invokeFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in invokeRequest
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, "decode invocation: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		var req httpRequest
+		if raw, ok := in.Data["req"]; ok {
+			if err := json.Unmarshal(raw, &req); err != nil {
+				http.Error(w, "decode Data.req: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
+		out, err := fn(req)
+		if err != nil {
+			logger.Error("invocation failed", "path", r.URL.Path, "err", err)
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if out.Outputs == nil {
+			out.Outputs = map[string]any{}
+		}
+		if out.Logs == nil {
+			out.Logs = []string{}
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			http.Error(w, "encode response", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	})
+}
+
+func hello(req httpRequest) (invokeResponse, error) {
+	name := stringMap(req.Query)["name"]
+	if name == "" {
+		var body struct {
+			Name string `json:"name"`
+		}
+		// A body that is not JSON simply has no name.
+		if json.Unmarshal([]byte(bodyText(req.Body)), &body) == nil {
+			name = body.Name
+		}
+	}
+	if name == "" {
+		name = "world"
+	}
+	b, err := json.Marshal(map[string]string{
+		"message": "Hello, " + name,
+		"slot":    os.Getenv("WEBSITE_SLOT_NAME"),
+		"version": os.Getenv("APP_VERSION"),
+	})
+	if err != nil {
+		return invokeResponse{}, err
+	}
+	return invokeResponse{
+		Outputs: map[string]any{"res": httpOutput{
+			StatusCode: http.StatusOK,
+			Body:       string(b),
+			Headers:    map[string]string{"Content-Type": "application/json"},
+		}},
+		Logs: []string{"hello called for " + name},
+	}, nil
+}
+
+// echo answers through "$return": the host takes the HTTP response from
+// ReturnValue instead of Outputs.
+func echo(req httpRequest) (invokeResponse, error) {
+	body := bodyText(req.Body)
+	return invokeResponse{
+		Logs: []string{fmt.Sprintf("echo %d bytes", len(body))},
+		ReturnValue: httpOutput{
+			StatusCode: http.StatusOK,
+			Body:       body,
+			Headers:    map[string]string{"Content-Type": "text/plain"},
+		},
+	}, nil
+}
+
+// items serves route items/{id:int}; the host has matched the template and
+// passes id in Params.
+func items(req httpRequest) (invokeResponse, error) {
+	s := stringMap(req.Params)["id"]
+	id, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return invokeResponse{
+			Outputs: map[string]any{"res": httpOutput{
+				StatusCode: http.StatusBadRequest,
+				Body:       fmt.Sprintf("id %q is not an int", s),
+				Headers:    map[string]string{"Content-Type": "text/plain"},
+			}},
+		}, nil
+	}
+	b, err := json.Marshal(map[string]int64{"id": id})
+	if err != nil {
+		return invokeResponse{}, err
+	}
+	return invokeResponse{
+		Outputs: map[string]any{"res": httpOutput{
+			StatusCode: http.StatusOK,
+			Body:       string(b),
+			Headers:    map[string]string{"Content-Type": "application/json"},
+		}},
+	}, nil
+}
+
+// stringMap reads Query, Headers or Params: an object whose values are
+// strings or lists of strings (the first one counts), or such an object
+// encoded as a JSON string. Anything else yields an empty map.
+func stringMap(raw json.RawMessage) map[string]string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return map[string]string{}
+		}
+		raw = []byte(s)
+	}
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return map[string]string{}
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		case []any:
+			if len(v) > 0 {
+				if s, ok := v[0].(string); ok {
+					out[k] = s
+				}
+			}
+		case float64, bool:
+			out[k] = fmt.Sprint(v)
+		}
+	}
+	return out
+}
+
+// bodyText returns the request body: a JSON string is unquoted, an absent or
+// null body is empty, and any other JSON value (a host that parsed a JSON
+// body) is returned as its JSON text.
+func bodyText(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	}
+	return string(raw)
+}
