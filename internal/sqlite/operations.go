@@ -1,0 +1,185 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/hotswap/hotswap"
+)
+
+// Operation states.
+const (
+	OpRunning   = "running"
+	OpSucceeded = "succeeded"
+	OpFailed    = "failed"
+)
+
+// Operation is a journaled slot-changing action (deploy, swap, rollback,
+// settings change). An app has at most one running operation; one still
+// running when the program starts was cut short by a crash.
+type Operation struct {
+	ID     string
+	App    string
+	Kind   string // deploy, swap, rollback, ...
+	Slot   string // the slot it changes
+	Target string // e.g. the other slot of a swap, or a deployment ID
+	State  string // OpRunning, OpSucceeded or OpFailed
+	Phase  string // the step it is at, for recovery and display
+	Detail string
+	Actor  string
+	// StartedAt is set to the current time by BeginOperation if zero.
+	StartedAt time.Time
+	// EndedAt is zero while running.
+	EndedAt time.Time
+}
+
+// BeginOperation records op as running. State and EndedAt are ignored. It
+// returns Conflict if op.App already has a running operation, or if op.ID
+// is taken, and Invalid if ID, App or Kind is empty.
+func (db *DB) BeginOperation(ctx context.Context, op Operation) error {
+	switch {
+	case op.ID == "":
+		return hotswap.Errorf(hotswap.Invalid, "operation has no id")
+	case op.App == "":
+		return hotswap.Errorf(hotswap.Invalid, "operation has no app")
+	case op.Kind == "":
+		return hotswap.Errorf(hotswap.Invalid, "operation has no kind")
+	}
+	op.StartedAt = db.orNow(op.StartedAt)
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		// The partial unique index refuses a second running operation anyway;
+		// reading first lets the message say which one is running.
+		running, err := scanOperation(tx.QueryRowContext(ctx,
+			"SELECT "+operationColumns+" FROM operations WHERE app = ? AND state = ?", op.App, OpRunning))
+		switch {
+		case err == nil:
+			return runningConflict(running)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO operations ("+operationColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+			op.ID, op.App, op.Kind, op.Slot, op.Target, OpRunning, op.Phase, op.Detail, op.Actor, timeArg(op.StartedAt))
+		if isUnique(err) {
+			return hotswap.Errorf(hotswap.Conflict, "operation %q already exists", op.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return wrap(err, "begin operation %s", op.ID)
+	}
+	return nil
+}
+
+func runningConflict(op Operation) error {
+	return hotswap.Errorf(hotswap.Conflict, "app %q has a running %s (operation %s) started %s",
+		op.App, op.Kind, op.ID, op.StartedAt.Format(time.RFC3339))
+}
+
+// SetOperationPhase records the phase a running operation has reached. It
+// returns NotFound if there is no such operation and FailedPrecondition if
+// it has ended.
+func (db *DB) SetOperationPhase(ctx context.Context, id, phase, detail string) error {
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE operations SET phase = ?, detail = ? WHERE id = ? AND state = ?", phase, detail, id, OpRunning)
+		if err != nil {
+			return err
+		}
+		return mustHaveUpdatedRunning(ctx, tx, res, id)
+	})
+	if err != nil {
+		return wrap(err, "set phase of operation %s", id)
+	}
+	return nil
+}
+
+// EndOperation ends a running operation in state OpSucceeded or OpFailed,
+// at the current time. It returns Invalid for another state, NotFound if
+// there is no such operation and FailedPrecondition if it has ended.
+func (db *DB) EndOperation(ctx context.Context, id, state, detail string) error {
+	if state != OpSucceeded && state != OpFailed {
+		return hotswap.Errorf(hotswap.Invalid, "operation end state %q is not %s or %s", state, OpSucceeded, OpFailed)
+	}
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE operations SET state = ?, detail = ?, ended_at = ? WHERE id = ? AND state = ?",
+			state, detail, timeArg(db.now()), id, OpRunning)
+		if err != nil {
+			return err
+		}
+		return mustHaveUpdatedRunning(ctx, tx, res, id)
+	})
+	if err != nil {
+		return wrap(err, "end operation %s", id)
+	}
+	return nil
+}
+
+// mustHaveUpdatedRunning explains why an update of running operation id
+// changed nothing.
+func mustHaveUpdatedRunning(ctx context.Context, tx *sql.Tx, res sql.Result, id string) error {
+	n, err := res.RowsAffected()
+	if err != nil || n > 0 {
+		return err
+	}
+	var state string
+	err = tx.QueryRowContext(ctx, "SELECT state FROM operations WHERE id = ?", id).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return hotswap.Errorf(hotswap.NotFound, "operation %q not found", id)
+	}
+	if err != nil {
+		return err
+	}
+	return hotswap.Errorf(hotswap.FailedPrecondition, "operation %s has ended (%s)", id, state)
+}
+
+const operationColumns = "id, app, kind, slot, target, state, phase, detail, actor, started_at, ended_at"
+
+func scanOperation(s interface{ Scan(...any) error }) (Operation, error) {
+	var op Operation
+	err := s.Scan(&op.ID, &op.App, &op.Kind, &op.Slot, &op.Target, &op.State, &op.Phase, &op.Detail, &op.Actor,
+		nullTime{&op.StartedAt}, nullTime{&op.EndedAt})
+	return op, err
+}
+
+// RunningOperations returns the running operations of all apps, oldest
+// first. At start-up these are the ones a crash interrupted.
+func (db *DB) RunningOperations(ctx context.Context) ([]Operation, error) {
+	ops, err := queryOperations(ctx, db.read, "SELECT "+operationColumns+
+		" FROM operations WHERE state = ? ORDER BY started_at, rowid", OpRunning)
+	if err != nil {
+		return nil, wrap(err, "list running operations")
+	}
+	return ops, nil
+}
+
+// ListOperations returns the operations of app, or of all apps if app is
+// empty, newest first, at most limit of them if limit > 0.
+func (db *DB) ListOperations(ctx context.Context, app string, limit int) ([]Operation, error) {
+	if limit <= 0 {
+		limit = -1 // no limit in SQLite
+	}
+	ops, err := queryOperations(ctx, db.read, "SELECT "+operationColumns+
+		" FROM operations WHERE ? = '' OR app = ? ORDER BY started_at DESC, rowid DESC LIMIT ?", app, app, limit)
+	if err != nil {
+		return nil, wrap(err, "list operations of %s", app)
+	}
+	return ops, nil
+}
+
+func queryOperations(ctx context.Context, q querier, query string, args ...any) ([]Operation, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ops []Operation
+	for rows.Next() {
+		op, err := scanOperation(rows)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, op)
+	}
+	return ops, rows.Err()
+}
