@@ -1,0 +1,490 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/artifact"
+)
+
+// Wire shapes of docs/api.md that add to the domain types.
+
+type appJSON struct {
+	hotswap.App
+	Slots []slotJSON `json:"slots"`
+}
+
+type slotJSON struct {
+	hotswap.Slot
+	HostName string `json:"hostName"`
+	URL      string `json:"url"`
+	State    string `json:"state"`
+}
+
+type functionJSON struct {
+	Name      string `json:"name"`
+	Runnable  bool   `json:"runnable"`
+	Reason    string `json:"reason"`
+	InvokeURL string `json:"invokeUrl"`
+}
+
+type deployAnswer struct {
+	Deployment hotswap.Deployment `json:"deployment"`
+	URL        string             `json:"url"`
+}
+
+type logLine struct {
+	Time   string `json:"time"`
+	Stream string `json:"stream"`
+	Text   string `json:"text"`
+}
+
+// call runs one API call. With -o json it prints the answer, indented, and
+// returns printed true; otherwise it decodes the answer into out.
+func (x *cmdEnv) call(ctx context.Context, method, path string, body, out any) (printed bool, err error) {
+	var raw json.RawMessage
+	if err := x.client.do(ctx, method, path, body, &raw); err != nil {
+		return false, err
+	}
+	if x.json {
+		return true, printJSON(x.stdout, raw)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return false, fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+	}
+	return false, nil
+}
+
+func printJSON(w io.Writer, raw json.RawMessage) error {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil // 204: nothing to print
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return fmt.Errorf("server answered invalid JSON: %w", err)
+	}
+	buf.WriteByte('\n')
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// withTimeout bounds a call that should answer quickly.
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, requestTimeout)
+}
+
+// Apps
+
+func appCreate(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var a appJSON
+	if printed, err := x.call(ctx, http.MethodPost, "/api/v1/apps", map[string]string{"name": args[0]}, &a); printed || err != nil {
+		return err
+	}
+	fmt.Fprintf(x.stdout, "created app %s\n", a.Name)
+	for _, s := range a.Slots {
+		fmt.Fprintf(x.stdout, "%s: %s\n", s.Name, s.URL)
+	}
+	return nil
+}
+
+func appList(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var ans struct {
+		Apps []appJSON `json:"apps"`
+	}
+	if printed, err := x.call(ctx, http.MethodGet, "/api/v1/apps", nil, &ans); printed || err != nil {
+		return err
+	}
+	tw := newTable(x.stdout)
+	fmt.Fprintln(tw, "NAME\tSLOTS\tCREATED")
+	for _, a := range ans.Apps {
+		var names []string
+		for _, s := range a.Slots {
+			names = append(names, s.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, orDash(strings.Join(names, ",")), fmtTime(a.CreatedAt))
+	}
+	return tw.Flush()
+}
+
+func appShow(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var a appJSON
+	if printed, err := x.call(ctx, http.MethodGet, appPath(args[0]), nil, &a); printed || err != nil {
+		return err
+	}
+	fmt.Fprintf(x.stdout, "app:      %s\ncreated:  %s\n\n", a.Name, fmtTime(a.CreatedAt))
+	return printSlots(x.stdout, a.Slots)
+}
+
+func appDelete(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if printed, err := x.call(ctx, http.MethodDelete, appPath(args[0]), nil, nil); printed || err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(x.stdout, "deleted app %s\n", args[0])
+	return err
+}
+
+// Slots
+
+func printSlots(w io.Writer, slots []slotJSON) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "SLOT\tSTATE\tDEPLOYMENT\tURL")
+	for _, s := range slots {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, orDash(s.State), orDash(s.DeploymentID), orDash(s.URL))
+	}
+	return tw.Flush()
+}
+
+func slotCreate(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var s slotJSON
+	if printed, err := x.call(ctx, http.MethodPost, appPath(args[0])+"/slots", map[string]string{"name": args[1]}, &s); printed || err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(x.stdout, "created slot %s/%s\n%s\n", args[0], s.Name, s.URL)
+	return err
+}
+
+func slotList(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var ans struct {
+		Slots []slotJSON `json:"slots"`
+	}
+	if printed, err := x.call(ctx, http.MethodGet, appPath(args[0])+"/slots", nil, &ans); printed || err != nil {
+		return err
+	}
+	return printSlots(x.stdout, ans.Slots)
+}
+
+func slotDelete(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if printed, err := x.call(ctx, http.MethodDelete, slotPath(args[0], args[1]), nil, nil); printed || err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(x.stdout, "deleted slot %s/%s\n", args[0], args[1])
+	return err
+}
+
+// Deploy
+
+// deploy uploads a .zip file, or a folder zipped into a temporary file, and
+// waits, bounded by ctx only, until the slot serves it.
+func deploy(ctx context.Context, x *cmdEnv, args []string) error {
+	app, path, slot := args[0], args[1], x.opts.slot
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	var f *os.File
+	switch {
+	case fi.IsDir():
+		f, err = os.CreateTemp("", "hotswap-deploy-*.zip")
+		if err != nil {
+			return fmt.Errorf("deploy: %w", err)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		if err := artifact.ZipDir(path, f); err != nil {
+			return fmt.Errorf("deploy: %w", err) // ZipDir names the folder
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("zip %s: %w", path, err)
+		}
+	case fi.Mode().IsRegular() && strings.EqualFold(filepath.Ext(path), ".zip"):
+		f, err = os.Open(path)
+		if err != nil {
+			return fmt.Errorf("deploy: %w", err)
+		}
+		defer f.Close()
+	default:
+		return fmt.Errorf("deploy: %s is neither a folder nor a .zip file", path)
+	}
+	fi, err = f.Stat()
+	if err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+
+	p := slotPath(app, slot) + "/deploy"
+	if x.opts.message != "" {
+		p += "?" + url.Values{"message": {x.opts.message}}.Encode()
+	}
+	var ans deployAnswer
+	body := rawBody{r: f, size: fi.Size(), contentType: "application/zip"}
+	if printed, err := x.call(ctx, http.MethodPost, p, body, &ans); printed || err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(x.stdout, "deployed %s to %s/%s\n%s\n", ans.Deployment.ID, app, slot, ans.URL)
+	return err
+}
+
+func deploymentsList(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	p := appPath(args[0]) + "/deployments"
+	if x.opts.slot != "" {
+		p += "?" + url.Values{"slot": {x.opts.slot}}.Encode()
+	}
+	var ans struct {
+		Deployments []hotswap.Deployment `json:"deployments"`
+	}
+	if printed, err := x.call(ctx, http.MethodGet, p, nil, &ans); printed || err != nil {
+		return err
+	}
+	tw := newTable(x.stdout)
+	fmt.Fprintln(tw, "ID\tSLOT\tSTATUS\tAUTHOR\tCREATED\tMESSAGE")
+	for _, d := range ans.Deployments {
+		status := d.StatusText
+		if status == "" {
+			status = d.Status.String()
+		}
+		msg, _, _ := strings.Cut(d.Message, "\n")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Slot, status, orDash(d.Author), fmtTime(d.CreatedAt), msg)
+	}
+	return tw.Flush()
+}
+
+// Functions and logs
+
+func funcURL(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var fn functionJSON
+	p := slotPath(args[0], x.opts.slot) + "/functions/" + url.PathEscape(args[1])
+	if printed, err := x.call(ctx, http.MethodGet, p, nil, &fn); printed || err != nil {
+		return err
+	}
+	if fn.InvokeURL == "" {
+		if !fn.Runnable && fn.Reason != "" {
+			return fmt.Errorf("function %s has no invoke URL: %s", args[1], fn.Reason)
+		}
+		return fmt.Errorf("function %s has no invoke URL", args[1])
+	}
+	_, err := fmt.Fprintln(x.stdout, fn.InvokeURL)
+	return err
+}
+
+func slotLog(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if x.opts.tail < 0 {
+		return &usageError{x.cmd, "--tail must not be negative"}
+	}
+	p := slotPath(args[0], x.opts.slot) + "/log"
+	if x.opts.tail > 0 {
+		p += "?tail=" + strconv.Itoa(x.opts.tail)
+	}
+	var ans struct {
+		Lines []logLine `json:"lines"`
+	}
+	if printed, err := x.call(ctx, http.MethodGet, p, nil, &ans); printed || err != nil {
+		return err
+	}
+	for _, l := range ans.Lines {
+		if _, err := fmt.Fprintf(x.stdout, "%s %s %s\n", l.Time, l.Stream, l.Text); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Keys
+
+func printKeys(w io.Writer, keys []hotswap.Key) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "SCOPE\tFUNCTION\tNAME\tVALUE")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Scope, orDash(k.Function), k.Name, k.Value)
+	}
+	return tw.Flush()
+}
+
+func keysList(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	p := slotPath(args[0], x.opts.slot) + "/keys"
+	if x.opts.function != "" {
+		p += "?" + url.Values{"function": {x.opts.function}}.Encode()
+	}
+	var ans struct {
+		Keys []hotswap.Key `json:"keys"`
+	}
+	if printed, err := x.call(ctx, http.MethodGet, p, nil, &ans); printed || err != nil {
+		return err
+	}
+	return printKeys(x.stdout, ans.Keys)
+}
+
+// keyPath returns the path of key name in the slot chosen by the options:
+// the master key for "_master" or --master, a function key with --function,
+// else a host key.
+func keyPath(x *cmdEnv, app, name string) (string, error) {
+	o := x.opts
+	master := o.master || name == hotswap.MasterKeyName
+	switch {
+	case master && o.function != "":
+		return "", &usageError{x.cmd, "the master key belongs to no function: drop --function"}
+	case master && name != "" && name != hotswap.MasterKeyName:
+		return "", &usageError{x.cmd, fmt.Sprintf("--master names the key: drop %q", name)}
+	case master:
+		return slotPath(app, o.slot) + "/keys/master", nil
+	case o.function != "":
+		return slotPath(app, o.slot) + "/keys/functions/" + url.PathEscape(o.function) + "/" + url.PathEscape(name), nil
+	}
+	return slotPath(app, o.slot) + "/keys/host/" + url.PathEscape(name), nil
+}
+
+func putKey(ctx context.Context, x *cmdEnv, path string, body any) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var k hotswap.Key
+	if printed, err := x.call(ctx, http.MethodPut, path, body, &k); printed || err != nil {
+		return err
+	}
+	return printKeys(x.stdout, []hotswap.Key{k})
+}
+
+// keysSet takes APP NAME VALUE, or APP VALUE with --master.
+func keysSet(ctx context.Context, x *cmdEnv, args []string) error {
+	var name, value string
+	switch {
+	case len(args) == 3:
+		name, value = args[1], args[2]
+	case x.opts.master:
+		value = args[1]
+	default:
+		return &usageError{x.cmd, "missing arguments"}
+	}
+	p, err := keyPath(x, args[0], name)
+	if err != nil {
+		return err
+	}
+	return putKey(ctx, x, p, map[string]string{"value": value})
+}
+
+// keysRenew takes APP NAME, or APP with --master.
+func keysRenew(ctx context.Context, x *cmdEnv, args []string) error {
+	var name string
+	switch {
+	case len(args) == 2:
+		name = args[1]
+	case !x.opts.master:
+		return &usageError{x.cmd, "missing arguments"}
+	}
+	p, err := keyPath(x, args[0], name)
+	if err != nil {
+		return err
+	}
+	return putKey(ctx, x, p, struct{}{})
+}
+
+func keysDelete(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if args[1] == hotswap.MasterKeyName {
+		return &usageError{x.cmd, "the master key cannot be deleted; renew it with: hotswap keys renew APP _master"}
+	}
+	p, err := keyPath(x, args[0], args[1])
+	if err != nil {
+		return err
+	}
+	if printed, err := x.call(ctx, http.MethodDelete, p, nil, nil); printed || err != nil {
+		return err
+	}
+	what := "host key " + args[1]
+	if x.opts.function != "" {
+		what = "function key " + x.opts.function + "/" + args[1]
+	}
+	_, err = fmt.Fprintf(x.stdout, "deleted %s of %s/%s\n", what, args[0], x.opts.slot)
+	return err
+}
+
+// Settings
+
+type settingsPatch struct {
+	Set   []hotswap.Setting `json:"set,omitempty"`
+	Unset []string          `json:"unset,omitempty"`
+}
+
+func printSettings(w io.Writer, settings []hotswap.Setting) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tVALUE\tSLOT-SETTING")
+	for _, s := range settings {
+		fmt.Fprintf(tw, "%s\t%s\t%t\n", s.Name, s.Value, s.Sticky)
+	}
+	return tw.Flush()
+}
+
+func settingsCall(ctx context.Context, x *cmdEnv, method, path string, body any) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var ans struct {
+		Settings []hotswap.Setting `json:"settings"`
+	}
+	if printed, err := x.call(ctx, method, path, body, &ans); printed || err != nil {
+		return err
+	}
+	return printSettings(x.stdout, ans.Settings)
+}
+
+func settingsList(ctx context.Context, x *cmdEnv, args []string) error {
+	return settingsCall(ctx, x, http.MethodGet, slotPath(args[0], x.opts.slot)+"/settings", nil)
+}
+
+func settingsSet(ctx context.Context, x *cmdEnv, args []string) error {
+	var patch settingsPatch
+	for _, a := range args[1:] {
+		name, value, ok := strings.Cut(a, "=")
+		if !ok || name == "" {
+			return &usageError{x.cmd, fmt.Sprintf("%q is not NAME=VALUE", a)}
+		}
+		patch.Set = append(patch.Set, hotswap.Setting{Name: name, Value: value, Sticky: x.opts.slotSetting})
+	}
+	return settingsCall(ctx, x, http.MethodPatch, slotPath(args[0], x.opts.slot)+"/settings", patch)
+}
+
+func settingsUnset(ctx context.Context, x *cmdEnv, args []string) error {
+	patch := settingsPatch{Unset: args[1:]}
+	return settingsCall(ctx, x, http.MethodPatch, slotPath(args[0], x.opts.slot)+"/settings", patch)
+}
