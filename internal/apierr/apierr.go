@@ -1,0 +1,59 @@
+// Package apierr turns domain errors into HTTP answers. It holds the one
+// table that maps error kinds to status codes.
+package apierr
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/hotswap/hotswap"
+)
+
+var statuses = map[hotswap.Kind]int{
+	hotswap.Internal:           http.StatusInternalServerError,
+	hotswap.Invalid:            http.StatusBadRequest,
+	hotswap.NotFound:           http.StatusNotFound,
+	hotswap.Conflict:           http.StatusConflict,
+	hotswap.Unauthorized:       http.StatusUnauthorized,
+	hotswap.Forbidden:          http.StatusForbidden,
+	hotswap.FailedPrecondition: http.StatusPreconditionFailed,
+	hotswap.Unavailable:        http.StatusServiceUnavailable,
+}
+
+// Status returns the HTTP status for err's kind.
+func Status(err error) int {
+	if s, ok := statuses[hotswap.ErrorKind(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Body is the JSON shape of every error answer.
+type Body struct {
+	Error struct {
+		Kind    string `json:"kind"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// Write answers err as JSON. Internal errors are logged with their detail and
+// shown to the client only as "internal error".
+func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status := Status(err)
+	if status == http.StatusInternalServerError && log != nil {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	var b Body
+	b.Error.Kind = hotswap.ErrorKind(err).String()
+	b.Error.Message = hotswap.ErrorMessage(err)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(b)
+}
+
+// Text answers err as plain text, for the functions listener.
+func Text(w http.ResponseWriter, err error) {
+	http.Error(w, hotswap.ErrorMessage(err), Status(err))
+}

@@ -1,0 +1,309 @@
+// Package router is the data plane: it maps a request's host name to an app's
+// slot, resolves the function by route, checks keys, and passes the request to
+// the slot's handler process in forwarding or payload mode. It reads one
+// immutable routing Table per request through an atomic pointer: no lock and no
+// per-request map is built on this path.
+package router
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/funcapp"
+)
+
+// Upstream is the running handler process set of a slot.
+type Upstream interface {
+	// Addr returns the host:port of the ready process, ok=false while down.
+	Addr() (addr string, ok bool)
+	// RetryAfter estimates how long until a down process is back.
+	RetryAfter() time.Duration
+	// Acquire counts an in-flight request; false when the set is stopping.
+	Acquire() bool
+	// Release ends what Acquire counted.
+	Release()
+}
+
+// KeyStore changes a slot's keys for the host admin API. The implementation
+// publishes a new Table before it returns.
+type KeyStore interface {
+	PutKey(ctx context.Context, app, slot string, k hotswap.Key) (hotswap.Key, error)
+	DeleteKey(ctx context.Context, app, slot, scope, function, name string) error
+}
+
+// Slot is the data plane's immutable view of one slot.
+type Slot struct {
+	App      string
+	Name     string
+	HostName string // e.g. orders-staging.localhost
+	BaseURL  string // e.g. http://orders-staging.localhost:8080
+	Keys     *Keys
+
+	// The fields below are zero while nothing is deployed.
+	Deployment string
+	Package    *funcapp.App
+	Routes     *funcapp.Router
+	Disabled   map[string]bool // functions disabled by AzureWebJobs.<name>.Disabled
+	Upstream   Upstream
+	Log        func(stream, text string) // the slot's log; may be nil
+	Started    time.Time
+
+	proxy *proxy // built by NewTable
+}
+
+// Table is an immutable routing snapshot: host label -> slot.
+type Table struct {
+	slots map[string]*Slot
+}
+
+// NewTable builds a table from slots. Each slot's HostName must be unique.
+func NewTable(domain string, slots []*Slot, transport http.RoundTripper) *Table {
+	t := &Table{slots: make(map[string]*Slot, len(slots))}
+	for _, s := range slots {
+		label := strings.TrimSuffix(s.HostName, "."+domain)
+		if s.Upstream != nil {
+			s.proxy = newProxy(s, transport)
+		}
+		t.slots[label] = s
+	}
+	return t
+}
+
+// Slot returns the slot with the given host label, or nil.
+func (t *Table) Slot(label string) *Slot { return t.slots[label] }
+
+// Handler serves the functions listener.
+type Handler struct {
+	domain    string // with a leading dot
+	table     atomic.Pointer[Table]
+	keys      KeyStore
+	client    *http.Client
+	logger    *slog.Logger
+	metrics   Metrics
+	maxBody   int64
+	started   time.Time
+	version   string
+	transport http.RoundTripper
+}
+
+// Metrics receives one observation per request that reached a slot. It is
+// called on the request path and must not block.
+type Metrics interface {
+	Observe(app, slot, deployment string, status int, d time.Duration)
+}
+
+// Config configures a Handler.
+type Config struct {
+	Domain         string            // required, e.g. "localhost"
+	Keys           KeyStore          // host admin API key changes; nil makes them 501
+	Transport      http.RoundTripper // to handler processes; nil uses NewTransport()
+	Logger         *slog.Logger      // nil discards
+	Metrics        Metrics           // nil records nothing
+	MaxPayloadBody int64             // request body limit in payload mode; zero = 32 MiB
+	Version        string
+}
+
+// New returns a Handler serving an empty table.
+func New(cfg Config) *Handler {
+	h := &Handler{
+		domain:    "." + strings.ToLower(cfg.Domain),
+		keys:      cfg.Keys,
+		transport: cfg.Transport,
+		logger:    cfg.Logger,
+		metrics:   cfg.Metrics,
+		maxBody:   cfg.MaxPayloadBody,
+		version:   cfg.Version,
+		started:   time.Now(),
+	}
+	if h.transport == nil {
+		h.transport = NewTransport()
+	}
+	if h.logger == nil {
+		h.logger = slog.New(slog.DiscardHandler)
+	}
+	if h.maxBody == 0 {
+		h.maxBody = 32 << 20
+	}
+	h.client = &http.Client{Transport: h.transport}
+	h.table.Store(&Table{})
+	return h
+}
+
+// SetKeyStore sets where host admin API key changes go. Call it before serving.
+func (h *Handler) SetKeyStore(k KeyStore) { h.keys = k }
+
+// Transport returns the transport to handler processes, for building tables.
+func (h *Handler) Transport() http.RoundTripper { return h.transport }
+
+// Publish replaces the routing table in one atomic step.
+func (h *Handler) Publish(t *Table) { h.table.Store(t) }
+
+// Table returns the current routing table.
+func (h *Handler) Table() *Table { return h.table.Load() }
+
+// NewTransport returns the transport used to reach handler processes: many
+// idle keep-alive connections per process, no compression, short dials (the
+// processes are on loopback).
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ExpectContinueTimeout: 0,
+		ForceAttemptHTTP2:     false,
+		DialContext:           dialer.DialContext,
+		WriteBufferSize:       32 << 10,
+		ReadBufferSize:        32 << 10,
+	}
+}
+
+// hostLabel extracts the slot label from a Host header under the domain.
+func (h *Handler) hostLabel(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(host, ".")
+	host = strings.ToLower(host)
+	label, ok := strings.CutSuffix(host, h.domain)
+	if !ok || label == "" || strings.IndexByte(label, '.') >= 0 {
+		return ""
+	}
+	return label
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for range 2 {
+		t := h.table.Load()
+		s := t.slots[h.hostLabel(r.Host)]
+		if s == nil {
+			http.Error(w, "no function app answers at this host name", http.StatusNotFound)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/admin/") {
+			h.admin(w, r, s)
+			return
+		}
+		if !h.serveSlot(w, r, s) {
+			continue // the slot's process set retired under us: read the new table
+		}
+		return
+	}
+	unavailable(w, time.Second)
+}
+
+// serveSlot serves r on slot s. It returns false, having written nothing,
+// when s's process set is stopping and the caller should look again.
+func (h *Handler) serveSlot(w http.ResponseWriter, r *http.Request, s *Slot) bool {
+	if s.Routes == nil {
+		http.Error(w, "no deployment on this slot", http.StatusNotFound)
+		return true
+	}
+	var pbuf [8]funcapp.Param
+	fn, params, methodOK := s.Routes.Match(r.Method, r.URL.Path, pbuf[:0])
+	if fn == nil {
+		if !methodOK {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return true
+		}
+		http.Error(w, "not found", http.StatusNotFound)
+		return true
+	}
+	level := s.Keys.Level(fn.Name, RequestKey(r))
+	if s.Disabled[fn.Name] && level < LevelAdmin {
+		http.Error(w, "not found", http.StatusNotFound)
+		return true
+	}
+	switch fn.AuthLevel {
+	case "admin":
+		if level < LevelAdmin {
+			unauthorized(w)
+			return true
+		}
+	case "anonymous":
+	default:
+		if level < LevelFunction {
+			unauthorized(w)
+			return true
+		}
+	}
+	up := s.Upstream
+	if !up.Acquire() {
+		return false
+	}
+	defer up.Release()
+	addr, ok := up.Addr()
+	if !ok {
+		unavailable(w, up.RetryAfter())
+		h.observe(s, http.StatusServiceUnavailable, 0)
+		return true
+	}
+	start := time.Now()
+	var status int
+	if fn.Forward && s.Package.Host.EnableForwarding {
+		sw := statusWriter{ResponseWriter: w}
+		s.proxy.ServeHTTP(&sw, r)
+		status = sw.status
+	} else {
+		status = h.invoke(w, r, s, fn, params, addr)
+	}
+	h.observe(s, status, time.Since(start))
+	return true
+}
+
+func (h *Handler) observe(s *Slot, status int, d time.Duration) {
+	if h.metrics != nil {
+		h.metrics.Observe(s.App, s.Name, s.Deployment, status, d)
+	}
+}
+
+func unauthorized(w http.ResponseWriter) {
+	http.Error(w, "unauthorized: a valid key is required (x-functions-key header or code query parameter)", http.StatusUnauthorized)
+}
+
+func unavailable(w http.ResponseWriter, retry time.Duration) {
+	secs := int((retry + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	http.Error(w, "the function host is restarting; retry shortly", http.StatusServiceUnavailable)
+}
+
+// statusWriter records the status code a response was sent with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush flushes the underlying writer, for streamed responses.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
