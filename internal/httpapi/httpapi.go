@@ -1,0 +1,388 @@
+// Package httpapi serves the control plane: the JSON REST API under /api/v1
+// and the Kudu-compatible deploy endpoints, on the admin listener.
+package httpapi
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/apierr"
+	"github.com/hotswap/hotswap/internal/ops"
+)
+
+// Config configures a Server.
+type Config struct {
+	Ops        *ops.Service
+	AdminToken string       // bearer token of the admin
+	Domain     string       // for Kudu's <app>[-<slot>].scm.<domain> host names
+	Logger     *slog.Logger // nil discards
+	Version    string
+}
+
+// Server is the control-plane HTTP handler.
+type Server struct {
+	cfg Config
+	ops *ops.Service
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns a Server with every route registered.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, ops: cfg.Ops, log: cfg.Logger, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version}) })
+
+	m.HandleFunc("GET /api/v1/apps", s.auth(s.listApps))
+	m.HandleFunc("POST /api/v1/apps", s.auth(s.createApp))
+	m.HandleFunc("GET /api/v1/apps/{app}", s.auth(s.getApp))
+	m.HandleFunc("DELETE /api/v1/apps/{app}", s.auth(s.deleteApp))
+
+	m.HandleFunc("GET /api/v1/apps/{app}/slots", s.auth(s.listSlots))
+	m.HandleFunc("POST /api/v1/apps/{app}/slots", s.auth(s.createSlot))
+	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}", s.auth(s.getSlot))
+	m.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}", s.auth(s.deleteSlot))
+	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/functions/{function}", s.auth(s.getFunction))
+	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/log", s.auth(s.slotLog))
+
+	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/deploy", s.auth(s.deploy))
+	m.HandleFunc("GET /api/v1/apps/{app}/deployments", s.auth(s.listDeployments))
+	m.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}", s.auth(s.getDeployment))
+
+	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/keys", s.auth(s.listKeys))
+	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/keys/master", s.auth(s.putKey(hotswap.ScopeMaster)))
+	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/keys/host/{name}", s.auth(s.putKey(hotswap.ScopeHost)))
+	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/keys/functions/{function}/{name}", s.auth(s.putKey(hotswap.ScopeFunction)))
+	m.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}/keys/host/{name}", s.auth(s.deleteKey(hotswap.ScopeHost)))
+	m.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}/keys/functions/{function}/{name}", s.auth(s.deleteKey(hotswap.ScopeFunction)))
+
+	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/settings", s.auth(s.listSettings))
+	m.HandleFunc("PATCH /api/v1/apps/{app}/slots/{slot}/settings", s.auth(s.patchSettings))
+
+	m.HandleFunc("GET /api/v1/apps/{app}/activity", s.auth(s.activity))
+
+	s.kuduRoutes()
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if app, slot, ok := s.scmHost(r.Host); ok {
+		s.kudu(w, r, app, slot, "")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// actor is the authenticated caller of a request.
+type actor string
+
+// auth requires the admin bearer token (or, for Kudu clients, HTTP Basic
+// with the token as the password).
+func (s *Server) auth(h func(http.ResponseWriter, *http.Request, actor)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		who, ok := s.authenticate(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hotswap"`)
+			apierr.Write(w, r, s.log, hotswap.Errorf(hotswap.Unauthorized, "a valid token is required: Authorization: Bearer <token>"))
+			return
+		}
+		h(w, r, who)
+	}
+}
+
+func (s *Server) authenticate(r *http.Request) (actor, bool) {
+	var token string
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			token = strings.TrimSpace(t)
+		} else if _, p, ok := r.BasicAuth(); ok {
+			token = p
+		}
+	}
+	if token == "" || s.cfg.AdminToken == "" {
+		return "", false
+	}
+	if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
+		return "admin", true
+	}
+	return "", false
+}
+
+// decode reads one JSON value of at most 1 MiB into v, refusing unknown
+// fields and trailing data.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return hotswap.Errorf(hotswap.Invalid, "request body is empty; expected JSON")
+		}
+		return hotswap.Errorf(hotswap.Invalid, "request body is not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return hotswap.Errorf(hotswap.Invalid, "request body has data after the JSON value")
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	apierr.Write(w, r, s.log, err)
+}
+
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request, _ actor) {
+	apps, err := s.ops.ListApps(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"apps": apps})
+}
+
+func (s *Server) createApp(w http.ResponseWriter, r *http.Request, who actor) {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	app, err := s.ops.CreateApp(r.Context(), string(who), in.Name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, app)
+}
+
+func (s *Server) getApp(w http.ResponseWriter, r *http.Request, _ actor) {
+	app, err := s.ops.GetApp(r.Context(), r.PathValue("app"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, app)
+}
+
+func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, who actor) {
+	if err := s.ops.DeleteApp(r.Context(), string(who), r.PathValue("app")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listSlots(w http.ResponseWriter, r *http.Request, _ actor) {
+	slots, err := s.ops.ListSlots(r.Context(), r.PathValue("app"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"slots": slots})
+}
+
+func (s *Server) createSlot(w http.ResponseWriter, r *http.Request, who actor) {
+	var in struct {
+		Name      string `json:"name"`
+		CloneFrom string `json:"cloneSettingsFrom"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	slot, err := s.ops.CreateSlot(r.Context(), string(who), r.PathValue("app"), in.Name, in.CloneFrom)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, slot)
+}
+
+func (s *Server) getSlot(w http.ResponseWriter, r *http.Request, _ actor) {
+	slot, err := s.ops.GetSlot(r.Context(), r.PathValue("app"), r.PathValue("slot"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, slot)
+}
+
+func (s *Server) deleteSlot(w http.ResponseWriter, r *http.Request, who actor) {
+	if err := s.ops.DeleteSlot(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, _ actor) {
+	fn, err := s.ops.Function(r.Context(), r.PathValue("app"), r.PathValue("slot"), r.PathValue("function"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, fn)
+}
+
+func (s *Server) slotLog(w http.ResponseWriter, r *http.Request, _ actor) {
+	n := 100
+	if v := r.URL.Query().Get("tail"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
+			s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "tail must be a number from 1 to 1000"))
+			return
+		}
+	}
+	lines, err := s.ops.Log(r.Context(), r.PathValue("app"), r.PathValue("slot"), n)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"lines": lines})
+}
+
+func (s *Server) deploy(w http.ResponseWriter, r *http.Request, who actor) {
+	d, err := s.ops.Deploy(r.Context(), ops.DeployRequest{
+		App: r.PathValue("app"), Slot: r.PathValue("slot"), Actor: string(who),
+		Message: r.URL.Query().Get("message"), Package: r.Body,
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	slot, err := s.ops.GetSlot(r.Context(), d.App, d.Slot)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deployment": d, "url": slot.URL})
+}
+
+func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request, _ actor) {
+	ds, err := s.ops.Deployments(r.Context(), r.PathValue("app"), r.URL.Query().Get("slot"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ds == nil {
+		ds = []hotswap.Deployment{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deployments": ds})
+}
+
+func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request, _ actor) {
+	d, err := s.ops.Deployment(r.Context(), r.PathValue("app"), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, _ actor) {
+	keys, err := s.ops.ListKeys(r.Context(), r.PathValue("app"), r.PathValue("slot"), r.URL.Query().Get("function"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+}
+
+func (s *Server) putKey(scope string) func(http.ResponseWriter, *http.Request, actor) {
+	return func(w http.ResponseWriter, r *http.Request, who actor) {
+		var in struct {
+			Value string `json:"value"`
+		}
+		if err := decode(r, &in); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		k := hotswap.Key{Scope: scope, Function: r.PathValue("function"), Name: r.PathValue("name"), Value: in.Value}
+		k, err := s.ops.SetKey(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot"), k)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, k)
+	}
+}
+
+func (s *Server) deleteKey(scope string) func(http.ResponseWriter, *http.Request, actor) {
+	return func(w http.ResponseWriter, r *http.Request, who actor) {
+		err := s.ops.RemoveKey(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot"), scope, r.PathValue("function"), r.PathValue("name"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Server) listSettings(w http.ResponseWriter, r *http.Request, _ actor) {
+	st, err := s.ops.ListSettings(r.Context(), r.PathValue("app"), r.PathValue("slot"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"settings": st})
+}
+
+func (s *Server) patchSettings(w http.ResponseWriter, r *http.Request, who actor) {
+	var in struct {
+		Set   []hotswap.Setting `json:"set"`
+		Unset []string          `json:"unset"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st, err := s.ops.UpdateSettings(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot"), in.Set, in.Unset)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"settings": st})
+}
+
+func (s *Server) activity(w http.ResponseWriter, r *http.Request, _ actor) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "limit must be a number from 1 to 1000"))
+			return
+		}
+		limit = n
+	}
+	a, err := s.ops.Activity(r.Context(), r.PathValue("app"), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"activity": a})
+}
+
+var _ = fmt.Sprintf

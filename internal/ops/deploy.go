@@ -1,0 +1,277 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/funcapp"
+	"github.com/hotswap/hotswap/internal/sqlite"
+)
+
+// begin records a running operation on app; Conflict when one already runs.
+func (s *Service) begin(ctx context.Context, app, kind, slot, actor string) (*sqlite.Operation, error) {
+	op := &sqlite.Operation{ID: newID("op-"), App: app, Kind: kind, Slot: slot, Actor: actor, State: "running", StartedAt: time.Now().UTC()}
+	if err := s.store.BeginOperation(ctx, *op); err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
+// end records the outcome of an operation. It uses a context that outlives
+// the caller's, so a client going away does not leave it running.
+func (s *Service) end(ctx context.Context, op *sqlite.Operation, err error) {
+	state, detail := "succeeded", ""
+	if err != nil {
+		state, detail = "failed", hotswap.ErrorMessage(err)
+	}
+	if e := s.store.EndOperation(context.WithoutCancel(ctx), op.ID, state, detail); e != nil {
+		s.log.Error("end operation", "op", op.ID, "err", e)
+	}
+}
+
+// DeployRequest is one deploy of a package to a slot.
+type DeployRequest struct {
+	App, Slot string
+	Actor     string
+	Message   string
+	Package   io.Reader // the zip
+}
+
+// Deploy validates and stores the package, starts its handler process, and
+// once it is ready points the slot at it in one step; the slot's previous
+// process set drains and stops. Until that step the slot serves what it
+// served, and any failure leaves it so.
+func (s *Service) Deploy(ctx context.Context, req DeployRequest) (hotswap.Deployment, error) {
+	d, op, err := s.beginDeploy(ctx, req)
+	if err != nil {
+		return d, err
+	}
+	return s.runDeploy(context.WithoutCancel(ctx), req, d, op)
+}
+
+// StartDeploy is Deploy that returns once the deploy is accepted: the
+// package is read into a file first, and the rest runs in the background.
+// The returned channel yields the outcome.
+func (s *Service) StartDeploy(ctx context.Context, req DeployRequest) (hotswap.Deployment, <-chan error, error) {
+	f, err := os.CreateTemp("", "hotswap-deploy-*.zip")
+	if err != nil {
+		return hotswap.Deployment{}, nil, fmt.Errorf("spool package: %w", err)
+	}
+	if _, err := io.Copy(f, req.Package); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return hotswap.Deployment{}, nil, hotswap.Errorf(hotswap.Invalid, "reading the package failed: %v", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return hotswap.Deployment{}, nil, err
+	}
+	req.Package = f
+	d, op, err := s.beginDeploy(ctx, req)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return d, nil, err
+	}
+	done := make(chan error, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer os.Remove(f.Name())
+		defer f.Close()
+		_, err := s.runDeploy(s.ctx, req, d, op)
+		done <- err
+	}()
+	return d, done, nil
+}
+
+func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.Deployment, *sqlite.Operation, error) {
+	if len(req.Message) > 4096 {
+		return hotswap.Deployment{}, nil, hotswap.Errorf(hotswap.Invalid, "deploy message is longer than 4096 bytes")
+	}
+	s.mu.Lock()
+	_, err := s.slotLocked(ctx, req.App, req.Slot)
+	s.mu.Unlock()
+	if err != nil {
+		return hotswap.Deployment{}, nil, err
+	}
+	now := time.Now().UTC()
+	d := hotswap.Deployment{
+		ID: newID("d-"), App: req.App, Slot: req.Slot, Author: req.Actor, Message: req.Message,
+		Status: hotswap.DeployPending, StatusText: "pending", CreatedAt: now, StartedAt: now,
+	}
+	op := &sqlite.Operation{ID: newID("op-"), App: req.App, Kind: "deploy", Slot: req.Slot, Target: d.ID, Actor: req.Actor, State: "running", StartedAt: now}
+	if err := s.store.BeginOperation(ctx, *op); err != nil {
+		return d, nil, err
+	}
+	if err := s.store.CreateDeployment(ctx, d); err != nil {
+		s.end(ctx, op, err)
+		return d, nil, err
+	}
+	return d, op, nil
+}
+
+func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *sqlite.Operation) (hotswap.Deployment, error) {
+	d, err := s.deploy(ctx, req, d, op)
+	if err != nil {
+		d.Status, d.StatusText, d.EndedAt = hotswap.DeployFailed, hotswap.ErrorMessage(err), time.Now().UTC()
+		if e := s.store.UpdateDeployment(ctx, d); e != nil {
+			s.log.Error("record failed deployment", "deployment", d.ID, "err", e)
+		}
+		s.activity(ctx, req.App, req.Actor, "deploy", req.Slot, d.ID+": "+hotswap.ErrorMessage(err), "failed")
+	} else {
+		s.activity(ctx, req.App, req.Actor, "deploy", req.Slot, d.ID, "succeeded")
+	}
+	s.end(ctx, op, err)
+	return d, err
+}
+
+func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *sqlite.Operation) (hotswap.Deployment, error) {
+	phase := func(p string, status hotswap.DeploymentStatus) {
+		d.Status, d.StatusText = status, p
+		_ = s.store.UpdateDeployment(ctx, d)
+		_ = s.store.SetOperationPhase(ctx, op.ID, p, "")
+	}
+	phase("validating", hotswap.DeployBuilding)
+	var pkg *funcapp.App
+	digest, err := s.cfg.Artifacts.Put(ctx, req.Package, func(dir string) error {
+		p, err := funcapp.Load(dir)
+		if err != nil {
+			return err
+		}
+		if err := makeExecutable(dir, p.Host); err != nil {
+			return err
+		}
+		pkg = p
+		return nil
+	})
+	if err != nil {
+		return d, err
+	}
+	d.Digest = digest
+	routes, err := funcapp.NewRouter(pkg.Host.RoutePrefix, pkg.Functions)
+	if err != nil {
+		return d, err
+	}
+	phase("starting", hotswap.DeployDeploying)
+	s.mu.Lock()
+	st, err := s.slotLocked(ctx, req.App, req.Slot)
+	var settings []hotswap.Setting
+	var sl hotswap.Slot
+	var log *ring
+	if err == nil {
+		settings, sl, log = st.settings, st.slot, st.log
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return d, err
+	}
+	set, err := s.startSet(ctx, sl, d, s.cfg.Artifacts.Dir(digest), pkg, settings, log)
+	if err != nil {
+		return d, err
+	}
+	// Function keys are created before the flip so "Get function URL" works
+	// the moment the slot serves the new deployment. Existing keys are kept.
+	newKeys, err := s.ensureFunctionKeys(ctx, req.App, req.Slot, pkg)
+	if err != nil {
+		set.Stop(time.Second)
+		return d, err
+	}
+	// The flip: one transaction marks the deployment succeeded and points the
+	// slot at it, then one table replacement routes to the new process set.
+	d.Status, d.StatusText, d.EndedAt = hotswap.DeploySuccess, "success", time.Now().UTC()
+	s.mu.Lock()
+	st, err = s.slotLocked(ctx, req.App, req.Slot)
+	if err == nil {
+		err = s.store.DeployTo(ctx, d)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		set.Stop(time.Second)
+		d.Status = hotswap.DeployFailed
+		return d, err
+	}
+	old := st.set
+	st.slot.DeploymentID = d.ID
+	st.pkg, st.routes, st.set, st.started, st.err = pkg, routes, set, time.Now(), ""
+	st.keys = append(st.keys, newKeys...)
+	s.publishLocked()
+	s.mu.Unlock()
+	log.add("host", fmt.Sprintf("slot now serves deployment %s", d.ID))
+	s.retire(old)
+	return d, nil
+}
+
+// ensureFunctionKeys creates a "default" key for each function that has none.
+func (s *Service) ensureFunctionKeys(ctx context.Context, app, slot string, pkg *funcapp.App) ([]hotswap.Key, error) {
+	have, err := s.store.ListKeys(ctx, app, slot)
+	if err != nil {
+		return nil, err
+	}
+	exists := make(map[string]bool)
+	for _, k := range have {
+		if k.Scope == hotswap.ScopeFunction && k.Name == "default" {
+			exists[k.Function] = true
+		}
+	}
+	var added []hotswap.Key
+	for _, f := range pkg.Functions {
+		if f.Trigger != "http" || exists[f.Name] {
+			continue
+		}
+		k := hotswap.Key{Scope: hotswap.ScopeFunction, Function: f.Name, Name: "default", Value: newKey()}
+		if err := s.store.PutKey(ctx, app, slot, k); err != nil {
+			return nil, err
+		}
+		added = append(added, k)
+	}
+	return added, nil
+}
+
+// makeExecutable sets the executable bit on the handler when it is in the
+// package: zips made on Windows carry no Unix modes.
+func makeExecutable(dir string, h *funcapp.Host) error {
+	for _, base := range []string{filepath.Join(dir, filepath.FromSlash(h.WorkingDirectory)), dir} {
+		p := filepath.Join(base, filepath.FromSlash(h.ExecutablePath))
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if fi.Mode()&0o111 == 0 {
+			if err := os.Chmod(p, fi.Mode()|0o755); err != nil {
+				return fmt.Errorf("make %s executable: %w", h.ExecutablePath, err)
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// Deployments lists an app's deployments, newest first.
+func (s *Service) Deployments(ctx context.Context, app, slot string) ([]hotswap.Deployment, error) {
+	if _, err := s.store.GetApp(ctx, app); err != nil {
+		return nil, err
+	}
+	return s.store.ListDeployments(ctx, app, slot)
+}
+
+// Deployment returns one deployment.
+func (s *Service) Deployment(ctx context.Context, app, id string) (hotswap.Deployment, error) {
+	return s.store.GetDeployment(ctx, app, id)
+}
+
+// LatestDeployment returns the newest deployment to a slot.
+func (s *Service) LatestDeployment(ctx context.Context, app, slot string) (hotswap.Deployment, error) {
+	return s.store.LatestDeployment(ctx, app, slot)
+}

@@ -1,0 +1,359 @@
+// Package ops carries out what changes a slot: creating apps and slots,
+// deploying, changing keys and settings. It keeps the store, the artifact
+// store, the running process sets and the data plane's routing table in step:
+// the store is the source of truth, and every change is committed there before
+// the routing table is replaced.
+package ops
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/artifact"
+	"github.com/hotswap/hotswap/internal/funcapp"
+	"github.com/hotswap/hotswap/internal/router"
+	"github.com/hotswap/hotswap/internal/runtime"
+	"github.com/hotswap/hotswap/internal/sqlite"
+)
+
+// Config configures a Service.
+type Config struct {
+	Domain       string // e.g. "localhost"
+	PublicAddr   string // the functions listener's address, for URLs, e.g. ":8080"
+	Store        *sqlite.DB
+	Artifacts    *artifact.Store
+	Runtime      *runtime.Manager
+	Router       *router.Handler
+	Logger       *slog.Logger  // nil discards
+	StartTimeout time.Duration // handler readiness; zero = 60s
+	DrainGrace   time.Duration // in-flight requests on a retired process set; zero = 30s
+}
+
+// Service is the control plane's engine.
+type Service struct {
+	cfg    Config
+	store  *sqlite.DB
+	log    *slog.Logger
+	port   string // ":8080" or "" for port 80
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	slots map[slotKey]*slotState
+}
+
+type slotKey struct{ app, slot string }
+
+// slotState is what the service knows of a running slot; guarded by mu.
+type slotState struct {
+	slot     hotswap.Slot
+	keys     []hotswap.Key
+	settings []hotswap.Setting
+	log      *ring
+
+	// Set while something is deployed.
+	pkg     *funcapp.App
+	routes  *funcapp.Router
+	set     *runtime.Set
+	started time.Time
+	err     string // why the process set is not running, at start-up
+}
+
+// Open loads every slot from the store, finishes what a crash interrupted,
+// starts the deployed slots' handler processes and publishes the routing table.
+func Open(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DrainGrace == 0 {
+		cfg.DrainGrace = 30 * time.Second
+	}
+	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, slots: make(map[slotKey]*slotState)}
+	if _, port, err := net.SplitHostPort(cfg.PublicAddr); err == nil && port != "80" && port != "" {
+		s.port = ":" + port
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.recover(ctx); err != nil {
+		return nil, err
+	}
+	slots, err := s.store.ListAllSlots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load slots: %w", err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, sl := range slots {
+		st, err := s.loadSlot(ctx, sl)
+		if err != nil {
+			return nil, err
+		}
+		s.slots[slotKey{sl.App, sl.Name}] = st
+		if sl.DeploymentID == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.startDeployed(ctx, st)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				st.err = err.Error()
+				s.log.Error("start slot", "app", sl.App, "slot", sl.Name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	s.mu.Lock()
+	s.publishLocked()
+	s.mu.Unlock()
+	return s, nil
+}
+
+// Close stops the service's background work. Process sets are stopped by the
+// runtime manager's Close.
+func (s *Service) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// recover ends the operations a crash left running. A deploy that did not
+// reach its flip is failed; one that did is complete, since the flip is the
+// store transaction that points the slot at the deployment.
+func (s *Service) recover(ctx context.Context) error {
+	ops, err := s.store.RunningOperations(ctx)
+	if err != nil {
+		return fmt.Errorf("recover operations: %w", err)
+	}
+	for _, op := range ops {
+		state, detail := "failed", "interrupted by a server restart before it completed"
+		if op.Kind == "deploy" && op.Target != "" {
+			d, err := s.store.GetDeployment(ctx, op.App, op.Target)
+			if err == nil && d.Status == hotswap.DeploySuccess {
+				state, detail = "succeeded", "completed before a server restart"
+			} else if err == nil && d.Status != hotswap.DeployFailed {
+				d.Status, d.StatusText, d.EndedAt = hotswap.DeployFailed, "interrupted by a server restart", time.Now().UTC()
+				if err := s.store.UpdateDeployment(ctx, d); err != nil {
+					return fmt.Errorf("recover deployment %s: %w", d.ID, err)
+				}
+			}
+		}
+		if err := s.store.EndOperation(ctx, op.ID, state, detail); err != nil {
+			return fmt.Errorf("recover operation %s: %w", op.ID, err)
+		}
+		s.activity(ctx, op.App, "system", "recover", op.Slot, fmt.Sprintf("%s %s: %s", op.Kind, op.ID, detail), state)
+		s.log.Warn("recovered operation", "app", op.App, "op", op.ID, "kind", op.Kind, "state", state)
+	}
+	return nil
+}
+
+func (s *Service) loadSlot(ctx context.Context, sl hotswap.Slot) (*slotState, error) {
+	keys, err := s.store.ListKeys(ctx, sl.App, sl.Name)
+	if err != nil {
+		return nil, fmt.Errorf("load keys of %s/%s: %w", sl.App, sl.Name, err)
+	}
+	settings, err := s.store.ListSettings(ctx, sl.App, sl.Name)
+	if err != nil {
+		return nil, fmt.Errorf("load settings of %s/%s: %w", sl.App, sl.Name, err)
+	}
+	return &slotState{slot: sl, keys: keys, settings: settings, log: newRing()}, nil
+}
+
+// startDeployed starts the process set of a slot's current deployment.
+func (s *Service) startDeployed(ctx context.Context, st *slotState) error {
+	d, err := s.store.GetDeployment(ctx, st.slot.App, st.slot.DeploymentID)
+	if err != nil {
+		return err
+	}
+	dir := s.cfg.Artifacts.Dir(d.Digest)
+	pkg, err := funcapp.Load(dir)
+	if err != nil {
+		return fmt.Errorf("load deployment %s: %w", d.ID, err)
+	}
+	routes, err := funcapp.NewRouter(pkg.Host.RoutePrefix, pkg.Functions)
+	if err != nil {
+		return fmt.Errorf("routes of deployment %s: %w", d.ID, err)
+	}
+	set, err := s.startSet(ctx, st.slot, d, dir, pkg, st.settings, st.log)
+	if err != nil {
+		return err
+	}
+	st.pkg, st.routes, st.set, st.started = pkg, routes, set, time.Now()
+	return nil
+}
+
+// startSet starts and waits for the handler process of deployment d (stored
+// in dir) with the slot's identity and settings.
+func (s *Service) startSet(ctx context.Context, sl hotswap.Slot, d hotswap.Deployment, dir string, pkg *funcapp.App, settings []hotswap.Setting, log *ring) (*runtime.Set, error) {
+	env := make([]string, 0, len(settings)+8)
+	lookup := make(map[string]string, len(settings))
+	for _, st := range settings {
+		env = append(env, st.Name+"="+st.Value)
+		lookup[st.Name] = st.Value
+	}
+	slotName := sl.Name
+	if slotName == hotswap.ProductionSlot {
+		slotName = "Production"
+	}
+	env = append(env,
+		"FUNCTIONS_APP_ROOT_PATH="+dir,
+		"WEBSITE_SITE_NAME="+sl.App,
+		"WEBSITE_SLOT_NAME="+slotName,
+		"WEBSITE_HOSTNAME="+s.hostName(sl.App, sl.Name)+s.port,
+		"HOTSWAP_DEPLOYMENT_ID="+d.ID,
+	)
+	workDir := dir
+	if pkg.Host.WorkingDirectory != "" {
+		workDir = filepath.Join(dir, filepath.FromSlash(pkg.Host.WorkingDirectory))
+	}
+	path := pkg.Host.ExecutablePath
+	if p := filepath.Join(workDir, filepath.FromSlash(path)); fileExists(p) {
+		path = p
+	} else if p := filepath.Join(dir, filepath.FromSlash(path)); fileExists(p) {
+		path = p
+	}
+	args := funcapp.ExpandArgs(pkg.Host.Arguments, func(name string) (string, bool) {
+		v, ok := lookup[name]
+		return v, ok
+	})
+	spec := runtime.Spec{
+		Dir:          workDir,
+		Path:         path,
+		Args:         args,
+		Env:          env,
+		StartTimeout: s.cfg.StartTimeout,
+		Log:          log.add,
+	}
+	set, err := s.cfg.Runtime.Start(ctx, spec)
+	if err != nil {
+		log.add("host", "handler failed to start: "+err.Error())
+		return nil, hotswap.Errorf(hotswap.FailedPrecondition, "the handler of deployment %s did not start: %v", d.ID, err)
+	}
+	log.add("host", fmt.Sprintf("handler of deployment %s ready (pid %d)", d.ID, set.PID()))
+	return set, nil
+}
+
+// publishLocked builds a routing table from the slots and publishes it.
+func (s *Service) publishLocked() {
+	slots := make([]*router.Slot, 0, len(s.slots))
+	for _, st := range s.slots {
+		rs := &router.Slot{
+			App:      st.slot.App,
+			Name:     st.slot.Name,
+			HostName: s.hostName(st.slot.App, st.slot.Name),
+			BaseURL:  s.baseURL(st.slot.App, st.slot.Name),
+			Keys:     router.NewKeys(st.keys),
+			Log:      st.log.add,
+		}
+		if st.set != nil {
+			rs.Deployment = st.slot.DeploymentID
+			rs.Package = st.pkg
+			rs.Routes = st.routes
+			rs.Upstream = st.set
+			rs.Started = st.started
+			rs.Disabled = disabled(st.settings)
+		}
+		slots = append(slots, rs)
+	}
+	s.cfg.Router.Publish(router.NewTable(s.cfg.Domain, slots, s.cfg.Router.Transport()))
+}
+
+// disabled returns the functions disabled by AzureWebJobs.<name>.Disabled.
+func disabled(settings []hotswap.Setting) map[string]bool {
+	var m map[string]bool
+	for _, st := range settings {
+		name, ok := strings.CutPrefix(st.Name, "AzureWebJobs.")
+		if !ok {
+			continue
+		}
+		fn, ok := strings.CutSuffix(name, ".Disabled")
+		if !ok {
+			continue
+		}
+		if v := strings.ToLower(strings.TrimSpace(st.Value)); v == "true" || v == "1" {
+			if m == nil {
+				m = make(map[string]bool)
+			}
+			m[fn] = true
+		}
+	}
+	return m
+}
+
+// retire stops routing to set (already replaced in the table), lets its
+// in-flight requests finish within the drain grace, then stops it.
+func (s *Service) retire(set *runtime.Set) {
+	if set == nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DrainGrace)
+		defer cancel()
+		_ = set.Retire(ctx)
+		if err := set.Stop(5 * time.Second); err != nil {
+			s.log.Warn("stop retired process set", "err", err)
+		}
+	}()
+}
+
+func (s *Service) hostName(app, slot string) string { return hotswap.HostName(app, slot, s.cfg.Domain) }
+
+func (s *Service) baseURL(app, slot string) string {
+	return "http://" + s.hostName(app, slot) + s.port
+}
+
+func (s *Service) activity(ctx context.Context, app, actor, action, slot, detail, result string) {
+	err := s.store.AddActivity(context.WithoutCancel(ctx), sqlite.Activity{App: app, Actor: actor, Action: action, Slot: slot, Detail: detail, Result: result})
+	if err != nil {
+		s.log.Error("record activity", "app", app, "action", action, "err", err)
+	}
+}
+
+// newKey returns a fresh random key value: 40 bytes, URL-safe base64.
+func newKey() string {
+	var b [40]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns a time-ordered random identifier with the given prefix.
+func newID(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + time.Now().UTC().Format("20060102t150405") + "-" + idEncoding.EncodeToString(b[:])
+}
+
+func sortedKeys(keys []hotswap.Key) []hotswap.Key {
+	order := map[string]int{hotswap.ScopeMaster: 0, hotswap.ScopeHost: 1, hotswap.ScopeFunction: 2}
+	sort.SliceStable(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if order[a.Scope] != order[b.Scope] {
+			return order[a.Scope] < order[b.Scope]
+		}
+		if a.Function != b.Function {
+			return a.Function < b.Function
+		}
+		return a.Name < b.Name
+	})
+	return keys
+}
+
+var errClosed = errors.New("service is closed")
