@@ -1,0 +1,304 @@
+// Command hotswap is the hotswap function platform: `hotswap serve` runs the
+// server (functions listener, control plane, handler processes); every other
+// command is a client of the control plane.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hotswap/hotswap/internal/artifact"
+	"github.com/hotswap/hotswap/internal/cli"
+	"github.com/hotswap/hotswap/internal/httpapi"
+	"github.com/hotswap/hotswap/internal/ops"
+	"github.com/hotswap/hotswap/internal/router"
+	"github.com/hotswap/hotswap/internal/runtime"
+	"github.com/hotswap/hotswap/internal/sqlite"
+)
+
+// Version is the build's version, set with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		os.Exit(serve(os.Args[2:]))
+	}
+	wd, _ := os.Getwd()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(cli.Run(ctx, os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, WorkDir: wd}))
+}
+
+func serve(args []string) int {
+	m := NewMain()
+	if err := m.ParseFlags(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "hotswap serve:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "hotswap serve:", err)
+		m.Close()
+		return 1
+	}
+	<-ctx.Done()
+	stop()
+	m.logger.Info("shutting down")
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "hotswap serve: shutdown:", err)
+		return 1
+	}
+	return 0
+}
+
+// Config is the server's configuration, from flags.
+type Config struct {
+	DataDir         string
+	Listen          string // functions listener
+	Admin           string // control plane listener
+	Domain          string
+	LogLevel        string
+	StartTimeout    time.Duration
+	DrainGrace      time.Duration
+	ShutdownGrace   time.Duration
+	MaxPackageBytes int64
+	MaxPackageFiles int
+	MaxUnpacked     int64
+}
+
+// Main is the running server: every component, opened by Run and closed by Close.
+type Main struct {
+	Config Config
+	Stdout io.Writer
+
+	logger    *slog.Logger
+	db        *sqlite.DB
+	runtime   *runtime.Manager
+	ops       *ops.Service
+	router    *router.Handler
+	fnServer  *http.Server
+	apiServer *http.Server
+	fnLn      net.Listener
+	apiLn     net.Listener
+	closed    bool
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{
+		Config: Config{
+			DataDir:       "hotswap-data",
+			Listen:        ":8080",
+			Admin:         ":7070",
+			Domain:        "localhost",
+			LogLevel:      "info",
+			StartTimeout:  60 * time.Second,
+			DrainGrace:    30 * time.Second,
+			ShutdownGrace: 30 * time.Second,
+		},
+		Stdout: os.Stdout,
+	}
+}
+
+// ParseFlags reads the serve command's flags into m.Config.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("hotswap serve", flag.ContinueOnError)
+	c := &m.Config
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "directory for the SQLite store, packages and the admin token")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "functions listener address")
+	fs.StringVar(&c.Admin, "admin", c.Admin, "control plane (API) listener address")
+	fs.StringVar(&c.Domain, "domain", c.Domain, "domain of slot host names: <app>[-<slot>].<domain>")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "how long a handler process may take to become ready")
+	fs.DurationVar(&c.DrainGrace, "drain-grace", c.DrainGrace, "how long in-flight requests may take on a retired process set")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long in-flight requests may take at shutdown")
+	fs.Int64Var(&c.MaxPackageBytes, "max-package-bytes", 0, "largest package (zip) accepted; 0 = 256 MiB")
+	fs.Int64Var(&c.MaxUnpacked, "max-unpacked-bytes", 0, "largest unpacked package; 0 = 1 GiB")
+	fs.IntVar(&c.MaxPackageFiles, "max-package-files", 0, "most files in a package; 0 = 20000")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.Domain == "" || strings.ContainsAny(c.Domain, "/: ") {
+		return fmt.Errorf("--domain %q is not a domain name", c.Domain)
+	}
+	return nil
+}
+
+// Run opens every component and starts serving. It returns once both
+// listeners accept connections.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	m.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	token, created, err := adminToken(filepath.Join(c.DataDir, "admin-token"))
+	if err != nil {
+		return err
+	}
+	if m.db, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "hotswap.db")); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	arts, err := artifact.Open(filepath.Join(c.DataDir, "packages"), artifact.Limits{
+		MaxCompressed: c.MaxPackageBytes, MaxUncompressed: c.MaxUnpacked, MaxFiles: c.MaxPackageFiles,
+	})
+	if err != nil {
+		return fmt.Errorf("open package store: %w", err)
+	}
+	if m.fnLn, err = net.Listen("tcp", c.Listen); err != nil {
+		return fmt.Errorf("functions listener: %w", err)
+	}
+	if m.apiLn, err = net.Listen("tcp", c.Admin); err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	m.runtime = runtime.NewManager(m.logger.With("component", "runtime"))
+	m.router = router.New(router.Config{Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version})
+	m.ops, err = ops.Open(ctx, ops.Config{
+		Domain:       c.Domain,
+		PublicAddr:   m.fnLn.Addr().String(),
+		Store:        m.db,
+		Artifacts:    arts,
+		Runtime:      m.runtime,
+		Router:       m.router,
+		Logger:       m.logger.With("component", "ops"),
+		StartTimeout: c.StartTimeout,
+		DrainGrace:   c.DrainGrace,
+	})
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	m.router.SetKeyStore(m.ops)
+	api := httpapi.New(httpapi.Config{Ops: m.ops, AdminToken: token, Domain: c.Domain, Logger: m.logger.With("component", "api"), Version: Version})
+
+	m.fnServer = &http.Server{Handler: m.router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)}
+	m.apiServer = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)}
+	go m.fnServer.Serve(m.fnLn)
+	go m.apiServer.Serve(m.apiLn)
+
+	fmt.Fprintf(m.Stdout, "hotswap %s serving\n  functions: http://<app>[-<slot>].%s%s\n  control:   http://%s\n", Version, c.Domain, portSuffix(m.fnLn.Addr()), m.AdminAddr())
+	if created {
+		fmt.Fprintf(m.Stdout, "  admin token (shown once, kept in %s): %s\n", filepath.Join(c.DataDir, "admin-token"), token)
+	} else {
+		fmt.Fprintf(m.Stdout, "  admin token: in %s\n", filepath.Join(c.DataDir, "admin-token"))
+	}
+	return nil
+}
+
+// FunctionsAddr returns the functions listener's address.
+func (m *Main) FunctionsAddr() string { return m.fnLn.Addr().String() }
+
+// AdminAddr returns the control plane listener's address as host:port.
+func (m *Main) AdminAddr() string {
+	addr := m.apiLn.Addr().(*net.TCPAddr)
+	if addr.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", addr.Port)
+	}
+	return addr.String()
+}
+
+func portSuffix(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && t.Port != 80 {
+		return fmt.Sprintf(":%d", t.Port)
+	}
+	return ""
+}
+
+// Close stops accepting, lets in-flight requests finish within the shutdown
+// grace, stops every handler process and closes the store. Idempotent.
+func (m *Main) Close() error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownGrace)
+	defer cancel()
+	var errs []error
+	for _, s := range []*http.Server{m.fnServer, m.apiServer} {
+		if s != nil {
+			if err := s.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+				s.Close()
+			}
+		}
+	}
+	for _, ln := range []net.Listener{m.fnLn, m.apiLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if m.ops != nil {
+		errs = append(errs, m.ops.Close())
+	}
+	if m.runtime != nil {
+		errs = append(errs, m.runtime.Close())
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// adminToken reads the admin token from path, creating it (mode 0600) when
+// missing. created reports whether it was made now.
+func adminToken(path string) (token string, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", false, fmt.Errorf("admin token file %s is empty; delete it to make a new token", path)
+		}
+		return t, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", false, fmt.Errorf("read admin token: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", false, err
+	}
+	token = "hs_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("write admin token: %w", err)
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("write admin token: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("write admin token: %w", err)
+	}
+	f.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		return "", false, fmt.Errorf("write admin token: %w", err)
+	}
+	return token, true, nil
+}
