@@ -125,15 +125,15 @@ func TestAuthMatrix(t *testing.T) {
 	s.deploy("shop", "staging", pkg)
 	prod, staging := s.keys("shop", "production"), s.keys("shop", "staging")
 	keys := map[string]string{
-		"none":                   "",
-		"wrong":                  "this-is-not-a-key-at-all-1234567890",
-		"function key":           findKey(prod, "function", "hello", "default"),
-		"other function's key":   findKey(prod, "function", "echo", "default"),
-		"host key":               findKey(prod, "host", "", "default"),
-		"master key":             findKey(prod, "master", "", "_master"),
-		"staging function key":   findKey(staging, "function", "hello", "default"),
-		"staging host key":       findKey(staging, "host", "", "default"),
-		"staging master key":     findKey(staging, "master", "", "_master"),
+		"none":                 "",
+		"wrong":                "this-is-not-a-key-at-all-1234567890",
+		"function key":         findKey(prod, "function", "hello", "default"),
+		"other function's key": findKey(prod, "function", "echo", "default"),
+		"host key":             findKey(prod, "host", "", "default"),
+		"master key":           findKey(prod, "master", "", "_master"),
+		"staging function key": findKey(staging, "function", "hello", "default"),
+		"staging host key":     findKey(staging, "host", "", "default"),
+		"staging master key":   findKey(staging, "master", "", "_master"),
 	}
 	levels := map[string]string{"anonymous": "/api/health", "function": "/api/hello", "admin": "/api/admin/info"}
 	want := map[string]map[string]int{

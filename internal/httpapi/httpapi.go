@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -47,7 +46,9 @@ func New(cfg Config) *Server {
 
 func (s *Server) routes() {
 	m := s.mux
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version}) })
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+	})
 
 	m.HandleFunc("GET /api/v1/apps", s.auth(s.listApps))
 	m.HandleFunc("POST /api/v1/apps", s.auth(s.createApp))
@@ -385,4 +386,3 @@ func (s *Server) activity(w http.ResponseWriter, r *http.Request, _ actor) {
 	writeJSON(w, http.StatusOK, map[string]any{"activity": a})
 }
 
-var _ = fmt.Sprintf
