@@ -24,6 +24,9 @@ type Slot struct {
 	Name         string    `json:"name"`
 	DeploymentID string    `json:"deploymentId,omitempty"` // empty: nothing deployed yet
 	CreatedAt    time.Time `json:"createdAt"`
+	// AutoSwapTarget is the slot this one swaps into after each successful
+	// deploy; empty when auto swap is off.
+	AutoSwapTarget string `json:"autoSwapTarget,omitempty"`
 }
 
 // DeploymentStatus follows the Kudu numbering so the Kudu API can report it as is.

@@ -78,6 +78,12 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /api/v1/apps/{app}/activity", s.auth(s.activity))
 
+	m.HandleFunc("POST /api/v1/apps/{app}/swap", s.auth(s.swap))
+	m.HandleFunc("POST /api/v1/apps/{app}/swap/complete", s.auth(s.completeSwap))
+	m.HandleFunc("POST /api/v1/apps/{app}/swap/cancel", s.auth(s.cancelSwap))
+	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/autoswap", s.auth(s.autoSwap))
+	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/rollback", s.auth(s.rollback))
+
 	s.kuduRoutes()
 }
 
@@ -266,7 +272,7 @@ func (s *Server) slotLog(w http.ResponseWriter, r *http.Request, _ actor) {
 }
 
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request, who actor) {
-	d, err := s.ops.Deploy(r.Context(), ops.DeployRequest{
+	res, err := s.ops.Deploy(r.Context(), ops.DeployRequest{
 		App: r.PathValue("app"), Slot: r.PathValue("slot"), Actor: string(who),
 		Message: r.URL.Query().Get("message"), Package: r.Body,
 	})
@@ -274,7 +280,87 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, err)
 		return
 	}
-	slot, err := s.ops.GetSlot(r.Context(), d.App, d.Slot)
+	slot, err := s.ops.GetSlot(r.Context(), res.Deployment.App, res.Deployment.Slot)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		ops.DeployResult
+		URL string `json:"url"`
+	}{res, slot.URL})
+}
+
+func (s *Server) swap(w http.ResponseWriter, r *http.Request, who actor) {
+	var in struct {
+		Slot    string `json:"slot"`
+		Target  string `json:"target"`
+		Preview bool   `json:"preview"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.ops.Swap(r.Context(), ops.SwapRequest{App: r.PathValue("app"), Source: in.Slot, Target: in.Target, Preview: in.Preview, Actor: string(who)})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) completeSwap(w http.ResponseWriter, r *http.Request, who actor) {
+	res, err := s.ops.CompleteSwap(r.Context(), string(who), r.PathValue("app"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) cancelSwap(w http.ResponseWriter, r *http.Request, who actor) {
+	res, err := s.ops.CancelSwap(r.Context(), string(who), r.PathValue("app"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) autoSwap(w http.ResponseWriter, r *http.Request, who actor) {
+	var in struct {
+		Target string `json:"target"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	slot, err := s.ops.SetAutoSwap(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot"), in.Target)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, slot)
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request, who actor) {
+	var in struct {
+		Deployment string `json:"deployment"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if in.Deployment == "" {
+		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "deployment is required"))
+		return
+	}
+	d, err := s.ops.Rollback(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot"), in.Deployment)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	slot, err := s.ops.GetSlot(r.Context(), r.PathValue("app"), r.PathValue("slot"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -283,13 +369,10 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, who actor) {
 }
 
 func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request, _ actor) {
-	ds, err := s.ops.Deployments(r.Context(), r.PathValue("app"), r.URL.Query().Get("slot"))
+	ds, err := s.ops.History(r.Context(), r.PathValue("app"), r.URL.Query().Get("slot"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	if ds == nil {
-		ds = []hotswap.Deployment{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deployments": ds})
 }

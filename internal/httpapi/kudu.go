@@ -118,12 +118,12 @@ func (s *Server) kuduDeploy(w http.ResponseWriter, r *http.Request, who, app, sl
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	d, err := s.ops.Deploy(r.Context(), req)
+	res, err := s.ops.Deploy(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Scm-Deployment-Id", d.ID)
+	w.Header().Set("Scm-Deployment-Id", res.Deployment.ID)
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -19,15 +19,24 @@ type AppView struct {
 
 // SlotView is a slot as the API shows it.
 type SlotView struct {
-	App          string         `json:"app"`
-	Name         string         `json:"name"`
-	HostName     string         `json:"hostName"`
-	URL          string         `json:"url"`
-	DeploymentID string         `json:"deploymentId,omitempty"`
-	State        string         `json:"state"`
-	Error        string         `json:"error,omitempty"`
-	CreatedAt    time.Time      `json:"createdAt"`
-	Functions    []FunctionView `json:"functions,omitempty"`
+	App          string    `json:"app"`
+	Name         string    `json:"name"`
+	HostName     string    `json:"hostName"`
+	URL          string    `json:"url"`
+	DeploymentID string    `json:"deploymentId,omitempty"`
+	State        string    `json:"state"`
+	Error        string    `json:"error,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	// AutoSwapTarget is the slot this one swaps into after each deploy.
+	AutoSwapTarget string         `json:"autoSwapTarget,omitempty"`
+	Preview        *PreviewView   `json:"preview,omitempty"`
+	Functions      []FunctionView `json:"functions,omitempty"`
+}
+
+// PreviewView describes a slot in a swap preview.
+type PreviewView struct {
+	Target string    `json:"target"`
+	Since  time.Time `json:"since"`
 }
 
 // FunctionView is a function of a slot's deployment.
@@ -133,15 +142,19 @@ func sortSlots(sl []*slotState) {
 
 func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 	v := SlotView{
-		App:          st.slot.App,
-		Name:         st.slot.Name,
-		HostName:     s.hostName(st.slot.App, st.slot.Name),
-		URL:          s.baseURL(st.slot.App, st.slot.Name),
-		DeploymentID: st.slot.DeploymentID,
-		CreatedAt:    st.slot.CreatedAt,
-		Error:        st.err,
+		App:            st.slot.App,
+		Name:           st.slot.Name,
+		HostName:       s.hostName(st.slot.App, st.slot.Name),
+		URL:            s.baseURL(st.slot.App, st.slot.Name),
+		DeploymentID:   st.slot.DeploymentID,
+		CreatedAt:      st.slot.CreatedAt,
+		Error:          st.err,
+		AutoSwapTarget: st.slot.AutoSwapTarget,
 	}
 	switch {
+	case st.preview != nil:
+		v.State = "preview"
+		v.Preview = &PreviewView{Target: st.preview.req.Target, Since: st.preview.since}
 	case st.slot.DeploymentID == "":
 		v.State = "empty"
 	case st.set == nil:

@@ -46,12 +46,20 @@ type DeployRequest struct {
 // once it is ready points the slot at it in one step; the slot's previous
 // process set drains and stops. Until that step the slot serves what it
 // served, and any failure leaves it so.
-func (s *Service) Deploy(ctx context.Context, req DeployRequest) (hotswap.Deployment, error) {
+func (s *Service) Deploy(ctx context.Context, req DeployRequest) (DeployResult, error) {
 	d, op, err := s.beginDeploy(ctx, req)
 	if err != nil {
-		return d, err
+		return DeployResult{Deployment: d}, err
 	}
 	return s.runDeploy(context.WithoutCancel(ctx), req, d, op)
+}
+
+// DeployResult is the outcome of a deploy, and of the auto swap that
+// followed it when the slot has an auto-swap target.
+type DeployResult struct {
+	Deployment    hotswap.Deployment `json:"deployment"`
+	AutoSwap      *SwapResult        `json:"autoSwap,omitempty"`
+	AutoSwapError string             `json:"autoSwapError,omitempty"`
 }
 
 // StartDeploy is Deploy that returns once the deploy is accepted: the
@@ -117,7 +125,7 @@ func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 	return d, op, nil
 }
 
-func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *sqlite.Operation) (hotswap.Deployment, error) {
+func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *sqlite.Operation) (DeployResult, error) {
 	d, err := s.deploy(ctx, req, d, op)
 	if err != nil {
 		d.Status, d.StatusText, d.EndedAt = hotswap.DeployFailed, hotswap.ErrorMessage(err), time.Now().UTC()
@@ -129,7 +137,26 @@ func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.De
 		s.activity(ctx, req.App, req.Actor, "deploy", req.Slot, d.ID, "succeeded")
 	}
 	s.end(ctx, op, err)
-	return d, err
+	res := DeployResult{Deployment: d}
+	if err != nil {
+		return res, err
+	}
+	s.prune(ctx, req.App)
+	s.mu.Lock()
+	var target string
+	if st := s.slots[slotKey{req.App, req.Slot}]; st != nil {
+		target = st.slot.AutoSwapTarget
+	}
+	s.mu.Unlock()
+	if target != "" {
+		sw, err := s.Swap(ctx, SwapRequest{App: req.App, Source: req.Slot, Target: target, Actor: req.Actor + " (auto swap)"})
+		if err != nil {
+			res.AutoSwapError = hotswap.ErrorMessage(err)
+		} else {
+			res.AutoSwap = &sw
+		}
+	}
+	return res, nil
 }
 
 func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *sqlite.Operation) (hotswap.Deployment, error) {
@@ -160,52 +187,71 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 		return d, err
 	}
 	phase("starting", hotswap.DeployDeploying)
+	if err := s.activate(ctx, req.App, req.Slot, d, pkg, routes, true); err != nil {
+		return d, err
+	}
+	d.Status, d.StatusText = hotswap.DeploySuccess, "success"
+	return d, nil
+}
+
+// activate makes slot serve deployment d: it starts (or reuses a warm) process
+// set, creates missing function keys, then flips in one store transaction
+// and one table replacement; the slot's previous set drains and stays warm
+// for the revert window. fresh marks a new deployment (DeployTo marks it
+// succeeded) rather than a rollback to a stored one.
+func (s *Service) activate(ctx context.Context, app, slot string, d hotswap.Deployment, pkg *funcapp.App, routes *funcapp.Router, fresh bool) error {
 	s.mu.Lock()
-	st, err := s.slotLocked(ctx, req.App, req.Slot)
+	st, err := s.slotLocked(ctx, app, slot)
 	var settings []hotswap.Setting
 	var sl hotswap.Slot
 	var log *ring
 	if err == nil {
 		settings, sl, log = st.settings, st.slot, st.log
+		if st.preview != nil {
+			err = hotswap.Errorf(hotswap.FailedPrecondition, "slot %s/%s is in a swap preview; complete or cancel it first", app, slot)
+		}
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return d, err
+		return err
 	}
-	set, err := s.startSet(ctx, sl, d, s.cfg.Artifacts.Dir(digest), pkg, settings, log)
+	set, key, _, err := s.acquireSet(ctx, sl, d, pkg, settings, log)
 	if err != nil {
-		return d, err
+		return err
 	}
 	// Function keys are created before the flip so "Get function URL" works
 	// the moment the slot serves the new deployment. Existing keys are kept.
-	newKeys, err := s.ensureFunctionKeys(ctx, req.App, req.Slot, pkg)
+	newKeys, err := s.ensureFunctionKeys(ctx, app, slot, pkg)
 	if err != nil {
-		set.Stop(time.Second)
-		return d, err
+		s.park(key, d.ID, set)
+		return err
 	}
-	// The flip: one transaction marks the deployment succeeded and points the
-	// slot at it, then one table replacement routes to the new process set.
-	d.Status, d.StatusText, d.EndedAt = hotswap.DeploySuccess, "success", time.Now().UTC()
 	s.mu.Lock()
-	st, err = s.slotLocked(ctx, req.App, req.Slot)
+	st, err = s.slotLocked(ctx, app, slot)
 	if err == nil {
-		err = s.store.DeployTo(ctx, d)
+		if fresh {
+			d.Status, d.StatusText, d.EndedAt = hotswap.DeploySuccess, "success", time.Now().UTC()
+			err = s.store.DeployTo(ctx, d)
+		} else {
+			err = s.store.SetSlotDeployment(ctx, app, slot, d.ID)
+		}
 	}
 	if err != nil {
 		s.mu.Unlock()
-		set.Stop(time.Second)
-		d.Status = hotswap.DeployFailed
-		return d, err
+		s.park(key, d.ID, set)
+		return err
 	}
-	old := st.set
+	oldSet, oldKey, oldDep := st.set, st.cfgKey, st.slot.DeploymentID
 	st.slot.DeploymentID = d.ID
-	st.pkg, st.routes, st.set, st.started, st.err = pkg, routes, set, time.Now(), ""
-	st.keys = append(st.keys, newKeys...)
+	st.pkg, st.routes, st.set, st.cfgKey, st.started, st.err = pkg, routes, set, key, time.Now(), ""
+	if len(newKeys) > 0 {
+		st.keys = append(append([]hotswap.Key(nil), st.keys...), newKeys...)
+	}
 	s.publishLocked()
 	s.mu.Unlock()
 	log.add("host", fmt.Sprintf("slot now serves deployment %s", d.ID))
-	s.retire(old)
-	return d, nil
+	s.park(oldKey, oldDep, oldSet)
+	return nil
 }
 
 // ensureFunctionKeys creates a "default" key for each function that has none.

@@ -39,6 +39,16 @@ type Config struct {
 	Logger       *slog.Logger  // nil discards
 	StartTimeout time.Duration // handler readiness; zero = 60s
 	DrainGrace   time.Duration // in-flight requests on a retired process set; zero = 30s
+	// RevertWindow is how long a process set that a swap, deploy or rollback
+	// retired stays warm, so that going back starts no process. Zero = 10m;
+	// negative disables.
+	RevertWindow time.Duration
+	// MaxWarmSets bounds the retired process sets kept warm (memory); the
+	// oldest is stopped first. Zero = 16.
+	MaxWarmSets int
+	// Retention is how many deployments per app are kept; deployments a slot
+	// serves or that are warm for a revert are always kept. Zero = 20.
+	Retention int
 }
 
 // Service is the control plane's engine.
@@ -51,8 +61,9 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	slots map[slotKey]*slotState
+	mu     sync.Mutex
+	slots  map[slotKey]*slotState
+	parked map[string]*parkedSet // by configuration key
 }
 
 type slotKey struct{ app, slot string }
@@ -68,8 +79,11 @@ type slotState struct {
 	pkg     *funcapp.App
 	routes  *funcapp.Router
 	set     *runtime.Set
+	cfgKey  string // configuration key of set
 	started time.Time
 	err     string // why the process set is not running, at start-up
+
+	preview *preview // set while a swap of this slot is in preview
 }
 
 // Open loads every slot from the store, finishes what a crash interrupted,
@@ -81,7 +95,16 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.DrainGrace == 0 {
 		cfg.DrainGrace = 30 * time.Second
 	}
-	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, slots: make(map[slotKey]*slotState)}
+	if cfg.RevertWindow == 0 {
+		cfg.RevertWindow = 10 * time.Minute
+	}
+	if cfg.MaxWarmSets == 0 {
+		cfg.MaxWarmSets = 16
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = 20
+	}
+	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, slots: make(map[slotKey]*slotState), parked: make(map[string]*parkedSet)}
 	if _, port, err := net.SplitHostPort(cfg.PublicAddr); err == nil && port != "80" && port != "" {
 		s.port = ":" + port
 	}
@@ -120,6 +143,8 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	s.mu.Lock()
 	s.publishLocked()
 	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.reapLoop()
 	return s, nil
 }
 
@@ -188,12 +213,25 @@ func (s *Service) startDeployed(ctx context.Context, st *slotState) error {
 	if err != nil {
 		return fmt.Errorf("routes of deployment %s: %w", d.ID, err)
 	}
-	set, err := s.startSet(ctx, st.slot, d, dir, pkg, st.settings, st.log)
+	set, key, _, err := s.acquireSet(ctx, st.slot, d, pkg, st.settings, st.log)
 	if err != nil {
 		return err
 	}
-	st.pkg, st.routes, st.set, st.started = pkg, routes, set, time.Now()
+	st.pkg, st.routes, st.set, st.cfgKey, st.started = pkg, routes, set, key, time.Now()
 	return nil
+}
+
+// acquireSet returns a ready process set for deployment d under the slot's
+// identity and settings: a warm one kept from before when the configuration
+// is the same (reused), else a new one.
+func (s *Service) acquireSet(ctx context.Context, sl hotswap.Slot, d hotswap.Deployment, pkg *funcapp.App, settings []hotswap.Setting, log *ring) (set *runtime.Set, key string, reused bool, err error) {
+	key = configKey(sl.App, sl.Name, d.ID, settings)
+	if set := s.unpark(key); set != nil {
+		log.add("host", fmt.Sprintf("reusing the warm handler of deployment %s", d.ID))
+		return set, key, true, nil
+	}
+	set, err = s.startSet(ctx, sl, d, s.cfg.Artifacts.Dir(d.Digest), pkg, settings, log)
+	return set, key, false, err
 }
 
 // startSet starts and waits for the handler process of deployment d (stored
@@ -259,7 +297,15 @@ func (s *Service) publishLocked() {
 			Keys:     router.NewKeys(st.keys),
 			Log:      st.log.add,
 		}
-		if st.set != nil {
+		switch {
+		case st.preview != nil:
+			// The source slot's URL serves the source content under the
+			// target's slot settings.
+			p := st.preview
+			rs.Deployment = st.slot.DeploymentID
+			rs.Package, rs.Routes, rs.Upstream, rs.Started = st.pkg, st.routes, p.targetNew.set, p.since
+			rs.Disabled = disabled(p.targetNew.settings)
+		case st.set != nil:
 			rs.Deployment = st.slot.DeploymentID
 			rs.Package = st.pkg
 			rs.Routes = st.routes

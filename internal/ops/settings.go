@@ -27,7 +27,10 @@ func (s *Service) ListSettings(ctx context.Context, app, slot string) ([]hotswap
 // failed request.
 func (s *Service) UpdateSettings(ctx context.Context, actor, app, slot string, set []hotswap.Setting, unset []string) ([]hotswap.Setting, error) {
 	seen := make(map[string]bool)
-	for _, st := range set {
+	for i, st := range set {
+		if isWarmupSetting(st.Name) {
+			set[i].Sticky = true // warm-up configuration stays with its slot
+		}
 		if err := hotswap.ValidateSettingName(st.Name); err != nil {
 			return nil, err
 		}
@@ -100,29 +103,34 @@ func (s *Service) updateSettings(ctx context.Context, app, slot string, set []ho
 		}
 	}
 	var newSet *runtime.Set
+	var newKey string
 	if running {
-		newSet, err = s.startSet(ctx, sl, d, s.cfg.Artifacts.Dir(d.Digest), pkg, settings, log)
+		newSet, newKey, _, err = s.acquireSet(ctx, sl, d, pkg, settings, log)
 		if err != nil {
-			return nil, hotswap.Errorf(hotswap.FailedPrecondition, "settings not changed: the handler did not start with them: %v", err)
+			return nil, hotswap.Errorf(hotswap.FailedPrecondition, "settings not changed: the handler did not start with them: %v", hotswap.ErrorMessage(err))
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err = s.store.UpdateSettings(ctx, app, slot, set, unset)
 	if err != nil {
-		if newSet != nil {
-			s.retire(newSet)
-		}
+		s.mu.Unlock()
+		s.park(newKey, d.ID, newSet)
+		s.mu.Lock()
 		return nil, err
 	}
 	st.settings = settings
+	var old *runtime.Set
+	var oldKey string
 	if newSet != nil {
-		old := st.set
-		st.set, st.started = newSet, time.Now()
-		s.retire(old)
+		old, oldKey = st.set, st.cfgKey
+		st.set, st.cfgKey, st.started = newSet, newKey, time.Now()
 		log.add("host", "handler restarted with new settings")
 	}
 	s.publishLocked()
+	s.mu.Unlock()
+	s.park(oldKey, d.ID, old)
+	s.mu.Lock()
 	return append([]hotswap.Setting{}, settings...), nil
 }
 

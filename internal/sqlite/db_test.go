@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -99,7 +101,7 @@ func TestOpen(t *testing.T) {
 		{"synchronous", "2"}, // FULL
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
-		{"user_version", "1"},
+		{"user_version", fmt.Sprint(len(mustGlob(t, "migrations/*.sql")))},
 	}
 	for _, p := range pragmas {
 		for pool, sdb := range map[string]*sql.DB{"write": db.write, "read": db.read} {
@@ -133,4 +135,13 @@ func TestOpen(t *testing.T) {
 			t.Errorf("Open(%q) = %v, want kind Invalid", bad, err)
 		}
 	}
+}
+
+func mustGlob(t testing.TB, pattern string) []string {
+	t.Helper()
+	names, err := fs.Glob(migrationFS, pattern)
+	if err != nil || len(names) == 0 {
+		t.Fatalf("glob %s: %v (%d files)", pattern, err, len(names))
+	}
+	return names
 }

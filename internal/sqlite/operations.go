@@ -102,17 +102,21 @@ func (db *DB) EndOperation(ctx context.Context, id, state, detail string) error 
 		return hotswap.Errorf(hotswap.Invalid, "operation end state %q is not %s or %s", state, OpSucceeded, OpFailed)
 	}
 	err := db.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE operations SET state = ?, detail = ?, ended_at = ? WHERE id = ? AND state = ?",
-			state, detail, timeArg(db.now()), id, OpRunning)
-		if err != nil {
-			return err
-		}
-		return mustHaveUpdatedRunning(ctx, tx, res, id)
+		return db.endOperation(ctx, tx, id, state, detail)
 	})
 	if err != nil {
 		return wrap(err, "end operation %s", id)
 	}
 	return nil
+}
+
+func (db *DB) endOperation(ctx context.Context, tx *sql.Tx, id, state, detail string) error {
+	res, err := tx.ExecContext(ctx, "UPDATE operations SET state = ?, detail = ?, ended_at = ? WHERE id = ? AND state = ?",
+		state, detail, timeArg(db.now()), id, OpRunning)
+	if err != nil {
+		return err
+	}
+	return mustHaveUpdatedRunning(ctx, tx, res, id)
 }
 
 // mustHaveUpdatedRunning explains why an update of running operation id

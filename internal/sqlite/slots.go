@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hotswap/hotswap"
 )
@@ -75,13 +76,13 @@ func insertSlot(ctx context.Context, tx *sql.Tx, slot hotswap.Slot, keys []hotsw
 	return nil
 }
 
-const slotColumns = "app, name, deployment_id, created_at"
+const slotColumns = "app, name, deployment_id, created_at, auto_swap_target"
 
 // scanSlot scans a row of slotColumns.
 func scanSlot(s interface{ Scan(...any) error }) (hotswap.Slot, error) {
 	var slot hotswap.Slot
 	var dep sql.NullString
-	err := s.Scan(&slot.App, &slot.Name, &dep, nullTime{&slot.CreatedAt})
+	err := s.Scan(&slot.App, &slot.Name, &dep, nullTime{&slot.CreatedAt}, &slot.AutoSwapTarget)
 	slot.DeploymentID = dep.String
 	return slot, err
 }
@@ -201,7 +202,21 @@ func setSlotDeployment(ctx context.Context, tx *sql.Tx, app, slot, deploymentID 
 	} else if n == 0 {
 		return slotMustExist(ctx, tx, app, slot)
 	}
-	return nil
+	return recordServing(ctx, tx, app, slot, deploymentID)
+}
+
+// recordServing ends the slot's open serving period and, for a deployment,
+// opens a new one.
+func recordServing(ctx context.Context, tx *sql.Tx, app, slot, deploymentID string) error {
+	now := time.Now().UTC().UnixNano()
+	if _, err := tx.ExecContext(ctx, "UPDATE serving SET ended_at = ? WHERE app = ? AND slot = ? AND ended_at IS NULL", now, app, slot); err != nil {
+		return err
+	}
+	if deploymentID == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO serving (app, slot, deployment_id, started_at) VALUES (?, ?, ?, ?)", app, slot, deploymentID, now)
+	return err
 }
 
 // deploymentOfApp returns NotFound unless id is a deployment of app.

@@ -1,0 +1,134 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/funcapp"
+	"github.com/hotswap/hotswap/internal/sqlite"
+)
+
+// DeploymentView is a deployment with where and when it served.
+type DeploymentView struct {
+	hotswap.Deployment
+	ServingSlots []string         `json:"servingSlots"`
+	Served       []sqlite.Serving `json:"served"`
+}
+
+// History lists an app's deployments, newest first, with the slots each
+// serves now and the periods it served each slot.
+func (s *Service) History(ctx context.Context, app, slot string) ([]DeploymentView, error) {
+	ds, err := s.Deployments(ctx, app, slot)
+	if err != nil {
+		return nil, err
+	}
+	served, err := s.store.ServingHistory(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	byDep := make(map[string][]sqlite.Serving)
+	for _, sv := range served {
+		byDep[sv.DeploymentID] = append(byDep[sv.DeploymentID], sv)
+	}
+	serving := make(map[string][]string)
+	s.mu.Lock()
+	for k, st := range s.slots {
+		if k.app == app && st.slot.DeploymentID != "" {
+			serving[st.slot.DeploymentID] = append(serving[st.slot.DeploymentID], k.slot)
+		}
+	}
+	s.mu.Unlock()
+	out := make([]DeploymentView, 0, len(ds))
+	for _, d := range ds {
+		v := DeploymentView{Deployment: d, ServingSlots: serving[d.ID], Served: byDep[d.ID]}
+		if v.ServingSlots == nil {
+			v.ServingSlots = []string{}
+		}
+		if v.Served == nil {
+			v.Served = []sqlite.Serving{}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Rollback makes slot serve a stored deployment again, by the same
+// zero-downtime path as a deploy.
+func (s *Service) Rollback(ctx context.Context, actor, app, slot, deploymentID string) (hotswap.Deployment, error) {
+	d, err := s.store.GetDeployment(ctx, app, deploymentID)
+	if err != nil {
+		return d, err
+	}
+	if d.Status != hotswap.DeploySuccess {
+		return d, hotswap.Errorf(hotswap.FailedPrecondition, "deployment %s did not succeed (%s); only a deployment that served can be rolled back to", d.ID, d.StatusText)
+	}
+	if !s.cfg.Artifacts.Has(d.Digest) {
+		return d, hotswap.Errorf(hotswap.FailedPrecondition, "the package of deployment %s is no longer stored", d.ID)
+	}
+	op, err := s.begin(ctx, app, "rollback", slot, actor)
+	if err != nil {
+		return d, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	err = s.rollback(ctx, app, slot, d)
+	s.end(ctx, op, err)
+	result := "succeeded"
+	if err != nil {
+		result = "failed"
+	}
+	s.activity(ctx, app, actor, "rollback", slot, fmt.Sprintf("to %s", d.ID), result)
+	return d, err
+}
+
+func (s *Service) rollback(ctx context.Context, app, slot string, d hotswap.Deployment) error {
+	pkg, err := funcapp.Load(s.cfg.Artifacts.Dir(d.Digest))
+	if err != nil {
+		return fmt.Errorf("load deployment %s: %w", d.ID, err)
+	}
+	routes, err := funcapp.NewRouter(pkg.Host.RoutePrefix, pkg.Functions)
+	if err != nil {
+		return err
+	}
+	return s.activate(ctx, app, slot, d, pkg, routes, false)
+}
+
+// prune removes the app's deployments beyond the retention count, never one
+// a slot serves or one warm for a revert, and the packages no deployment
+// uses any more.
+func (s *Service) prune(ctx context.Context, app string) {
+	ds, err := s.store.ListDeployments(ctx, app, "")
+	if err != nil || len(ds) <= s.cfg.Retention {
+		return
+	}
+	s.mu.Lock()
+	keep := s.warmDeploymentsLocked()
+	for k, st := range s.slots {
+		if k.app == app {
+			keep[st.slot.DeploymentID] = true
+		}
+	}
+	s.mu.Unlock()
+	for _, d := range ds[s.cfg.Retention:] {
+		if keep[d.ID] || d.Status != hotswap.DeploySuccess && d.Status != hotswap.DeployFailed {
+			continue
+		}
+		if time.Since(d.CreatedAt) < time.Minute && d.Status != hotswap.DeploySuccess {
+			continue
+		}
+		if err := s.store.DeleteDeployment(ctx, app, d.ID); err != nil {
+			s.log.Warn("prune deployment", "app", app, "deployment", d.ID, "err", err)
+			continue
+		}
+		if d.Digest == "" {
+			continue
+		}
+		used, err := s.store.DigestInUse(ctx, d.Digest)
+		if err == nil && !used {
+			if err := s.cfg.Artifacts.Remove(d.Digest); err != nil {
+				s.log.Warn("remove package", "digest", d.Digest, "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,374 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/funcapp"
+	"github.com/hotswap/hotswap/internal/runtime"
+	"github.com/hotswap/hotswap/internal/sqlite"
+)
+
+// SwapRequest asks to swap slot Source into Target.
+type SwapRequest struct {
+	App, Source, Target string
+	Actor               string
+	Preview             bool // stop after preparing; Complete or Cancel follows
+}
+
+// SwapResult reports a swap.
+type SwapResult struct {
+	App              string `json:"app"`
+	Source           string `json:"source"`
+	Target           string `json:"target"`
+	Phase            string `json:"phase"` // completed, preview, cancelled
+	SourceDeployment string `json:"sourceDeployment,omitempty"`
+	TargetDeployment string `json:"targetDeployment,omitempty"`
+	ReusedWarm       bool   `json:"reusedWarm"`
+	DurationMs       int64  `json:"durationMs"`
+	FlipMicros       int64  `json:"flipMicros,omitempty"`
+}
+
+// prepared is a process set started (or reused) for a slot's configuration
+// after a swap.
+type prepared struct {
+	set        *runtime.Set
+	key        string
+	deployment string
+	settings   []hotswap.Setting
+	pkg        *funcapp.App
+	routes     *funcapp.Router
+	reused     bool
+}
+
+// preview is a swap stopped after preparing, held by its source slot.
+type preview struct {
+	op        *sqlite.Operation
+	req       SwapRequest
+	since     time.Time
+	targetNew *prepared // the source's content under the target's settings
+	sourceNew *prepared // the target's content under the source's settings; nil when the target is empty
+	started   time.Time
+}
+
+// swapSettings computes the settings of both slots after a swap: sticky
+// settings (slot settings, and warm-up configuration) stay, the others move.
+func swapSettings(source, target []hotswap.Setting) (newSource, newTarget []hotswap.Setting, err error) {
+	split := func(in []hotswap.Setting) (sticky, moving []hotswap.Setting) {
+		for _, st := range in {
+			if st.Sticky || isWarmupSetting(st.Name) {
+				sticky = append(sticky, st)
+			} else {
+				moving = append(moving, st)
+			}
+		}
+		return
+	}
+	sStick, sMove := split(source)
+	tStick, tMove := split(target)
+	merge := func(slot string, sticky, moving []hotswap.Setting) ([]hotswap.Setting, error) {
+		names := make(map[string]bool, len(sticky))
+		out := make([]hotswap.Setting, 0, len(sticky)+len(moving))
+		for _, st := range sticky {
+			names[st.Name] = true
+			out = append(out, st)
+		}
+		for _, st := range moving {
+			if names[st.Name] {
+				return nil, hotswap.Errorf(hotswap.Conflict, "setting %s is a slot setting of %s but would arrive there from the other slot as a normal setting; make it a slot setting in both slots or in neither", st.Name, slot)
+			}
+			out = append(out, st)
+		}
+		sortSettings(out)
+		return out, nil
+	}
+	if newSource, err = merge("the source", sStick, tMove); err != nil {
+		return nil, nil, err
+	}
+	if newTarget, err = merge("the target", tStick, sMove); err != nil {
+		return nil, nil, err
+	}
+	return newSource, newTarget, nil
+}
+
+// Swap swaps the source slot into the target: both new configurations are
+// started and warmed before anything changes, then one store transaction and
+// one routing-table replacement flip both host names, and the old process
+// sets drain and stay warm for the revert window. Any failure before the
+// flip leaves both slots exactly as they were.
+func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error) {
+	start := time.Now()
+	if req.Target == "" {
+		req.Target = hotswap.ProductionSlot
+	}
+	res := SwapResult{App: req.App, Source: req.Source, Target: req.Target}
+	if req.Source == "" {
+		return res, hotswap.Errorf(hotswap.Invalid, "the source slot is required")
+	}
+	if req.Source == req.Target {
+		return res, hotswap.Errorf(hotswap.Invalid, "cannot swap slot %s with itself", req.Source)
+	}
+	s.mu.Lock()
+	src, err := s.slotLocked(ctx, req.App, req.Source)
+	if err == nil {
+		_, err = s.slotLocked(ctx, req.App, req.Target)
+	}
+	if err == nil && src.set == nil {
+		err = hotswap.Errorf(hotswap.FailedPrecondition, "slot %s/%s has no running deployment to swap", req.App, req.Source)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return res, err
+	}
+	op := &sqlite.Operation{ID: newID("op-"), App: req.App, Kind: "swap", Slot: req.Source, Target: req.Target, Actor: req.Actor, State: sqlite.OpRunning, StartedAt: start.UTC()}
+	if err := s.store.BeginOperation(ctx, *op); err != nil {
+		return res, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	s.activity(ctx, req.App, req.Actor, "swap.prepare", req.Source, "into "+req.Target, "started")
+	p, err := s.prepareSwap(ctx, req, op)
+	if err != nil {
+		s.end(ctx, op, err)
+		s.activity(ctx, req.App, req.Actor, "swap.prepare", req.Source, "into "+req.Target+": "+hotswap.ErrorMessage(err), "failed")
+		return res, err
+	}
+	res.SourceDeployment, res.TargetDeployment = p.targetNew.deployment, ""
+	if p.sourceNew != nil {
+		res.TargetDeployment = p.sourceNew.deployment
+	}
+	res.ReusedWarm = p.targetNew.reused && (p.sourceNew == nil || p.sourceNew.reused)
+	if req.Preview {
+		s.mu.Lock()
+		src.preview = p
+		s.publishLocked()
+		s.mu.Unlock()
+		_ = s.store.SetOperationPhase(ctx, op.ID, "preview", "")
+		s.activity(ctx, req.App, req.Actor, "swap.preview", req.Source, "previewing "+req.Target+"'s settings on "+req.Source, "succeeded")
+		res.Phase = "preview"
+		res.DurationMs = time.Since(start).Milliseconds()
+		return res, nil
+	}
+	flip, err := s.flip(ctx, p)
+	if err != nil {
+		return res, err
+	}
+	res.Phase = "completed"
+	res.FlipMicros = flip.Microseconds()
+	res.DurationMs = time.Since(start).Milliseconds()
+	return res, nil
+}
+
+// prepareSwap starts and warms both new configurations.
+func (s *Service) prepareSwap(ctx context.Context, req SwapRequest, op *sqlite.Operation) (*preview, error) {
+	s.mu.Lock()
+	src := s.slots[slotKey{req.App, req.Source}]
+	tgt := s.slots[slotKey{req.App, req.Target}]
+	if src == nil || tgt == nil || src.set == nil {
+		s.mu.Unlock()
+		return nil, hotswap.Errorf(hotswap.FailedPrecondition, "the slots changed while the swap started")
+	}
+	srcSlot, tgtSlot := src.slot, tgt.slot
+	srcSettings, tgtSettings := src.settings, tgt.settings
+	srcPkg, srcRoutes, tgtPkg, tgtRoutes := src.pkg, src.routes, tgt.pkg, tgt.routes
+	srcKeys, tgtKeys := src.keys, tgt.keys
+	srcLog, tgtLog := src.log, tgt.log
+	tgtRunning := tgt.set != nil
+	s.mu.Unlock()
+
+	newSrcSettings, newTgtSettings, err := swapSettings(srcSettings, tgtSettings)
+	if err != nil {
+		return nil, err
+	}
+	p := &preview{op: op, req: req, since: time.Now()}
+	release := func() {
+		for _, x := range []*prepared{p.targetNew, p.sourceNew} {
+			if x != nil {
+				s.park(x.key, x.deployment, x.set)
+			}
+		}
+	}
+	_ = s.store.SetOperationPhase(ctx, op.ID, "prepare", "")
+	// The source's content under the target's identity and settings.
+	p.targetNew, err = s.prepare(ctx, tgtSlot, srcSlot.DeploymentID, srcPkg, srcRoutes, newTgtSettings, tgtKeys, tgtLog)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	if tgtRunning {
+		p.sourceNew, err = s.prepare(ctx, srcSlot, tgtSlot.DeploymentID, tgtPkg, tgtRoutes, newSrcSettings, srcKeys, srcLog)
+		if err != nil {
+			release()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// prepare starts (or reuses) and warms the set of one configuration.
+func (s *Service) prepare(ctx context.Context, sl hotswap.Slot, deployment string, pkg *funcapp.App, routes *funcapp.Router, settings []hotswap.Setting, keys []hotswap.Key, log *ring) (*prepared, error) {
+	d, err := s.store.GetDeployment(ctx, sl.App, deployment)
+	if err != nil {
+		return nil, err
+	}
+	w, err := warmupConfig(settings)
+	if err != nil {
+		return nil, err
+	}
+	set, key, reused, err := s.acquireSet(ctx, sl, d, pkg, settings, log)
+	if err != nil {
+		return nil, err
+	}
+	x := &prepared{set: set, key: key, deployment: deployment, settings: settings, pkg: pkg, routes: routes, reused: reused}
+	if err := s.warm(ctx, w, s.routerSlot(sl, deployment, pkg, routes, set, settings, keys, log)); err != nil {
+		if reused {
+			s.park(key, deployment, set)
+		} else {
+			s.retire(set)
+		}
+		return nil, err
+	}
+	log.add("host", fmt.Sprintf("prepared deployment %s for %s: ready and warm", deployment, sl.Name))
+	return x, nil
+}
+
+// flip commits a prepared swap: one store transaction (which also ends the
+// operation), one routing-table replacement, then the old sets are parked.
+func (s *Service) flip(ctx context.Context, p *preview) (time.Duration, error) {
+	req := p.req
+	s.mu.Lock()
+	src := s.slots[slotKey{req.App, req.Source}]
+	tgt := s.slots[slotKey{req.App, req.Target}]
+	if src == nil || tgt == nil {
+		s.mu.Unlock()
+		err := hotswap.Errorf(hotswap.FailedPrecondition, "a slot of the swap was deleted")
+		s.end(ctx, p.op, err)
+		return 0, err
+	}
+	t0 := time.Now()
+	if err := s.store.Swap(ctx, req.App, req.Source, req.Target, p.op.ID); err != nil {
+		src.preview = nil
+		s.publishLocked()
+		s.mu.Unlock()
+		s.end(ctx, p.op, err)
+		for _, x := range []*prepared{p.targetNew, p.sourceNew} {
+			if x != nil {
+				s.park(x.key, x.deployment, x.set)
+			}
+		}
+		s.activity(ctx, req.App, req.Actor, "swap", req.Source, "into "+req.Target+": "+hotswap.ErrorMessage(err), "failed")
+		return 0, err
+	}
+	oldSrc := *src
+	oldTgt := *tgt
+	now := time.Now()
+	tn := p.targetNew
+	tgt.slot.DeploymentID, tgt.settings, tgt.pkg, tgt.routes, tgt.set, tgt.cfgKey, tgt.started, tgt.err = tn.deployment, tn.settings, tn.pkg, tn.routes, tn.set, tn.key, now, ""
+	if sn := p.sourceNew; sn != nil {
+		src.slot.DeploymentID, src.settings, src.pkg, src.routes, src.set, src.cfgKey, src.started, src.err = sn.deployment, sn.settings, sn.pkg, sn.routes, sn.set, sn.key, now, ""
+	} else {
+		newSrc, _, _ := swapSettings(oldSrc.settings, oldTgt.settings)
+		src.slot.DeploymentID, src.settings, src.pkg, src.routes, src.set, src.cfgKey = "", newSrc, nil, nil, nil, ""
+	}
+	src.preview = nil
+	s.publishLocked()
+	flip := time.Since(t0)
+	s.mu.Unlock()
+	src.log.add("host", fmt.Sprintf("swapped with %s: now serves %s", req.Target, orNone(src.slot.DeploymentID)))
+	tgt.log.add("host", fmt.Sprintf("swapped with %s: now serves %s", req.Source, tn.deployment))
+	s.park(oldSrc.cfgKey, oldSrc.slot.DeploymentID, oldSrc.set)
+	s.park(oldTgt.cfgKey, oldTgt.slot.DeploymentID, oldTgt.set)
+	s.activity(ctx, req.App, req.Actor, "swap", req.Source, fmt.Sprintf("into %s: %s now serves %s, %s serves %s", req.Target, req.Target, tn.deployment, req.Source, orNone(src.slot.DeploymentID)), "succeeded")
+	return flip, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+// previewOf finds the app's slot in preview.
+func (s *Service) previewOf(ctx context.Context, app string) (*slotState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, st := range s.slots {
+		if k.app == app && st.preview != nil {
+			return st, nil
+		}
+	}
+	if _, err := s.store.GetApp(ctx, app); err != nil {
+		return nil, err
+	}
+	return nil, hotswap.Errorf(hotswap.FailedPrecondition, "app %s has no swap in preview", app)
+}
+
+// CompleteSwap flips a swap in preview.
+func (s *Service) CompleteSwap(ctx context.Context, actor, app string) (SwapResult, error) {
+	start := time.Now()
+	st, err := s.previewOf(ctx, app)
+	if err != nil {
+		return SwapResult{}, err
+	}
+	p := st.preview
+	res := SwapResult{App: app, Source: p.req.Source, Target: p.req.Target, SourceDeployment: p.targetNew.deployment}
+	if p.sourceNew != nil {
+		res.TargetDeployment = p.sourceNew.deployment
+	}
+	p.req.Actor = actor
+	flip, err := s.flip(context.WithoutCancel(ctx), p)
+	if err != nil {
+		return res, err
+	}
+	res.Phase, res.FlipMicros, res.DurationMs = "completed", flip.Microseconds(), time.Since(start).Milliseconds()
+	return res, nil
+}
+
+// CancelSwap ends a swap in preview: the source slot serves what it served.
+func (s *Service) CancelSwap(ctx context.Context, actor, app string) (SwapResult, error) {
+	st, err := s.previewOf(ctx, app)
+	if err != nil {
+		return SwapResult{}, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	s.mu.Lock()
+	p := st.preview
+	st.preview = nil
+	s.publishLocked()
+	s.mu.Unlock()
+	for _, x := range []*prepared{p.targetNew, p.sourceNew} {
+		if x != nil {
+			s.park(x.key, x.deployment, x.set)
+		}
+	}
+	if err := s.store.EndOperation(ctx, p.op.ID, sqlite.OpFailed, "cancelled by "+actor); err != nil {
+		s.log.Error("end cancelled swap", "op", p.op.ID, "err", err)
+	}
+	s.activity(ctx, app, actor, "swap.cancel", p.req.Source, "preview of "+p.req.Target+" cancelled", "succeeded")
+	return SwapResult{App: app, Source: p.req.Source, Target: p.req.Target, Phase: "cancelled"}, nil
+}
+
+// SetAutoSwap sets (or with an empty target, clears) a slot's auto-swap target.
+func (s *Service) SetAutoSwap(ctx context.Context, actor, app, slot, target string) (SlotView, error) {
+	if target == slot {
+		return SlotView{}, hotswap.Errorf(hotswap.Invalid, "a slot cannot auto swap into itself")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.slotLocked(ctx, app, slot)
+	if err != nil {
+		return SlotView{}, err
+	}
+	if err := s.store.SetAutoSwap(ctx, app, slot, target); err != nil {
+		return SlotView{}, err
+	}
+	st.slot.AutoSwapTarget = target
+	detail := "disabled"
+	if target != "" {
+		detail = "into " + target
+	}
+	s.activity(ctx, app, actor, "autoswap", slot, detail, "succeeded")
+	return s.slotViewLocked(st, false), nil
+}
