@@ -44,15 +44,15 @@ func examplePackage(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
-		for _, ex := range []string{"goforward", "gopayload", "node"} {
-			dst := filepath.Join(buildDir, ex)
-			if buildErr = os.CopyFS(dst, os.DirFS(filepath.Join(repoRoot(), "examples", ex))); buildErr != nil {
+		for _, ex := range []string{"examples/goforward", "examples/gopayload", "examples/node", "cmd/hotswap/testdata/envapp"} {
+			dst := filepath.Join(buildDir, filepath.Base(ex))
+			if buildErr = os.CopyFS(dst, os.DirFS(filepath.Join(repoRoot(), ex))); buildErr != nil {
 				return
 			}
-			if ex == "node" {
+			if filepath.Base(ex) == "node" {
 				continue
 			}
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dst, "handler"), "./examples/"+ex)
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dst, "handler"), "./"+ex)
 			cmd.Dir = repoRoot()
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("build %s: %v\n%s", ex, err, out)

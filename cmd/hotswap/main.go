@@ -82,6 +82,9 @@ type Config struct {
 	MaxPackageBytes int64
 	MaxPackageFiles int
 	MaxUnpacked     int64
+	RevertWindow    time.Duration
+	MaxWarmSets     int
+	Retention       int
 }
 
 // Main is the running server: every component, opened by Run and closed by Close.
@@ -133,6 +136,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Int64Var(&c.MaxPackageBytes, "max-package-bytes", 0, "largest package (zip) accepted; 0 = 256 MiB")
 	fs.Int64Var(&c.MaxUnpacked, "max-unpacked-bytes", 0, "largest unpacked package; 0 = 1 GiB")
 	fs.IntVar(&c.MaxPackageFiles, "max-package-files", 0, "most files in a package; 0 = 20000")
+	fs.DurationVar(&c.RevertWindow, "revert-window", 10*time.Minute, "how long retired process sets stay warm for an instant swap back; negative disables")
+	fs.IntVar(&c.MaxWarmSets, "max-warm-sets", 16, "most retired process sets kept warm (memory bound); the oldest stop first")
+	fs.IntVar(&c.Retention, "retention", 20, "deployments kept per app (a served or warm one is always kept)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -189,6 +195,10 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:       m.logger.With("component", "ops"),
 		StartTimeout: c.StartTimeout,
 		DrainGrace:   c.DrainGrace,
+		RevertWindow: c.RevertWindow,
+		MaxWarmSets:  c.MaxWarmSets,
+		Retention:    c.Retention,
+		CrashPoint:   os.Getenv("HOTSWAP_TEST_CRASH_AT"),
 	})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)

@@ -58,6 +58,14 @@ type options struct {
 	master      bool
 	slotSetting bool
 	tail        int
+	target      string // swap, autoswap: the target slot
+	preview     bool   // swap: stop after preparing
+	complete    bool   // swap: flip the swap in preview
+	cancel      bool   // swap: cancel the swap in preview
+	disable     bool   // autoswap: turn auto swap off
+	to          string // rollback: the deployment
+	limit       int    // activity
+	cloneFrom   string // slot create: the slot whose settings to copy
 }
 
 // cmdEnv is what a command's run function gets.
@@ -77,7 +85,10 @@ type command struct {
 	min, max int  // number of positional arguments; max -1: no limit
 	noClient bool // runs without talking to the server
 	flags    func(fs *flag.FlagSet, o *options)
-	run      func(ctx context.Context, x *cmdEnv, args []string) error
+	// check, if set, refuses a bad combination of flags (a *usageError)
+	// before any token or server is needed.
+	check func(x *cmdEnv, args []string) error
+	run   func(ctx context.Context, x *cmdEnv, args []string) error
 }
 
 func (c *command) usage() string {
@@ -110,10 +121,13 @@ var commands = []*command{
 	{name: "app list", summary: "list apps", run: appList},
 	{name: "app show", args: "APP", summary: "show an app and its slots", min: 1, max: 1, run: appShow},
 	{name: "app delete", args: "APP", summary: "delete an app with its slots, keys, settings and deployments", min: 1, max: 1, run: appDelete},
-	{name: "slot create", args: "APP SLOT", summary: "create a slot", min: 2, max: 2, run: slotCreate},
-	{name: "slot list", args: "APP", summary: "list an app's slots", min: 1, max: 1, run: slotList},
+	{name: "slot create", args: "APP SLOT [--clone-settings-from SLOT]", summary: "create a slot (--clone-settings-from: copy another slot's app settings)", min: 2, max: 2,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.cloneFrom, "clone-settings-from", "", "copy the app settings of slot `name`")
+		}, run: slotCreate},
+	{name: "slot list", args: "APP", summary: "list an app's slots with their state and auto-swap target", min: 1, max: 1, run: slotList},
 	{name: "slot delete", args: "APP SLOT", summary: "delete a slot (not production)", min: 2, max: 2, run: slotDelete},
-	{name: "deploy", args: "APP PATH [--slot SLOT] [--message TEXT]", summary: "deploy a folder or .zip file to a slot", min: 2, max: 2,
+	{name: "deploy", args: "APP PATH [--slot SLOT] [--message TEXT]", summary: "deploy a folder or .zip file to a slot (then auto swap, if the slot has a target)", min: 2, max: 2,
 		flags: func(fs *flag.FlagSet, o *options) {
 			slotFlag(fs, o)
 			fs.StringVar(&o.message, "message", "", "deployment `message`")
@@ -131,8 +145,8 @@ var commands = []*command{
 			fs.BoolVar(&o.master, "master", false, "renew the master key")
 		}, run: keysRenew},
 	{name: "keys delete", args: "APP NAME [--slot SLOT] [--function F]", summary: "delete a host or function key", min: 2, max: 2, flags: keyFlags, run: keysDelete},
-	{name: "settings list", args: "APP [--slot SLOT]", summary: "list a slot's app settings", min: 1, max: 1, flags: slotFlag, run: settingsList},
-	{name: "settings set", args: "APP NAME=VALUE... [--slot SLOT] [--slot-setting]", summary: "set app settings (--slot-setting: sticky to the slot)", min: 2, max: -1,
+	{name: "settings list", args: "APP [--slot SLOT]", summary: "list a slot's app settings (SLOT-SETTING true: stays with the slot on swap)", min: 1, max: 1, flags: slotFlag, run: settingsList},
+	{name: "settings set", args: "APP NAME=VALUE... [--slot SLOT] [--slot-setting]", summary: "set app settings (--slot-setting: sticky to the slot, not swapped)", min: 2, max: -1,
 		flags: func(fs *flag.FlagSet, o *options) {
 			slotFlag(fs, o)
 			fs.BoolVar(&o.slotSetting, "slot-setting", false, "mark the settings as slot settings")
@@ -143,10 +157,34 @@ var commands = []*command{
 			slotFlag(fs, o)
 			fs.IntVar(&o.tail, "tail", 0, "print the last `N` lines (server default 100, max 1000)")
 		}, run: slotLog},
-	{name: "deployments", args: "APP [--slot SLOT]", summary: "list an app's deployments, newest first", min: 1, max: 1,
+	{name: "deployments", args: "APP [--slot SLOT]", summary: "list an app's deployments, newest first, with where and when each served", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "only the deployments to slot `name`")
 		}, run: deploymentsList},
+	{name: "swap", args: "APP --slot SOURCE [--target SLOT] [--preview] | APP --complete | APP --cancel",
+		summary: "swap a slot into the target (default production); --preview stops after preparing, --complete or --cancel ends the preview", min: 1, max: 1,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.slot, "slot", "", "the source slot `name`")
+			fs.StringVar(&o.target, "target", "", "the target slot `name` (default production)")
+			fs.BoolVar(&o.preview, "preview", false, "stop after preparing: the source URL serves its content with the target's slot settings")
+			fs.BoolVar(&o.complete, "complete", false, "complete the swap in preview")
+			fs.BoolVar(&o.cancel, "cancel", false, "cancel the swap in preview")
+		}, check: swapCheck, run: swap},
+	{name: "autoswap", args: "APP --slot SOURCE (--target SLOT | --disable)", summary: "swap a slot into the target after each successful deploy, or stop doing so", min: 1, max: 1,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.slot, "slot", "", "the source slot `name`")
+			fs.StringVar(&o.target, "target", "", "the target slot `name`")
+			fs.BoolVar(&o.disable, "disable", false, "turn auto swap off")
+		}, check: autoSwapCheck, run: autoSwap},
+	{name: "rollback", args: "APP --slot SLOT --to DEPLOYMENT", summary: "make a slot serve an earlier deployment again", min: 1, max: 1,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.slot, "slot", "", "slot `name`")
+			fs.StringVar(&o.to, "to", "", "the deployment `id` (see hotswap deployments)")
+		}, check: rollbackCheck, run: rollback},
+	{name: "activity", args: "APP [--limit N]", summary: "list an app's activity log, newest first", min: 1, max: 1,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.IntVar(&o.limit, "limit", 0, "print the last `N` entries (server default 100, max 1000)")
+		}, check: activityListCheck, run: activityList},
 	{name: "version", summary: "print the version", noClient: true, run: version},
 	{name: "help", summary: "print this help", max: -1, noClient: true},
 }
@@ -240,6 +278,11 @@ func runCommand(ctx context.Context, cmd *command, args []string, g *globals, en
 		x.json = true
 	default:
 		return &usageError{cmd, fmt.Sprintf("invalid output format %q (use table or json)", g.output)}
+	}
+	if cmd.check != nil {
+		if err := cmd.check(x, pos); err != nil {
+			return err
+		}
 	}
 	if !cmd.noClient {
 		if x.client, err = newClient(g, env); err != nil {

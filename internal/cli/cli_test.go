@@ -141,9 +141,9 @@ func TestCommands(t *testing.T) {
 			answer: appAnswer,
 			want:   request{Method: "GET", Path: "/api/v1/apps/orders"},
 			wantOut: "app:      orders\ncreated:  2026-01-02T03:04:05Z\n\n" +
-				"SLOT        STATE    DEPLOYMENT  URL\n" +
-				"production  empty    -           http://orders.localhost:8080\n" +
-				"staging     running  d-1         http://orders-staging.localhost:8080\n",
+				"SLOT        STATE    DEPLOYMENT  AUTO-SWAP  URL\n" +
+				"production  empty    -           -          http://orders.localhost:8080\n" +
+				"staging     running  d-1         -          http://orders-staging.localhost:8080\n",
 		},
 		{
 			name:    "app show escapes the name",
@@ -151,7 +151,7 @@ func TestCommands(t *testing.T) {
 			status:  200,
 			answer:  appAnswer,
 			want:    request{Method: "GET", Path: "/api/v1/apps/a%20b%2Fc%3F"},
-			wantOut: "app:      orders\ncreated:  2026-01-02T03:04:05Z\n\n" + "SLOT        STATE    DEPLOYMENT  URL\n" + "production  empty    -           http://orders.localhost:8080\n" + "staging     running  d-1         http://orders-staging.localhost:8080\n",
+			wantOut: "app:      orders\ncreated:  2026-01-02T03:04:05Z\n\n" + "SLOT        STATE    DEPLOYMENT  AUTO-SWAP  URL\n" + "production  empty    -           -          http://orders.localhost:8080\n" + "staging     running  d-1         -          http://orders-staging.localhost:8080\n",
 		},
 		{
 			name:    "app delete",
@@ -174,8 +174,8 @@ func TestCommands(t *testing.T) {
 			status: 200,
 			answer: `{"slots":[` + slotAnswer + `]}`,
 			want:   request{Method: "GET", Path: "/api/v1/apps/orders/slots"},
-			wantOut: "SLOT     STATE    DEPLOYMENT  URL\n" +
-				"staging  running  d-1         http://orders-staging.localhost:8080\n",
+			wantOut: "SLOT     STATE    DEPLOYMENT  AUTO-SWAP  URL\n" +
+				"staging  running  d-1         -          http://orders-staging.localhost:8080\n",
 		},
 		{
 			name:    "slot delete",
@@ -364,8 +364,8 @@ func TestCommands(t *testing.T) {
 			status: 200,
 			answer: `{"deployments":[` + strings.TrimSuffix(strings.TrimPrefix(deployAnswerJS, `{"deployment":`), `,"url":"http://orders-staging.localhost:8080"}`) + `]}`,
 			want:   request{Method: "GET", Path: "/api/v1/apps/orders/deployments"},
-			wantOut: "ID   SLOT     STATUS   AUTHOR  CREATED               MESSAGE\n" +
-				"d-7  staging  success  admin   2026-01-02T03:04:05Z  first try\n",
+			wantOut: "ID   STATUS   SERVING  SERVED  AUTHOR  CREATED               MESSAGE\n" +
+				"d-7  success  -        -       admin   2026-01-02T03:04:05Z  first try\n",
 		},
 		{
 			name:   "deployments of a slot",
@@ -621,7 +621,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "bad global flag", args: []string{"--bogus", "app", "list"}, wantStderr: "flag provided but not defined: -bogus"},
 		{name: "missing argument", args: []string{"app", "create"}, wantStderr: "hotswap: missing arguments\nusage: hotswap app create APP\n"},
 		{name: "extra argument", args: []string{"app", "list", "orders"}, wantStderr: "hotswap: unexpected argument \"orders\"\nusage: hotswap app list\n"},
-		{name: "extra argument after flags", args: []string{"slot", "create", "orders", "staging", "-o", "json", "x"}, wantStderr: "usage: hotswap slot create APP SLOT\n"},
+		{name: "extra argument after flags", args: []string{"slot", "create", "orders", "staging", "-o", "json", "x"}, wantStderr: "usage: hotswap slot create APP SLOT [--clone-settings-from SLOT]\n"},
 		{name: "unknown flag", args: []string{"deploy", "orders", ".", "--slots", "x"}, wantStderr: "hotswap: flag provided but not defined: -slots\nusage: hotswap deploy APP PATH [--slot SLOT] [--message TEXT]\n"},
 		{name: "flag of another command", args: []string{"app", "list", "--slot", "x"}, wantStderr: "usage: hotswap app list\n"},
 		{name: "bad output format", args: []string{"-o", "yaml", "app", "list"}, wantStderr: "invalid output format \"yaml\""},
@@ -635,6 +635,19 @@ func TestUsageErrors(t *testing.T) {
 		{name: "master and another name", args: []string{"keys", "set", "orders", "ci", "0123456789abcdefXYZ", "--master"}, wantStderr: "--master names the key"},
 		{name: "delete master", args: []string{"keys", "delete", "orders", "_master"}, wantStderr: "the master key cannot be deleted"},
 		{name: "url without function", args: []string{"url", "orders"}, wantStderr: "usage: hotswap url APP FUNCTION"},
+		{name: "swap without slot", args: []string{"swap", "orders"}, wantStderr: "--slot is required"},
+		{name: "swap without app", args: []string{"swap", "--slot", "staging"}, wantStderr: "usage: hotswap swap APP --slot SOURCE"},
+		{name: "swap complete and cancel", args: []string{"swap", "orders", "--complete", "--cancel"}, wantStderr: "--complete and --cancel exclude each other"},
+		{name: "swap complete with slot", args: []string{"swap", "orders", "--complete", "--slot", "staging"}, wantStderr: "--complete acts on the swap in preview"},
+		{name: "swap cancel with preview", args: []string{"swap", "orders", "--cancel", "--preview"}, wantStderr: "--cancel acts on the swap in preview"},
+		{name: "swap complete with target", args: []string{"swap", "orders", "--target", "qa", "--complete"}, wantStderr: "drop --slot, --target and --preview"},
+		{name: "autoswap without slot", args: []string{"autoswap", "orders", "--target", "production"}, wantStderr: "--slot is required"},
+		{name: "autoswap without target", args: []string{"autoswap", "orders", "--slot", "staging"}, wantStderr: "give --target SLOT, or --disable"},
+		{name: "autoswap target and disable", args: []string{"autoswap", "orders", "--slot", "staging", "--target", "production", "--disable"}, wantStderr: "exclude each other"},
+		{name: "rollback without deployment", args: []string{"rollback", "orders", "--slot", "production"}, wantStderr: "--to is required"},
+		{name: "rollback without slot", args: []string{"rollback", "orders", "--to", "d-5"}, wantStderr: "--slot is required"},
+		{name: "negative limit", args: []string{"activity", "orders", "--limit", "-1"}, wantStderr: "--limit must not be negative"},
+		{name: "bad limit", args: []string{"activity", "orders", "--limit", "all"}, wantStderr: "usage: hotswap activity APP [--limit N]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -654,6 +667,23 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("server got %d requests, want 0", n)
 			}
 		})
+	}
+}
+
+// TestUsageErrorsWithoutToken: a bad combination of flags is a usage error
+// even where no token or server is configured.
+func TestUsageErrorsWithoutToken(t *testing.T) {
+	for _, args := range [][]string{
+		{"swap", "orders"},
+		{"swap", "orders", "--complete", "--slot", "staging"},
+		{"autoswap", "orders", "--slot", "staging"},
+		{"rollback", "orders", "--slot", "production"},
+		{"activity", "orders", "--limit", "-1"},
+	} {
+		code, _, stderr := run(t, args, nil, t.TempDir())
+		if code != 2 || strings.Contains(stderr, "no token") {
+			t.Errorf("Run(%q) = %d, stderr %q; want 2 and a usage error", args, code, stderr)
+		}
 	}
 }
 

@@ -30,7 +30,10 @@ type slotJSON struct {
 	hotswap.Slot
 	HostName string `json:"hostName"`
 	URL      string `json:"url"`
-	State    string `json:"state"`
+	State    string `json:"state"` // empty, starting, running, down, stopped or preview
+	// AutoSwapTarget shadows hotswap.Slot's, if any, so the CLI reads the
+	// wire field whatever the domain type holds.
+	AutoSwapTarget string `json:"autoSwapTarget"`
 }
 
 type functionJSON struct {
@@ -43,6 +46,10 @@ type functionJSON struct {
 type deployAnswer struct {
 	Deployment hotswap.Deployment `json:"deployment"`
 	URL        string             `json:"url"`
+	// With an auto-swap target on the slot: the swap that ran after the
+	// deploy, or why it failed (the deploy itself succeeded).
+	AutoSwap      *swapResult `json:"autoSwap"`
+	AutoSwapError string      `json:"autoSwapError"`
 }
 
 type logLine struct {
@@ -52,13 +59,18 @@ type logLine struct {
 }
 
 // call runs one API call. With -o json it prints the answer, indented, and
-// returns printed true; otherwise it decodes the answer into out.
+// returns printed true (out is still filled in as far as the answer decodes,
+// for a command whose exit status depends on it); otherwise it decodes the
+// answer into out.
 func (x *cmdEnv) call(ctx context.Context, method, path string, body, out any) (printed bool, err error) {
 	var raw json.RawMessage
 	if err := x.client.do(ctx, method, path, body, &raw); err != nil {
 		return false, err
 	}
 	if x.json {
+		if out != nil && len(raw) > 0 {
+			_ = json.Unmarshal(raw, out)
+		}
 		return true, printJSON(x.stdout, raw)
 	}
 	if out != nil && len(raw) > 0 {
@@ -167,9 +179,9 @@ func appDelete(ctx context.Context, x *cmdEnv, args []string) error {
 
 func printSlots(w io.Writer, slots []slotJSON) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "SLOT\tSTATE\tDEPLOYMENT\tURL")
+	fmt.Fprintln(tw, "SLOT\tSTATE\tDEPLOYMENT\tAUTO-SWAP\tURL")
 	for _, s := range slots {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, orDash(s.State), orDash(s.DeploymentID), orDash(s.URL))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, orDash(s.State), orDash(s.DeploymentID), orDash(s.AutoSwapTarget), orDash(s.URL))
 	}
 	return tw.Flush()
 }
@@ -177,11 +189,19 @@ func printSlots(w io.Writer, slots []slotJSON) error {
 func slotCreate(ctx context.Context, x *cmdEnv, args []string) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
+	body := struct {
+		Name              string `json:"name"`
+		CloneSettingsFrom string `json:"cloneSettingsFrom,omitempty"`
+	}{args[1], x.opts.cloneFrom}
 	var s slotJSON
-	if printed, err := x.call(ctx, http.MethodPost, appPath(args[0])+"/slots", map[string]string{"name": args[1]}, &s); printed || err != nil {
+	if printed, err := x.call(ctx, http.MethodPost, appPath(args[0])+"/slots", body, &s); printed || err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(x.stdout, "created slot %s/%s\n%s\n", args[0], s.Name, s.URL)
+	cloned := ""
+	if x.opts.cloneFrom != "" {
+		cloned = " with the settings of " + x.opts.cloneFrom
+	}
+	_, err := fmt.Fprintf(x.stdout, "created slot %s/%s%s\n%s\n", args[0], s.Name, cloned, s.URL)
 	return err
 }
 
@@ -252,37 +272,20 @@ func deploy(ctx context.Context, x *cmdEnv, args []string) error {
 	}
 	var ans deployAnswer
 	body := rawBody{r: f, size: fi.Size(), contentType: "application/zip"}
-	if printed, err := x.call(ctx, http.MethodPost, p, body, &ans); printed || err != nil {
+	printed, err := x.call(ctx, http.MethodPost, p, body, &ans)
+	switch {
+	case err != nil:
 		return err
-	}
-	_, err = fmt.Fprintf(x.stdout, "deployed %s to %s/%s\n%s\n", ans.Deployment.ID, app, slot, ans.URL)
-	return err
-}
-
-func deploymentsList(ctx context.Context, x *cmdEnv, args []string) error {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	p := appPath(args[0]) + "/deployments"
-	if x.opts.slot != "" {
-		p += "?" + url.Values{"slot": {x.opts.slot}}.Encode()
-	}
-	var ans struct {
-		Deployments []hotswap.Deployment `json:"deployments"`
-	}
-	if printed, err := x.call(ctx, http.MethodGet, p, nil, &ans); printed || err != nil {
-		return err
-	}
-	tw := newTable(x.stdout)
-	fmt.Fprintln(tw, "ID\tSLOT\tSTATUS\tAUTHOR\tCREATED\tMESSAGE")
-	for _, d := range ans.Deployments {
-		status := d.StatusText
-		if status == "" {
-			status = d.Status.String()
+	case printed:
+		if ans.AutoSwapError != "" { // the same exit status as in a table
+			return reportAutoSwap(io.Discard, ans, app, slot)
 		}
-		msg, _, _ := strings.Cut(d.Message, "\n")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Slot, status, orDash(d.Author), fmtTime(d.CreatedAt), msg)
+		return nil
 	}
-	return tw.Flush()
+	if _, err := fmt.Fprintf(x.stdout, "deployed %s to %s/%s\n%s\n", ans.Deployment.ID, app, slot, ans.URL); err != nil {
+		return err
+	}
+	return reportAutoSwap(x.stdout, ans, app, slot)
 }
 
 // Functions and logs

@@ -78,6 +78,7 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /api/v1/apps/{app}/activity", s.auth(s.activity))
 
+	m.HandleFunc("GET /api/v1/apps/{app}/operations", s.auth(s.operations))
 	m.HandleFunc("POST /api/v1/apps/{app}/swap", s.auth(s.swap))
 	m.HandleFunc("POST /api/v1/apps/{app}/swap/complete", s.auth(s.completeSwap))
 	m.HandleFunc("POST /api/v1/apps/{app}/swap/cancel", s.auth(s.cancelSwap))
@@ -469,3 +470,11 @@ func (s *Server) activity(w http.ResponseWriter, r *http.Request, _ actor) {
 	writeJSON(w, http.StatusOK, map[string]any{"activity": a})
 }
 
+func (s *Server) operations(w http.ResponseWriter, r *http.Request, _ actor) {
+	o, err := s.ops.Operations(r.Context(), r.PathValue("app"), 100)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"operations": o})
+}

@@ -393,3 +393,11 @@ func (s *Service) Activity(ctx context.Context, app string, limit int) ([]sqlite
 	}
 	return s.store.ListActivity(ctx, app, limit)
 }
+
+// Operations returns an app's latest operations, newest first.
+func (s *Service) Operations(ctx context.Context, app string, limit int) ([]sqlite.Operation, error) {
+	if _, err := s.store.GetApp(ctx, app); err != nil {
+		return nil, err
+	}
+	return s.store.ListOperations(ctx, app, limit)
+}

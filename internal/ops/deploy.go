@@ -182,6 +182,7 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 		return d, err
 	}
 	d.Digest = digest
+	s.crash("deploy.stored")
 	routes, err := funcapp.NewRouter(pkg.Host.RoutePrefix, pkg.Functions)
 	if err != nil {
 		return d, err
@@ -226,6 +227,7 @@ func (s *Service) activate(ctx context.Context, app, slot string, d hotswap.Depl
 		s.park(key, d.ID, set)
 		return err
 	}
+	s.crash("activate.ready")
 	s.mu.Lock()
 	st, err = s.slotLocked(ctx, app, slot)
 	if err == nil {
@@ -241,6 +243,7 @@ func (s *Service) activate(ctx context.Context, app, slot string, d hotswap.Depl
 		s.park(key, d.ID, set)
 		return err
 	}
+	s.crash("activate.flipped")
 	oldSet, oldKey, oldDep := st.set, st.cfgKey, st.slot.DeploymentID
 	st.slot.DeploymentID = d.ID
 	st.pkg, st.routes, st.set, st.cfgKey, st.started, st.err = pkg, routes, set, key, time.Now(), ""
@@ -249,6 +252,7 @@ func (s *Service) activate(ctx context.Context, app, slot string, d hotswap.Depl
 	}
 	s.publishLocked()
 	s.mu.Unlock()
+	s.crash("activate.published")
 	log.add("host", fmt.Sprintf("slot now serves deployment %s", d.ID))
 	s.park(oldKey, oldDep, oldSet)
 	return nil

@@ -14,10 +14,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hotswap/hotswap"
@@ -49,6 +51,9 @@ type Config struct {
 	// Retention is how many deployments per app are kept; deployments a slot
 	// serves or that are warm for a revert are always kept. Zero = 20.
 	Retention int
+	// CrashPoint, for crash-safety tests only, names a point in an operation
+	// at which the server kills itself with SIGKILL (see crash).
+	CrashPoint string
 }
 
 // Service is the control plane's engine.
@@ -403,3 +408,13 @@ func sortedKeys(keys []hotswap.Key) []hotswap.Key {
 }
 
 var errClosed = errors.New("service is closed")
+
+// crash kills the server at the named point when the crash-safety tests ask
+// for it: SIGKILL, so nothing is cleaned up, as in a real crash.
+func (s *Service) crash(point string) {
+	if s.cfg.CrashPoint != "" && s.cfg.CrashPoint == point {
+		s.log.Error("crashing on purpose", "point", point)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // never returns
+	}
+}

@@ -139,12 +139,14 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 		res.TargetDeployment = p.sourceNew.deployment
 	}
 	res.ReusedWarm = p.targetNew.reused && (p.sourceNew == nil || p.sourceNew.reused)
+	s.crash("swap.prepared")
 	if req.Preview {
 		s.mu.Lock()
 		src.preview = p
 		s.publishLocked()
 		s.mu.Unlock()
 		_ = s.store.SetOperationPhase(ctx, op.ID, "preview", "")
+		s.crash("swap.preview")
 		s.activity(ctx, req.App, req.Actor, "swap.preview", req.Source, "previewing "+req.Target+"'s settings on "+req.Source, "succeeded")
 		res.Phase = "preview"
 		res.DurationMs = time.Since(start).Milliseconds()
@@ -260,6 +262,7 @@ func (s *Service) flip(ctx context.Context, p *preview) (time.Duration, error) {
 		s.activity(ctx, req.App, req.Actor, "swap", req.Source, "into "+req.Target+": "+hotswap.ErrorMessage(err), "failed")
 		return 0, err
 	}
+	s.crash("swap.flipped")
 	oldSrc := *src
 	oldTgt := *tgt
 	now := time.Now()
@@ -275,6 +278,7 @@ func (s *Service) flip(ctx context.Context, p *preview) (time.Duration, error) {
 	s.publishLocked()
 	flip := time.Since(t0)
 	s.mu.Unlock()
+	s.crash("swap.published")
 	src.log.add("host", fmt.Sprintf("swapped with %s: now serves %s", req.Target, orNone(src.slot.DeploymentID)))
 	tgt.log.add("host", fmt.Sprintf("swapped with %s: now serves %s", req.Source, tn.deployment))
 	s.park(oldSrc.cfgKey, oldSrc.slot.DeploymentID, oldSrc.set)

@@ -8,14 +8,14 @@ import (
 
 // Activity is one entry of an app's audit log.
 type Activity struct {
-	ID     int64 // assigned by AddActivity, increasing
-	App    string
-	Time   time.Time // set to the current time by AddActivity if zero
-	Actor  string
-	Action string // e.g. "deploy", "swap", "set settings"
-	Slot   string
-	Detail string
-	Result string // e.g. "ok" or the error message
+	ID     int64     `json:"id"` // assigned by AddActivity, increasing
+	App    string    `json:"app"`
+	Time   time.Time `json:"time"` // set to the current time by AddActivity if zero
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"` // e.g. "deploy", "swap", "set settings"
+	Slot   string    `json:"slot"`
+	Detail string    `json:"detail"`
+	Result string    `json:"result"` // e.g. "ok" or the error message
 }
 
 // AddActivity appends a to the audit log. a.ID is ignored.

@@ -20,19 +20,19 @@ const (
 // settings change). An app has at most one running operation; one still
 // running when the program starts was cut short by a crash.
 type Operation struct {
-	ID     string
-	App    string
-	Kind   string // deploy, swap, rollback, ...
-	Slot   string // the slot it changes
-	Target string // e.g. the other slot of a swap, or a deployment ID
-	State  string // OpRunning, OpSucceeded or OpFailed
-	Phase  string // the step it is at, for recovery and display
-	Detail string
-	Actor  string
+	ID     string `json:"id"`
+	App    string `json:"app"`
+	Kind   string `json:"kind"`   // deploy, swap, rollback, ...
+	Slot   string `json:"slot"`   // the slot it changes
+	Target string `json:"target"` // e.g. the other slot of a swap, or a deployment ID
+	State  string `json:"state"`  // OpRunning, OpSucceeded or OpFailed
+	Phase  string `json:"phase"`  // the step it is at, for recovery and display
+	Detail string `json:"detail"`
+	Actor  string `json:"actor"`
 	// StartedAt is set to the current time by BeginOperation if zero.
-	StartedAt time.Time
+	StartedAt time.Time `json:"startedAt"`
 	// EndedAt is zero while running.
-	EndedAt time.Time
+	EndedAt time.Time `json:"endedAt"`
 }
 
 // BeginOperation records op as running. State and EndedAt are ignored. It

@@ -42,15 +42,38 @@ func (db *DB) Swap(ctx context.Context, app, source, target, opID string) error 
 		if err := setSlotDeployment(ctx, tx, app, target, depS.String); err != nil {
 			return err
 		}
-		// Non-sticky settings travel with the content: move them through a
-		// temporary slot name so the primary key never collides.
-		const tmp = "\x00swap"
-		for _, q := range []struct{ from, to string }{{source, tmp}, {target, source}, {tmp, target}} {
-			if _, err := tx.ExecContext(ctx, "UPDATE settings SET slot = ? WHERE app = ? AND slot = ? AND sticky = 0", q.to, app, q.from); err != nil {
-				if isUnique(err) {
-					return hotswap.Errorf(hotswap.Conflict, "setting names clash between slots %s and %s: a setting is a slot setting in one and not in the other", source, target)
-				}
+		// Settings that are not slot settings travel with the content.
+		moving := make(map[string][]hotswap.Setting, 2)
+		for _, slot := range []string{source, target} {
+			rows, err := tx.QueryContext(ctx, "SELECT name, value FROM settings WHERE app = ? AND slot = ? AND sticky = 0", app, slot)
+			if err != nil {
 				return err
+			}
+			for rows.Next() {
+				var st hotswap.Setting
+				if err := rows.Scan(&st.Name, &st.Value); err != nil {
+					rows.Close()
+					return err
+				}
+				moving[slot] = append(moving[slot], st)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, "DELETE FROM settings WHERE app = ? AND slot = ? AND sticky = 0", app, slot); err != nil {
+				return err
+			}
+		}
+		for from, to := range map[string]string{source: target, target: source} {
+			for _, st := range moving[from] {
+				_, err := tx.ExecContext(ctx, "INSERT INTO settings (app, slot, name, value, sticky) VALUES (?, ?, ?, ?, 0)", app, to, st.Name, st.Value)
+				if isUnique(err) {
+					return hotswap.Errorf(hotswap.Conflict, "setting %s is a slot setting of %s and would arrive there from %s as a normal setting; make it a slot setting in both slots or in neither", st.Name, to, from)
+				}
+				if err != nil {
+					return err
+				}
 			}
 		}
 		if opID != "" {

@@ -1,0 +1,54 @@
+// Command envapp is a test handler for hotswap's swap tests: it reports its
+// deployment, slot and environment, and misbehaves on request through its
+// settings (CRASH_IF_SLOT, WARM_STATUS, WARM_SLEEP).
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	if os.Getenv("CRASH_IF_SLOT") != "" && os.Getenv("CRASH_IF_SLOT") == os.Getenv("WEBSITE_SLOT_NAME") {
+		os.Stderr.WriteString("crashing on purpose: CRASH_IF_SLOT matches\n")
+		os.Exit(3)
+	}
+	who := map[string]string{
+		"deployment": os.Getenv("HOTSWAP_DEPLOYMENT_ID"),
+		"slot":       os.Getenv("WEBSITE_SLOT_NAME"),
+		"pid":        strconv.Itoa(os.Getpid()),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	mux.HandleFunc("GET /api/whoami", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Deployment", who["deployment"])
+		json.NewEncoder(w).Encode(who)
+	})
+	mux.HandleFunc("GET /api/env/{name}", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := os.LookupEnv(r.PathValue("name"))
+		if !ok {
+			http.Error(w, "unset", http.StatusNotFound)
+			return
+		}
+		w.Write([]byte(v))
+	})
+	mux.HandleFunc("GET /api/warm", func(w http.ResponseWriter, r *http.Request) {
+		if d, err := time.ParseDuration(os.Getenv("WARM_SLEEP")); err == nil {
+			time.Sleep(d)
+		}
+		status := 200
+		if s, err := strconv.Atoi(os.Getenv("WARM_STATUS")); err == nil {
+			status = s
+		}
+		w.WriteHeader(status)
+	})
+	port := os.Getenv("FUNCTIONS_CUSTOMHANDLER_PORT")
+	srv := &http.Server{Addr: "127.0.0.1:" + strings.TrimSpace(port), Handler: mux}
+	if err := srv.ListenAndServe(); err != nil {
+		os.Exit(1)
+	}
+}
