@@ -24,6 +24,7 @@ vet:
 test: deps vet
 	$(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
+	$(GO) run ./bench -smoke
 
 fuzz:
 	@set -e; for pkg in ./internal/funcapp ./internal/artifact; do \

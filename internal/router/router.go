@@ -252,6 +252,10 @@ func (h *Handler) serveSlot(w http.ResponseWriter, r *http.Request, s *Slot, tru
 	start := time.Now()
 	var status int
 	if fn.Forward && s.Package.Host.EnableForwarding {
+		// A handler may answer while it still reads the body (an echo does);
+		// without full duplex the server stops reading the request once the
+		// response starts, and large bodies break.
+		_ = http.NewResponseController(w).EnableFullDuplex()
 		sw := statusWriter{ResponseWriter: w}
 		s.proxy.ServeHTTP(&sw, r)
 		status = sw.status
