@@ -208,7 +208,7 @@ func (h *Handler) serveSlot(w http.ResponseWriter, r *http.Request, s *Slot, tru
 		return true
 	}
 	var pbuf [8]funcapp.Param
-	fn, params, methodOK := s.Routes.Match(r.Method, r.URL.Path, pbuf[:0])
+	fn, params, methodOK := s.Routes.Match(r.Method, r.URL.EscapedPath(), pbuf[:0])
 	if fn == nil {
 		if !methodOK {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
