@@ -25,6 +25,7 @@ import (
 	"github.com/hotswap/hotswap/internal/cli"
 	"github.com/hotswap/hotswap/internal/httpapi"
 	"github.com/hotswap/hotswap/internal/ops"
+	"github.com/hotswap/hotswap/internal/release"
 	"github.com/hotswap/hotswap/internal/router"
 	"github.com/hotswap/hotswap/internal/runtime"
 	"github.com/hotswap/hotswap/internal/sqlite"
@@ -85,6 +86,7 @@ type Config struct {
 	RevertWindow    time.Duration
 	MaxWarmSets     int
 	Retention       int
+	ReleaseTick     time.Duration
 }
 
 // Main is the running server: every component, opened by Run and closed by Close.
@@ -96,6 +98,7 @@ type Main struct {
 	db        *sqlite.DB
 	runtime   *runtime.Manager
 	ops       *ops.Service
+	releases  *release.Engine
 	router    *router.Handler
 	fnServer  *http.Server
 	apiServer *http.Server
@@ -138,6 +141,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.MaxPackageFiles, "max-package-files", 0, "most files in a package; 0 = 20000")
 	fs.DurationVar(&c.RevertWindow, "revert-window", 10*time.Minute, "how long retired process sets stay warm for an instant swap back; negative disables")
 	fs.IntVar(&c.MaxWarmSets, "max-warm-sets", 16, "most retired process sets kept warm (memory bound); the oldest stop first")
+	fs.DurationVar(&c.ReleaseTick, "release-tick", time.Second, "how often waiting release stages (approvals, gates, queues) are looked at")
 	fs.IntVar(&c.Retention, "retention", 20, "deployments kept per app (a served or warm one is always kept)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -204,7 +208,19 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	m.router.SetKeyStore(m.ops)
-	api := httpapi.New(httpapi.Config{Ops: m.ops, AdminToken: token, Domain: c.Domain, Logger: m.logger.With("component", "api"), Version: Version})
+	m.releases, err = release.Open(ctx, release.Config{
+		Store:  m.db,
+		Ops:    m.ops,
+		Tick:   c.ReleaseTick,
+		Logger: m.logger.With("component", "release"),
+	})
+	if err != nil {
+		return fmt.Errorf("start release engine: %w", err)
+	}
+	api := httpapi.New(httpapi.Config{
+		Ops: m.ops, AdminToken: token, Domain: c.Domain, Logger: m.logger.With("component", "api"), Version: Version,
+		Store: m.db, Releases: m.releases,
+	})
 
 	m.fnServer = &http.Server{Handler: m.router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)}
 	m.apiServer = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)}
@@ -261,6 +277,9 @@ func (m *Main) Close() error {
 		if ln != nil {
 			ln.Close()
 		}
+	}
+	if m.releases != nil {
+		errs = append(errs, m.releases.Close())
 	}
 	if m.ops != nil {
 		errs = append(errs, m.ops.Close())

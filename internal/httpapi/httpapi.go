@@ -3,7 +3,10 @@
 package httpapi
 
 import (
+	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,6 +18,8 @@ import (
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/apierr"
 	"github.com/hotswap/hotswap/internal/ops"
+	"github.com/hotswap/hotswap/internal/release"
+	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // Config configures a Server.
@@ -24,6 +29,9 @@ type Config struct {
 	Domain     string       // for Kudu's <app>[-<slot>].scm.<domain> host names
 	Logger     *slog.Logger // nil discards
 	Version    string
+	Store      *sqlite.DB      // users; nil: only the admin token works
+	Releases   *release.Engine // nil: no release endpoints
+	Metrics    http.Handler    // /metrics; nil: none
 }
 
 // Server is the control-plane HTTP handler.
@@ -50,42 +58,46 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
 	})
 
-	m.HandleFunc("GET /api/v1/apps", s.auth(s.listApps))
-	m.HandleFunc("POST /api/v1/apps", s.auth(s.createApp))
-	m.HandleFunc("GET /api/v1/apps/{app}", s.auth(s.getApp))
-	m.HandleFunc("DELETE /api/v1/apps/{app}", s.auth(s.deleteApp))
+	m.HandleFunc("GET /api/v1/apps", s.auth(read, s.listApps))
+	m.HandleFunc("POST /api/v1/apps", s.auth(deploy, s.createApp))
+	m.HandleFunc("GET /api/v1/apps/{app}", s.auth(read, s.getApp))
+	m.HandleFunc("DELETE /api/v1/apps/{app}", s.auth(deploy, s.deleteApp))
 
-	m.HandleFunc("GET /api/v1/apps/{app}/slots", s.auth(s.listSlots))
-	m.HandleFunc("POST /api/v1/apps/{app}/slots", s.auth(s.createSlot))
-	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}", s.auth(s.getSlot))
-	m.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}", s.auth(s.deleteSlot))
-	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/functions/{function}", s.auth(s.getFunction))
-	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/log", s.auth(s.slotLog))
+	m.HandleFunc("GET /api/v1/apps/{app}/slots", s.auth(read, s.listSlots))
+	m.HandleFunc("POST /api/v1/apps/{app}/slots", s.auth(deploy, s.createSlot))
+	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}", s.auth(read, s.getSlot))
+	m.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}", s.auth(deploy, s.deleteSlot))
+	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/functions/{function}", s.auth(read, s.getFunction))
+	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/log", s.auth(read, s.slotLog))
 
-	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/deploy", s.auth(s.deploy))
-	m.HandleFunc("GET /api/v1/apps/{app}/deployments", s.auth(s.listDeployments))
-	m.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}", s.auth(s.getDeployment))
+	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/deploy", s.auth(deploy, s.deploy))
+	m.HandleFunc("GET /api/v1/apps/{app}/deployments", s.auth(read, s.listDeployments))
+	m.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}", s.auth(read, s.getDeployment))
 
-	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/keys", s.auth(s.listKeys))
-	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/keys/master", s.auth(s.putKey(hotswap.ScopeMaster)))
-	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/keys/host/{name}", s.auth(s.putKey(hotswap.ScopeHost)))
-	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/keys/functions/{function}/{name}", s.auth(s.putKey(hotswap.ScopeFunction)))
-	m.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}/keys/host/{name}", s.auth(s.deleteKey(hotswap.ScopeHost)))
-	m.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}/keys/functions/{function}/{name}", s.auth(s.deleteKey(hotswap.ScopeFunction)))
+	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/keys", s.auth(deploy, s.listKeys))
+	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/keys/master", s.auth(deploy, s.putKey(hotswap.ScopeMaster)))
+	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/keys/host/{name}", s.auth(deploy, s.putKey(hotswap.ScopeHost)))
+	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/keys/functions/{function}/{name}", s.auth(deploy, s.putKey(hotswap.ScopeFunction)))
+	m.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}/keys/host/{name}", s.auth(deploy, s.deleteKey(hotswap.ScopeHost)))
+	m.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}/keys/functions/{function}/{name}", s.auth(deploy, s.deleteKey(hotswap.ScopeFunction)))
 
-	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/settings", s.auth(s.listSettings))
-	m.HandleFunc("PATCH /api/v1/apps/{app}/slots/{slot}/settings", s.auth(s.patchSettings))
+	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/settings", s.auth(deploy, s.listSettings))
+	m.HandleFunc("PATCH /api/v1/apps/{app}/slots/{slot}/settings", s.auth(deploy, s.patchSettings))
 
-	m.HandleFunc("GET /api/v1/apps/{app}/activity", s.auth(s.activity))
+	m.HandleFunc("GET /api/v1/apps/{app}/activity", s.auth(read, s.activity))
 
-	m.HandleFunc("GET /api/v1/apps/{app}/operations", s.auth(s.operations))
-	m.HandleFunc("POST /api/v1/apps/{app}/swap", s.auth(s.swap))
-	m.HandleFunc("POST /api/v1/apps/{app}/swap/complete", s.auth(s.completeSwap))
-	m.HandleFunc("POST /api/v1/apps/{app}/swap/cancel", s.auth(s.cancelSwap))
-	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/autoswap", s.auth(s.autoSwap))
-	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/rollback", s.auth(s.rollback))
+	m.HandleFunc("GET /api/v1/apps/{app}/operations", s.auth(read, s.operations))
+	m.HandleFunc("POST /api/v1/apps/{app}/swap", s.auth(deploy, s.swap))
+	m.HandleFunc("POST /api/v1/apps/{app}/swap/complete", s.auth(deploy, s.completeSwap))
+	m.HandleFunc("POST /api/v1/apps/{app}/swap/cancel", s.auth(deploy, s.cancelSwap))
+	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/autoswap", s.auth(deploy, s.autoSwap))
+	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/rollback", s.auth(deploy, s.rollback))
 
 	s.kuduRoutes()
+	s.releaseRoutes()
+	if s.cfg.Metrics != nil {
+		m.Handle("GET /metrics", s.cfg.Metrics)
+	}
 }
 
 // ServeHTTP implements http.Handler.
@@ -98,11 +110,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // actor is the authenticated caller of a request.
-type actor string
+type actor = release.Actor
 
-// auth requires the admin bearer token (or, for Kudu clients, HTTP Basic
-// with the token as the password).
-func (s *Server) auth(h func(http.ResponseWriter, *http.Request, actor)) http.HandlerFunc {
+// Access a route needs.
+type access int
+
+const (
+	read   access = iota // any authenticated user
+	deploy               // admin or deployer
+	manage               // admin only
+)
+
+func allowed(who actor, need access) bool {
+	switch need {
+	case read:
+		return true
+	case deploy:
+		return who.Role == "admin" || who.Role == "deployer"
+	}
+	return who.Role == "admin"
+}
+
+// auth requires a valid token (the admin token or a user's; for Kudu
+// clients also HTTP Basic with the token as the password) whose role grants
+// the access the route needs.
+func (s *Server) auth(need access, h func(http.ResponseWriter, *http.Request, actor)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		who, ok := s.authenticate(r)
 		if !ok {
@@ -110,9 +142,18 @@ func (s *Server) auth(h func(http.ResponseWriter, *http.Request, actor)) http.Ha
 			apierr.Write(w, r, s.log, hotswap.Errorf(hotswap.Unauthorized, "a valid token is required: Authorization: Bearer <token>"))
 			return
 		}
+		if !allowed(who, need) {
+			apierr.Write(w, r, s.log, hotswap.Errorf(hotswap.Forbidden, "%s (role %s) may not do this", who.Name, who.Role))
+			return
+		}
 		h(w, r, who)
 	}
 }
+
+// Authenticate resolves a request's token to its user. The admin token is
+// compared in constant time; a user token is looked up by its sha256, so the
+// token itself is never stored or compared.
+func (s *Server) Authenticate(r *http.Request) (release.Actor, bool) { return s.authenticate(r) }
 
 func (s *Server) authenticate(r *http.Request) (actor, bool) {
 	var token string
@@ -123,13 +164,25 @@ func (s *Server) authenticate(r *http.Request) (actor, bool) {
 			token = p
 		}
 	}
-	if token == "" || s.cfg.AdminToken == "" {
-		return "", false
+	return s.tokenActor(r.Context(), token)
+}
+
+func (s *Server) tokenActor(ctx context.Context, token string) (actor, bool) {
+	if token == "" || len(token) > 512 {
+		return actor{}, false
 	}
-	if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
-		return "admin", true
+	if s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
+		return actor{Name: "admin", Role: "admin"}, true
 	}
-	return "", false
+	if s.cfg.Store == nil {
+		return actor{}, false
+	}
+	sum := sha256.Sum256([]byte(token))
+	u, err := s.cfg.Store.UserByTokenHash(ctx, hex.EncodeToString(sum[:]))
+	if err != nil {
+		return actor{}, false
+	}
+	return actor{Name: u.Name, Role: u.Role}, true
 }
 
 // decode reads one JSON value of at most 1 MiB into v, refusing unknown
@@ -178,7 +231,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, err)
 		return
 	}
-	app, err := s.ops.CreateApp(r.Context(), string(who), in.Name)
+	app, err := s.ops.CreateApp(r.Context(), who.Name, in.Name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -196,7 +249,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request, _ actor) {
 }
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, who actor) {
-	if err := s.ops.DeleteApp(r.Context(), string(who), r.PathValue("app")); err != nil {
+	if err := s.ops.DeleteApp(r.Context(), who.Name, r.PathValue("app")); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -221,7 +274,7 @@ func (s *Server) createSlot(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, err)
 		return
 	}
-	slot, err := s.ops.CreateSlot(r.Context(), string(who), r.PathValue("app"), in.Name, in.CloneFrom)
+	slot, err := s.ops.CreateSlot(r.Context(), who.Name, r.PathValue("app"), in.Name, in.CloneFrom)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -239,7 +292,7 @@ func (s *Server) getSlot(w http.ResponseWriter, r *http.Request, _ actor) {
 }
 
 func (s *Server) deleteSlot(w http.ResponseWriter, r *http.Request, who actor) {
-	if err := s.ops.DeleteSlot(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot")); err != nil {
+	if err := s.ops.DeleteSlot(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot")); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -274,7 +327,7 @@ func (s *Server) slotLog(w http.ResponseWriter, r *http.Request, _ actor) {
 
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request, who actor) {
 	res, err := s.ops.Deploy(r.Context(), ops.DeployRequest{
-		App: r.PathValue("app"), Slot: r.PathValue("slot"), Actor: string(who),
+		App: r.PathValue("app"), Slot: r.PathValue("slot"), Actor: who.Name,
 		Message: r.URL.Query().Get("message"), Package: r.Body,
 	})
 	if err != nil {
@@ -302,7 +355,7 @@ func (s *Server) swap(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, err)
 		return
 	}
-	res, err := s.ops.Swap(r.Context(), ops.SwapRequest{App: r.PathValue("app"), Source: in.Slot, Target: in.Target, Preview: in.Preview, Actor: string(who)})
+	res, err := s.ops.Swap(r.Context(), ops.SwapRequest{App: r.PathValue("app"), Source: in.Slot, Target: in.Target, Preview: in.Preview, Actor: who.Name})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -311,7 +364,7 @@ func (s *Server) swap(w http.ResponseWriter, r *http.Request, who actor) {
 }
 
 func (s *Server) completeSwap(w http.ResponseWriter, r *http.Request, who actor) {
-	res, err := s.ops.CompleteSwap(r.Context(), string(who), r.PathValue("app"))
+	res, err := s.ops.CompleteSwap(r.Context(), who.Name, r.PathValue("app"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -320,7 +373,7 @@ func (s *Server) completeSwap(w http.ResponseWriter, r *http.Request, who actor)
 }
 
 func (s *Server) cancelSwap(w http.ResponseWriter, r *http.Request, who actor) {
-	res, err := s.ops.CancelSwap(r.Context(), string(who), r.PathValue("app"))
+	res, err := s.ops.CancelSwap(r.Context(), who.Name, r.PathValue("app"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -336,7 +389,7 @@ func (s *Server) autoSwap(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, err)
 		return
 	}
-	slot, err := s.ops.SetAutoSwap(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot"), in.Target)
+	slot, err := s.ops.SetAutoSwap(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot"), in.Target)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -356,7 +409,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "deployment is required"))
 		return
 	}
-	d, err := s.ops.Rollback(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot"), in.Deployment)
+	d, err := s.ops.Rollback(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot"), in.Deployment)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -406,7 +459,7 @@ func (s *Server) putKey(scope string) func(http.ResponseWriter, *http.Request, a
 			return
 		}
 		k := hotswap.Key{Scope: scope, Function: r.PathValue("function"), Name: r.PathValue("name"), Value: in.Value}
-		k, err := s.ops.SetKey(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot"), k)
+		k, err := s.ops.SetKey(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot"), k)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -417,7 +470,7 @@ func (s *Server) putKey(scope string) func(http.ResponseWriter, *http.Request, a
 
 func (s *Server) deleteKey(scope string) func(http.ResponseWriter, *http.Request, actor) {
 	return func(w http.ResponseWriter, r *http.Request, who actor) {
-		err := s.ops.RemoveKey(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot"), scope, r.PathValue("function"), r.PathValue("name"))
+		err := s.ops.RemoveKey(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot"), scope, r.PathValue("function"), r.PathValue("name"))
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -444,7 +497,7 @@ func (s *Server) patchSettings(w http.ResponseWriter, r *http.Request, who actor
 		s.fail(w, r, err)
 		return
 	}
-	st, err := s.ops.UpdateSettings(r.Context(), string(who), r.PathValue("app"), r.PathValue("slot"), in.Set, in.Unset)
+	st, err := s.ops.UpdateSettings(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot"), in.Set, in.Unset)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -59,11 +59,15 @@ func (s *Server) kudu(w http.ResponseWriter, r *http.Request, app, slot, base st
 		apierr.Write(w, r, s.log, hotswap.Errorf(hotswap.Unauthorized, "a valid token is required (HTTP Basic with the token as password, or Bearer)"))
 		return
 	}
+	if r.Method != http.MethodGet && !allowed(who, deploy) {
+		apierr.Write(w, r, s.log, hotswap.Errorf(hotswap.Forbidden, "%s (role %s) may not deploy", who.Name, who.Role))
+		return
+	}
 	path := strings.TrimPrefix(r.URL.Path, base)
 	switch {
 	case path == "/api/zipdeploy" && r.Method == http.MethodPost,
 		path == "/api/publish" && r.Method == http.MethodPost:
-		s.kuduDeploy(w, r, string(who), app, slot, base)
+		s.kuduDeploy(w, r, who.Name, app, slot, base)
 	case path == "/api/deployments/latest" && r.Method == http.MethodGet:
 		d, err := s.ops.LatestDeployment(r.Context(), app, slot)
 		if err != nil {

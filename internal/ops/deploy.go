@@ -40,6 +40,9 @@ type DeployRequest struct {
 	Actor     string
 	Message   string
 	Package   io.Reader // the zip
+	// Digest deploys a package already in the store (an artifact) instead
+	// of reading Package.
+	Digest string
 }
 
 // Deploy validates and stores the package, starts its handler process, and
@@ -167,7 +170,7 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 	}
 	phase("validating", hotswap.DeployBuilding)
 	var pkg *funcapp.App
-	digest, err := s.cfg.Artifacts.Put(ctx, req.Package, func(dir string) error {
+	check := func(dir string) error {
 		p, err := funcapp.Load(dir)
 		if err != nil {
 			return err
@@ -177,7 +180,17 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 		}
 		pkg = p
 		return nil
-	})
+	}
+	digest := req.Digest
+	var err error
+	if digest != "" {
+		if !s.cfg.Artifacts.Has(digest) {
+			return d, hotswap.Errorf(hotswap.FailedPrecondition, "package %s is not stored", digest)
+		}
+		err = check(s.cfg.Artifacts.Dir(digest))
+	} else {
+		digest, err = s.cfg.Artifacts.Put(ctx, req.Package, check)
+	}
 	if err != nil {
 		return d, err
 	}

@@ -290,6 +290,9 @@ func slotMustExist(ctx context.Context, q querier, app, slot string) error {
 // wrap adds context to an internal error and returns a domain error as is,
 // so its client-facing message stays the whole message.
 func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
 	var e *hotswap.Error
 	if errors.As(err, &e) {
 		return err

@@ -1,0 +1,287 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/release"
+	"github.com/hotswap/hotswap/internal/sqlite"
+)
+
+func (s *Server) releaseRoutes() {
+	m := s.mux
+	m.HandleFunc("GET /api/v1/whoami", s.auth(read, func(w http.ResponseWriter, r *http.Request, who actor) {
+		writeJSON(w, http.StatusOK, map[string]string{"name": who.Name, "role": who.Role})
+	}))
+	if s.cfg.Store != nil {
+		m.HandleFunc("POST /api/v1/users", s.auth(manage, s.createUser))
+		m.HandleFunc("GET /api/v1/users", s.auth(manage, s.listUsers))
+		m.HandleFunc("DELETE /api/v1/users/{name}", s.auth(manage, s.deleteUser))
+	}
+	if s.cfg.Releases == nil {
+		return
+	}
+	m.HandleFunc("POST /api/v1/feeds/{feed}/artifacts", s.auth(deploy, s.pushArtifact))
+	m.HandleFunc("GET /api/v1/feeds/{feed}/artifacts", s.auth(read, s.listArtifacts))
+	m.HandleFunc("POST /api/v1/pipelines", s.auth(deploy, s.applyPipeline))
+	m.HandleFunc("GET /api/v1/pipelines", s.auth(read, s.listPipelines))
+	m.HandleFunc("GET /api/v1/pipelines/{name}", s.auth(read, s.getPipeline))
+	m.HandleFunc("POST /api/v1/pipelines/{name}/rename", s.auth(deploy, s.renamePipeline))
+	m.HandleFunc("POST /api/v1/releases", s.auth(deploy, s.createRelease))
+	m.HandleFunc("GET /api/v1/releases", s.auth(read, s.listReleases))
+	m.HandleFunc("GET /api/v1/releases/{id}", s.auth(read, s.getRelease))
+	m.HandleFunc("POST /api/v1/releases/{id}/approve", s.auth(read, s.decide(true)))
+	m.HandleFunc("POST /api/v1/releases/{id}/reject", s.auth(read, s.decide(false)))
+	m.HandleFunc("POST /api/v1/releases/{id}/redeploy", s.auth(deploy, s.redeploy))
+	m.HandleFunc("POST /api/v1/releases/{id}/abandon", s.auth(deploy, s.abandon))
+}
+
+var roles = map[string]bool{"admin": true, "deployer": true, "approver": true}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, who actor) {
+	var in struct {
+		Name string `json:"name"`
+		Role string `json:"role"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := hotswap.ValidateName("user", in.Name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if in.Name == "admin" {
+		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "user name admin is reserved for the admin token"))
+		return
+	}
+	if !roles[in.Role] {
+		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "role %q is not admin, deployer or approver", in.Role))
+		return
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	token := "hsu_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	sum := sha256.Sum256([]byte(token))
+	u := sqlite.User{Name: in.Name, Role: in.Role, TokenHash: hex.EncodeToString(sum[:])}
+	if err := s.cfg.Store.CreateUser(r.Context(), u); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("user created", "user", in.Name, "role", in.Role, "by", who.Name)
+	writeJSON(w, http.StatusCreated, map[string]string{"name": u.Name, "role": u.Role, "token": token})
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ actor) {
+	us, err := s.cfg.Store.ListUsers(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if us == nil {
+		us = []sqlite.User{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": us})
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, _ actor) {
+	if err := s.cfg.Store.DeleteUser(r.Context(), r.PathValue("name")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) pushArtifact(w http.ResponseWriter, r *http.Request, who actor) {
+	q := r.URL.Query()
+	a := sqlite.Artifact{Feed: r.PathValue("feed"), Version: q.Get("version"), Branch: q.Get("branch"), Commit: q.Get("commit")}
+	a, rels, err := s.cfg.Releases.PushArtifact(r.Context(), who, a, r.Body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	type ref struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	refs := []ref{}
+	for _, rel := range rels {
+		refs = append(refs, ref{rel.ID, rel.Name})
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"artifact": a, "releases": refs})
+}
+
+func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request, _ actor) {
+	as, err := s.cfg.Store.ListArtifacts(r.Context(), r.PathValue("feed"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if as == nil {
+		as = []sqlite.Artifact{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"artifacts": as})
+}
+
+func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, who actor) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 256<<10+1))
+	if err != nil {
+		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "reading the definition failed: %v", err))
+		return
+	}
+	if len(body) > 256<<10 {
+		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "the definition is larger than 256 KiB"))
+		return
+	}
+	p, err := s.cfg.Releases.ApplyPipeline(r.Context(), who, body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if p.Version == 1 {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, p)
+}
+
+func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request, _ actor) {
+	ps, err := s.cfg.Store.ListPipelines(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ps == nil {
+		ps = []sqlite.Pipeline{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pipelines": ps})
+}
+
+func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request, _ actor) {
+	p, err := s.cfg.Store.GetPipeline(r.Context(), r.PathValue("name"), false)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	vs, err := s.cfg.Store.PipelineVersions(r.Context(), p.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pipeline": p, "versions": vs})
+}
+
+func (s *Server) renamePipeline(w http.ResponseWriter, r *http.Request, who actor) {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, err := s.cfg.Releases.RenamePipeline(r.Context(), who, r.PathValue("name"), in.Name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) createRelease(w http.ResponseWriter, r *http.Request, who actor) {
+	var in struct {
+		Pipeline string `json:"pipeline"`
+		Version  string `json:"version"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rel, err := s.cfg.Releases.CreateRelease(r.Context(), who, in.Pipeline, in.Version)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, rel)
+}
+
+func (s *Server) listReleases(w http.ResponseWriter, r *http.Request, _ actor) {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "limit must be a number from 1 to 1000"))
+			return
+		}
+		limit = n
+	}
+	rels, err := s.cfg.Releases.List(r.Context(), r.URL.Query().Get("pipeline"), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"releases": rels})
+}
+
+func (s *Server) getRelease(w http.ResponseWriter, r *http.Request, _ actor) {
+	rel, err := s.cfg.Releases.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rel)
+}
+
+func (s *Server) decide(approve bool) func(http.ResponseWriter, *http.Request, actor) {
+	return func(w http.ResponseWriter, r *http.Request, who actor) {
+		var in struct {
+			Stage   string `json:"stage"`
+			Comment string `json:"comment"`
+		}
+		if err := decode(r, &in); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		rel, err := s.cfg.Releases.Decide(r.Context(), who, r.PathValue("id"), in.Stage, approve, in.Comment)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rel)
+	}
+}
+
+func (s *Server) redeploy(w http.ResponseWriter, r *http.Request, who actor) {
+	var in struct {
+		Stage string `json:"stage"`
+	}
+	if err := decode(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rel, err := s.cfg.Releases.Redeploy(r.Context(), who, r.PathValue("id"), in.Stage)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rel)
+}
+
+func (s *Server) abandon(w http.ResponseWriter, r *http.Request, who actor) {
+	rel, err := s.cfg.Releases.Abandon(r.Context(), who, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rel)
+}
+
+var _ = release.Active

@@ -1,0 +1,256 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/ops"
+	"github.com/hotswap/hotswap/internal/pipeline"
+)
+
+// run carries out a running stage's actions, resuming at its recorded step:
+// deploy, then swap, then checks. Each finished step is saved before the next
+// starts, so a restart neither repeats a deploy that happened nor skips one
+// that did not.
+func (e *Engine) run(id, stage string, attempt int) {
+	defer e.wg.Done()
+	err := e.runSteps(id, stage, attempt)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.busy, id+"/"+stage)
+	r := e.active[id]
+	if r == nil || r.ended() {
+		return
+	}
+	st := r.stage(stage)
+	if st.Attempt != attempt || st.State != StageRunning {
+		return
+	}
+	now := e.now()
+	if err != nil {
+		if e.ctx.Err() != nil {
+			return // shutting down: resume at the next start
+		}
+		st.State, st.EndedAt, st.Detail = StageFailed, now, hotswap.ErrorMessage(err)
+		st.logf(now, "failed: "+st.Detail)
+	} else {
+		st.State, st.EndedAt, st.Detail, st.Step = StageSucceeded, now, "", ""
+		st.logf(now, "succeeded")
+	}
+	e.notify(r, st)
+	e.saveLocked(r)
+	e.Wake()
+}
+
+// stepState is what a step needs, read under the lock.
+type stepState struct {
+	rel      *Release
+	def      *pipeline.Stage
+	st       *StageRun
+	marker   string // the message of deployments this stage makes
+	digest   string
+	deployed string
+	swapped  bool
+}
+
+func (e *Engine) snapshot(id, stage string, attempt int) (stepState, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.active[id]
+	if r == nil || r.ended() {
+		return stepState{}, errEnded
+	}
+	st := r.stage(stage)
+	if st.Attempt != attempt || st.State != StageRunning {
+		return stepState{}, errEnded
+	}
+	return stepState{
+		rel: r, def: e.defs[id].Stage(stage), st: st,
+		marker: fmt.Sprintf("release %s stage %s attempt %d", r.Name, stage, attempt),
+		digest: r.Digest, deployed: st.DeploymentID, swapped: st.Swapped,
+	}, nil
+}
+
+// record applies a step's outcome under the lock and saves it.
+func (e *Engine) record(id string, f func(r *Release, now time.Time)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.active[id]
+	if r == nil {
+		return
+	}
+	f(r, e.now())
+	e.saveLocked(r)
+}
+
+func (e *Engine) runSteps(id, stage string, attempt int) error {
+	s, err := e.snapshot(id, stage, attempt)
+	if err != nil {
+		return nil
+	}
+	ctx := e.ctx
+	actor := s.rel.Requester + " (release " + s.rel.Name + ")"
+	if d := s.def.Deploy; d != nil && s.deployed == "" {
+		depID, err := e.deploy(ctx, s, actor)
+		if err != nil {
+			return err
+		}
+		e.record(id, func(r *Release, now time.Time) {
+			st := r.stage(stage)
+			st.DeploymentID, st.Step = depID, "swap"
+			r.hold(slotKey(d.App, d.Slot))
+			st.logf(now, fmt.Sprintf("deployed %s %s to %s/%s as %s", r.Feed, r.Version, d.App, d.Slot, depID))
+		})
+		s.deployed = depID
+	}
+	if sw := s.def.Swap; sw != nil && !s.swapped {
+		if err := e.swap(ctx, s, actor); err != nil {
+			return err
+		}
+		e.record(id, func(r *Release, now time.Time) {
+			st := r.stage(stage)
+			st.Swapped, st.Step = true, "checks"
+			r.unhold(slotKey(sw.App, sw.Slot))
+			st.logf(now, fmt.Sprintf("swapped %s/%s into %s", sw.App, sw.Slot, sw.Target))
+		})
+	}
+	for i, c := range s.def.Checks {
+		if err := e.check(ctx, id, stage, i, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deploy deploys the release's package, or finds the deployment an earlier
+// run of this step made before a restart.
+func (e *Engine) deploy(ctx context.Context, s stepState, actor string) (string, error) {
+	d := s.def.Deploy
+	ds, err := e.ops.Deployments(ctx, d.App, d.Slot)
+	if err != nil {
+		return "", err
+	}
+	for _, dep := range ds {
+		if dep.Message != s.marker {
+			continue
+		}
+		serving, err := e.ops.SlotDeployment(ctx, d.App, d.Slot)
+		if err != nil {
+			return "", err
+		}
+		if dep.Status == hotswap.DeploySuccess && serving == dep.ID {
+			return dep.ID, nil // done before a restart
+		}
+		if dep.Status != hotswap.DeployFailed && dep.Status != hotswap.DeploySuccess {
+			return "", hotswap.Errorf(hotswap.FailedPrecondition, "deployment %s to %s/%s was interrupted", dep.ID, d.App, d.Slot)
+		}
+		break // an earlier attempt failed: deploy again
+	}
+	e.record(s.rel.ID, func(r *Release, now time.Time) {
+		st := r.stage(s.st.Name)
+		st.Step = "deploy"
+		st.logf(now, fmt.Sprintf("deploying %s %s to %s/%s", r.Feed, r.Version, d.App, d.Slot))
+	})
+	res, err := e.ops.Deploy(ctx, ops.DeployRequest{App: d.App, Slot: d.Slot, Actor: actor, Message: s.marker, Digest: s.digest})
+	if err != nil {
+		return "", fmt.Errorf("deploy to %s/%s: %w", d.App, d.Slot, err)
+	}
+	return res.Deployment.ID, nil
+}
+
+// swap swaps the release's deployment on. It refuses when the source slot
+// no longer serves what this release deployed there: swapping something
+// else into production is exactly the trap releases must not fall into.
+func (e *Engine) swap(ctx context.Context, s stepState, actor string) error {
+	sw := s.def.Swap
+	want := e.deployedTo(s.rel.ID, sw.App, sw.Slot)
+	src, err := e.ops.SlotDeployment(ctx, sw.App, sw.Slot)
+	if err != nil {
+		return err
+	}
+	tgt, err := e.ops.SlotDeployment(ctx, sw.App, sw.Target)
+	if err != nil {
+		return err
+	}
+	if want != "" && tgt == want && src != want {
+		return nil // swapped before a restart
+	}
+	if want != "" && src != want {
+		return hotswap.Errorf(hotswap.FailedPrecondition, "%s/%s serves %s, not %s which this release deployed; refusing to swap something else into %s", sw.App, sw.Slot, orDash(src), want, sw.Target)
+	}
+	e.record(s.rel.ID, func(r *Release, now time.Time) {
+		st := r.stage(s.st.Name)
+		st.Step = "swap"
+		st.logf(now, fmt.Sprintf("swapping %s/%s into %s", sw.App, sw.Slot, sw.Target))
+	})
+	if !sw.Preview {
+		_, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor})
+		return err
+	}
+	if _, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Preview: true}); err != nil {
+		return err
+	}
+	// In preview the source slot serves the new content under the target's
+	// settings: the checks run against it there before completing.
+	for i, c := range s.def.Checks {
+		c.App, c.Slot = sw.App, sw.Slot
+		if err := e.check(ctx, s.rel.ID, s.st.Name, i, c); err != nil {
+			if _, cerr := e.ops.CancelSwap(ctx, actor, sw.App); cerr != nil {
+				e.log.Error("cancel swap preview", "err", cerr)
+			}
+			return fmt.Errorf("in swap preview: %w", err)
+		}
+	}
+	_, err = e.ops.CompleteSwap(ctx, actor, sw.App)
+	return err
+}
+
+// deployedTo returns the deployment this release made to app/slot.
+func (e *Engine) deployedTo(id, app, slot string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, def := e.active[id], e.defs[id]
+	if r == nil {
+		return ""
+	}
+	for _, sd := range def.Stages {
+		if sd.Deploy != nil && sd.Deploy.App == app && sd.Deploy.Slot == slot {
+			if st := r.stage(sd.Name); st.DeploymentID != "" {
+				return st.DeploymentID
+			}
+		}
+	}
+	return ""
+}
+
+// check probes until the expected status comes, within its retries.
+func (e *Engine) check(ctx context.Context, id, stage string, i int, c pipeline.Check) error {
+	var last string
+	for attempt := 0; attempt <= c.Retries; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(c.Interval):
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, c.Timeout)
+		status, err := e.ops.Probe(pctx, c.App, c.Slot, c.Path, c.Key)
+		cancel()
+		switch {
+		case err != nil:
+			last = err.Error()
+		case slices.Contains(c.Expect, status):
+			e.record(id, func(r *Release, now time.Time) {
+				r.stage(stage).logf(now, fmt.Sprintf("check %d: GET %s/%s%s answered %d", i+1, c.App, c.Slot, c.Path, status))
+			})
+			return nil
+		default:
+			last = fmt.Sprintf("answered %d, expected %v", status, c.Expect)
+		}
+	}
+	return hotswap.Errorf(hotswap.FailedPrecondition, "check %d: GET %s/%s%s %s after %d attempt(s)", i+1, c.App, c.Slot, c.Path, last, c.Retries+1)
+}
