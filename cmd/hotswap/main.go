@@ -24,6 +24,7 @@ import (
 	"github.com/hotswap/hotswap/internal/artifact"
 	"github.com/hotswap/hotswap/internal/cli"
 	"github.com/hotswap/hotswap/internal/httpapi"
+	"github.com/hotswap/hotswap/internal/metrics"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
 	"github.com/hotswap/hotswap/internal/router"
@@ -41,7 +42,7 @@ func main() {
 	wd, _ := os.Getwd()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(cli.Run(ctx, os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, WorkDir: wd}))
+	os.Exit(cli.Run(ctx, os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, WorkDir: wd}))
 }
 
 func serve(args []string) int {
@@ -99,6 +100,7 @@ type Main struct {
 	runtime   *runtime.Manager
 	ops       *ops.Service
 	releases  *release.Engine
+	metrics   *metrics.Registry
 	router    *router.Handler
 	fnServer  *http.Server
 	apiServer *http.Server
@@ -188,6 +190,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	m.runtime = runtime.NewManager(m.logger.With("component", "runtime"))
+	m.metrics = metrics.New()
 	m.router = router.New(router.Config{Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version})
 	m.ops, err = ops.Open(ctx, ops.Config{
 		Domain:       c.Domain,
@@ -196,6 +199,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Artifacts:    arts,
 		Runtime:      m.runtime,
 		Router:       m.router,
+		Metrics:      m.metrics,
 		Logger:       m.logger.With("component", "ops"),
 		StartTimeout: c.StartTimeout,
 		DrainGrace:   c.DrainGrace,
@@ -209,17 +213,18 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.router.SetKeyStore(m.ops)
 	m.releases, err = release.Open(ctx, release.Config{
-		Store:  m.db,
-		Ops:    m.ops,
-		Tick:   c.ReleaseTick,
-		Logger: m.logger.With("component", "release"),
+		Store:   m.db,
+		Ops:     m.ops,
+		Metrics: releaseMetrics{m.metrics},
+		Tick:    c.ReleaseTick,
+		Logger:  m.logger.With("component", "release"),
 	})
 	if err != nil {
 		return fmt.Errorf("start release engine: %w", err)
 	}
 	api := httpapi.New(httpapi.Config{
 		Ops: m.ops, AdminToken: token, Domain: c.Domain, Logger: m.logger.With("component", "api"), Version: Version,
-		Store: m.db, Releases: m.releases,
+		Store: m.db, Releases: m.releases, Metrics: m.metrics.Handler(),
 	})
 
 	m.fnServer = &http.Server{Handler: m.router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)}
@@ -330,4 +335,12 @@ func adminToken(path string) (token string, created bool, err error) {
 		return "", false, fmt.Errorf("write admin token: %w", err)
 	}
 	return token, true, nil
+}
+
+// releaseMetrics lets metric gates read the request metrics.
+type releaseMetrics struct{ r *metrics.Registry }
+
+func (m releaseMetrics) Window(app, slot string, d time.Duration) release.Stats {
+	s := m.r.Window(app, slot, d)
+	return release.Stats{Requests: s.Requests, Errors: s.Errors, P95: s.P95}
 }

@@ -101,6 +101,7 @@ type pipelineOpts struct {
 	approvalTimeout string
 	gatePath        string
 	gateTimeout     string
+	metricGate      string
 	checkPath       string
 	queue           string
 	branches        string
@@ -132,10 +133,13 @@ stages:
         every: 100ms
         minSuccess: 300ms
         timeout: %s
+      - metric: {app: orders, slot: staging, %s, window: 5m}
+        every: 100ms
+        timeout: %s
     swap: {app: orders, slot: staging, target: production}
     queue: %s
 `, def(o.branches, "[main]"), def(o.checkPath, "/api/whoami"), def(o.queue, "sequential"), def(o.approvalTimeout, "72h"),
-		def(o.gatePath, "/api/whoami"), def(o.gateTimeout, "30m"), def(o.queue, "sequential"))
+		def(o.gatePath, "/api/whoami"), def(o.gateTimeout, "30m"), def(o.metricGate, "maxErrorRate: 0.01, maxP95: 500ms"), def(o.gateTimeout, "30m"), def(o.queue, "sequential"))
 }
 
 // releaseServer starts a server with an orders app (production running a
@@ -188,7 +192,7 @@ func TestReleaseEndToEnd(t *testing.T) {
 	}
 	qa.must(200, "POST", "/api/v1/releases/"+id+"/approve", map[string]string{"stage": "production", "comment": "looks good"}, nil)
 	r = s.waitRelease(id, "succeeded", releaseIs("succeeded"))
-	if !strings.Contains(r.log(), "gate 1 (http orders/staging /api/whoami) passed") {
+	if !strings.Contains(r.log(), "gate 1 (http orders/staging /api/whoami) passed") || !strings.Contains(r.log(), "gate 2 (metric orders/staging) passed") {
 		t.Errorf("no passed gate in the log:\n%s", r.log())
 	}
 	if got := s.whoami("orders.localhost").Deployment; got != staged {
@@ -221,6 +225,12 @@ func TestReleaseOutcomes(t *testing.T) {
 			qa.must(200, "POST", "/api/v1/releases/"+id+"/approve", map[string]string{"stage": "production"}, nil)
 		}, "failed", "production", "did not pass within 1s: answered 404"},
 		{"failing check", pipelineOpts{checkPath: "/api/env/NOPE"}, nil, "failed", "staging", "check 1: GET orders/staging/api/env/NOPE answered 404"},
+		{"failing metric gate", pipelineOpts{gateTimeout: "1500ms", metricGate: "maxErrorRate: 0.05"}, func(qa *server, id string) {
+			for range 20 {
+				qa.fn("GET", "orders-staging.localhost", "/api/status/500", nil, nil)
+			}
+			qa.must(200, "POST", "/api/v1/releases/"+id+"/approve", map[string]string{"stage": "production"}, nil)
+		}, "failed", "production", "gate 2 (metric orders/staging) did not pass within 1.5s: error rate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

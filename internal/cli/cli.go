@@ -19,6 +19,8 @@ import (
 // Env is what a command may use of the process it runs in.
 type Env struct {
 	Stdout, Stderr io.Writer // nil: discarded
+	// Stdin is read by pipeline apply -f -; nil reads as empty.
+	Stdin io.Reader
 	// Getenv reads an environment variable (os.Getenv in main); nil reads none.
 	Getenv func(string) string
 	// WorkDir resolves the default token file ./hotswap-data/admin-token; empty
@@ -29,8 +31,9 @@ type Env struct {
 const (
 	defaultServer = "http://localhost:7070"
 	tokenFile     = "hotswap-data/admin-token"
-	// requestTimeout bounds every call but deploy, which waits for the slot to
-	// serve the new package and is bounded only by ctx.
+	// requestTimeout bounds the calls that should answer quickly. Deploy,
+	// swap and rollback wait for slots to serve, and artifact push uploads a
+	// package of any size: those are bounded only by ctx.
 	requestTimeout = 2 * time.Minute
 )
 
@@ -46,7 +49,7 @@ type globals struct {
 
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.server, "server", g.server, "control-plane `URL` (env HOTSWAP_SERVER, default "+defaultServer+")")
-	fs.StringVar(&g.token, "token", g.token, "admin `token` (env HOTSWAP_TOKEN, default ./"+tokenFile+")")
+	fs.StringVar(&g.token, "token", g.token, "API `token`: the admin token or a user's (env HOTSWAP_TOKEN, default ./"+tokenFile+")")
 	fs.StringVar(&g.output, "o", g.output, "output `format`: table or json")
 }
 
@@ -66,6 +69,13 @@ type options struct {
 	to          string // rollback: the deployment
 	limit       int    // activity
 	cloneFrom   string // slot create: the slot whose settings to copy
+	role        string // user create
+	version     string // artifact push, release create
+	branch      string // artifact push
+	commit      string // artifact push
+	file        string // pipeline apply: the definition, - for stdin
+	stage       string // release approve, reject, redeploy
+	comment     string // release approve, reject
 }
 
 // cmdEnv is what a command's run function gets.
@@ -73,7 +83,8 @@ type cmdEnv struct {
 	cmd    *command
 	client *client
 	stdout io.Writer
-	json   bool // -o json: print the API's answer as is
+	stdin  io.Reader // never nil
+	json   bool      // -o json: print the API's answer as is
 	opts   options
 }
 
@@ -184,7 +195,44 @@ var commands = []*command{
 	{name: "activity", args: "APP [--limit N]", summary: "list an app's activity log, newest first", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.IntVar(&o.limit, "limit", 0, "print the last `N` entries (server default 100, max 1000)")
-		}, check: activityListCheck, run: activityList},
+		}, check: limitCheck, run: activityList},
+	{name: "user create", args: "NAME --role ROLE", summary: "create a user with role admin, deployer or approver and print its token (shown once)", min: 1, max: 1,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.role, "role", "", "the user's `role`: admin, deployer or approver")
+		}, check: userCreateCheck, run: userCreate},
+	{name: "user list", summary: "list users and their roles", run: userList},
+	{name: "user delete", args: "NAME", summary: "delete a user (its token stops working)", min: 1, max: 1, run: userDelete},
+	{name: "whoami", summary: "print the user the token acts as, and its role", run: whoami},
+	{name: "artifact push", args: "FEED PATH --version V [--branch B] [--commit C]", summary: "push a folder or .zip file to a feed as an immutable version (may create releases)", min: 2, max: 2,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.version, "version", "", "the artifact's `version`")
+			fs.StringVar(&o.branch, "branch", "", "the source `branch`")
+			fs.StringVar(&o.commit, "commit", "", "the source `commit`")
+		}, check: artifactPushCheck, run: artifactPush},
+	{name: "artifact list", args: "FEED", summary: "list a feed's artifacts, newest first", min: 1, max: 1, run: artifactList},
+	{name: "pipeline apply", args: "-f FILE", summary: "create a pipeline, or a new version of it, from a YAML definition (-f -: standard input)", max: 0,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.file, "f", "", "the definition `file`, - for standard input")
+		}, check: pipelineApplyCheck, run: pipelineApply},
+	{name: "pipeline list", summary: "list pipelines", run: pipelineList},
+	{name: "pipeline show", args: "NAME", summary: "show a pipeline's definition and versions", min: 1, max: 1, run: pipelineShow},
+	{name: "pipeline rename", args: "NAME NEWNAME", summary: "rename a pipeline (a new version; history and releases stay)", min: 2, max: 2, run: pipelineRename},
+	{name: "release create", args: "PIPELINE [--version V]", summary: "start a release of a feed version (default the newest)", min: 1, max: 1,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.version, "version", "", "the artifact `version` (default the feed's newest)")
+		}, run: releaseCreate},
+	{name: "release list", args: "[PIPELINE] [--limit N]", summary: "list releases, newest first, with their stages", max: 1,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.IntVar(&o.limit, "limit", 0, "list the last `N` releases (server default 50, max 1000)")
+		}, check: limitCheck, run: releaseList},
+	{name: "release show", args: "RELEASE", summary: "show a release (name or id): its stages, approvals, gates and logs", min: 1, max: 1, run: releaseShow},
+	{name: "release approve", args: "RELEASE --stage STAGE [--comment TEXT]", summary: "approve a stage waiting for approval", min: 1, max: 1,
+		flags: decisionFlags, check: stageCheck, run: releaseApprove},
+	{name: "release reject", args: "RELEASE --stage STAGE [--comment TEXT]", summary: "reject a stage waiting for approval", min: 1, max: 1,
+		flags: decisionFlags, check: stageCheck, run: releaseReject},
+	{name: "release redeploy", args: "RELEASE --stage STAGE", summary: "run a stage (and those after it) again, or start a manual stage", min: 1, max: 1,
+		flags: stageFlag, check: stageCheck, run: releaseRedeploy},
+	{name: "release abandon", args: "RELEASE", summary: "abandon a release: no further stage runs", min: 1, max: 1, run: releaseAbandon},
 	{name: "version", summary: "print the version", noClient: true, run: version},
 	{name: "help", summary: "print this help", max: -1, noClient: true},
 }
@@ -253,7 +301,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 }
 
 func runCommand(ctx context.Context, cmd *command, args []string, g *globals, env Env) error {
-	x := &cmdEnv{cmd: cmd, stdout: env.Stdout}
+	x := &cmdEnv{cmd: cmd, stdout: env.Stdout, stdin: env.Stdin}
+	if x.stdin == nil {
+		x.stdin = strings.NewReader("")
+	}
 	fs := newFlagSet("hotswap " + cmd.name)
 	g.register(fs)
 	if cmd.flags != nil {
@@ -406,7 +457,7 @@ func resolveToken(g *globals, env Env) (string, error) {
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, `hotswap: a self-hosted function platform with deployment slots
+	fmt.Fprint(w, `hotswap: a self-hosted function platform with deployment slots and release pipelines
 
 usage: hotswap [--server URL] [--token TOKEN] [-o table|json] COMMAND [ARGS] [FLAGS]
 
@@ -420,7 +471,7 @@ commands:
 	fmt.Fprint(w, `
 global flags, before or after the command:
   --server URL     control-plane URL (else $HOTSWAP_SERVER, else `+defaultServer+`)
-  --token TOKEN    admin token (else $HOTSWAP_TOKEN, else ./`+tokenFile+`)
+  --token TOKEN    API token, the admin's or a user's (else $HOTSWAP_TOKEN, else ./`+tokenFile+`)
   -o table|json    output format (default table); json prints the API's answer
 `)
 }

@@ -233,45 +233,18 @@ func slotDelete(ctx context.Context, x *cmdEnv, args []string) error {
 // waits, bounded by ctx only, until the slot serves it.
 func deploy(ctx context.Context, x *cmdEnv, args []string) error {
 	app, path, slot := args[0], args[1], x.opts.slot
-	fi, err := os.Stat(path)
+	f, size, err := openPackage("deploy", path)
 	if err != nil {
-		return fmt.Errorf("deploy: %w", err)
+		return err
 	}
-	var f *os.File
-	switch {
-	case fi.IsDir():
-		f, err = os.CreateTemp("", "hotswap-deploy-*.zip")
-		if err != nil {
-			return fmt.Errorf("deploy: %w", err)
-		}
-		defer os.Remove(f.Name())
-		defer f.Close()
-		if err := artifact.ZipDir(path, f); err != nil {
-			return fmt.Errorf("deploy: %w", err) // ZipDir names the folder
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("zip %s: %w", path, err)
-		}
-	case fi.Mode().IsRegular() && strings.EqualFold(filepath.Ext(path), ".zip"):
-		f, err = os.Open(path)
-		if err != nil {
-			return fmt.Errorf("deploy: %w", err)
-		}
-		defer f.Close()
-	default:
-		return fmt.Errorf("deploy: %s is neither a folder nor a .zip file", path)
-	}
-	fi, err = f.Stat()
-	if err != nil {
-		return fmt.Errorf("deploy: %w", err)
-	}
+	defer f.close()
 
 	p := slotPath(app, slot) + "/deploy"
 	if x.opts.message != "" {
 		p += "?" + url.Values{"message": {x.opts.message}}.Encode()
 	}
 	var ans deployAnswer
-	body := rawBody{r: f, size: fi.Size(), contentType: "application/zip"}
+	body := rawBody{r: f, size: size, contentType: "application/zip"}
 	printed, err := x.call(ctx, http.MethodPost, p, body, &ans)
 	switch {
 	case err != nil:
@@ -286,6 +259,60 @@ func deploy(ctx context.Context, x *cmdEnv, args []string) error {
 		return err
 	}
 	return reportAutoSwap(x.stdout, ans, app, slot)
+}
+
+// pkgFile is a package to upload: a .zip file, or a temporary zip of a
+// folder that close removes.
+type pkgFile struct {
+	*os.File
+	temp bool
+}
+
+func (f pkgFile) close() {
+	f.File.Close()
+	if f.temp {
+		os.Remove(f.Name())
+	}
+}
+
+// openPackage opens path, a .zip file or a folder zipped into a temporary
+// file, for upload and returns its size. op prefixes the errors.
+func openPackage(op, path string) (pkgFile, int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return pkgFile{}, 0, fmt.Errorf("%s: %w", op, err)
+	}
+	var f pkgFile
+	switch {
+	case fi.IsDir():
+		tmp, err := os.CreateTemp("", "hotswap-"+op+"-*.zip")
+		if err != nil {
+			return pkgFile{}, 0, fmt.Errorf("%s: %w", op, err)
+		}
+		f = pkgFile{tmp, true}
+		if err := artifact.ZipDir(path, f); err != nil {
+			f.close()
+			return pkgFile{}, 0, fmt.Errorf("%s: %w", op, err) // ZipDir names the folder
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.close()
+			return pkgFile{}, 0, fmt.Errorf("zip %s: %w", path, err)
+		}
+	case fi.Mode().IsRegular() && strings.EqualFold(filepath.Ext(path), ".zip"):
+		opened, err := os.Open(path)
+		if err != nil {
+			return pkgFile{}, 0, fmt.Errorf("%s: %w", op, err)
+		}
+		f = pkgFile{opened, false}
+	default:
+		return pkgFile{}, 0, fmt.Errorf("%s: %s is neither a folder nor a .zip file", op, path)
+	}
+	fi, err = f.Stat()
+	if err != nil {
+		f.close()
+		return pkgFile{}, 0, fmt.Errorf("%s: %w", op, err)
+	}
+	return f, fi.Size(), nil
 }
 
 // Functions and logs

@@ -272,7 +272,8 @@ type activityEntry struct {
 	Result string          `json:"result"`
 }
 
-func activityListCheck(x *cmdEnv, args []string) error {
+// limitCheck refuses a negative --limit.
+func limitCheck(x *cmdEnv, args []string) error {
 	if x.opts.limit < 0 {
 		return &usageError{x.cmd, "--limit must not be negative"}
 	}

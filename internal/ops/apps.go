@@ -236,6 +236,9 @@ func (s *Service) DeleteApp(ctx context.Context, actor, name string) error {
 	}
 	s.publishLocked()
 	s.mu.Unlock()
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Forget(name, "")
+	}
 	for _, set := range sets {
 		s.retire(set)
 	}
@@ -359,6 +362,9 @@ func (s *Service) DeleteSlot(ctx context.Context, actor, app, slot string) error
 		return err
 	}
 	s.retire(set)
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Forget(app, slot)
+	}
 	s.activity(ctx, app, actor, "slot.delete", slot, "", "succeeded")
 	return nil
 }

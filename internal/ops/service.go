@@ -25,6 +25,7 @@ import (
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/artifact"
 	"github.com/hotswap/hotswap/internal/funcapp"
+	"github.com/hotswap/hotswap/internal/metrics"
 	"github.com/hotswap/hotswap/internal/router"
 	"github.com/hotswap/hotswap/internal/runtime"
 	"github.com/hotswap/hotswap/internal/sqlite"
@@ -38,9 +39,10 @@ type Config struct {
 	Artifacts    *artifact.Store
 	Runtime      *runtime.Manager
 	Router       *router.Handler
-	Logger       *slog.Logger  // nil discards
-	StartTimeout time.Duration // handler readiness; zero = 60s
-	DrainGrace   time.Duration // in-flight requests on a retired process set; zero = 30s
+	Metrics      *metrics.Registry // request metrics per slot; nil records none
+	Logger       *slog.Logger      // nil discards
+	StartTimeout time.Duration     // handler readiness; zero = 60s
+	DrainGrace   time.Duration     // in-flight requests on a retired process set; zero = 30s
 	// RevertWindow is how long a process set that a swap, deploy or rollback
 	// retired stays warm, so that going back starts no process. Zero = 10m;
 	// negative disables.
@@ -311,6 +313,9 @@ func (s *Service) publishLocked() {
 			rs.Package, rs.Routes, rs.Upstream, rs.Started = st.pkg, st.routes, p.targetNew.set, p.since
 			rs.Disabled = disabled(p.targetNew.settings)
 		case st.set != nil:
+			if s.cfg.Metrics != nil {
+				rs.Metrics = s.cfg.Metrics.Series(st.slot.App, st.slot.Name, st.slot.DeploymentID)
+			}
 			rs.Deployment = st.slot.DeploymentID
 			rs.Package = st.pkg
 			rs.Routes = st.routes

@@ -53,6 +53,7 @@ type Slot struct {
 	Upstream   Upstream
 	Log        func(stream, text string) // the slot's log; may be nil
 	Started    time.Time
+	Metrics    Observer // request metrics of this slot's deployment; may be nil
 
 	proxy *proxy // built by NewTable
 }
@@ -85,17 +86,16 @@ type Handler struct {
 	keys      KeyStore
 	client    *http.Client
 	logger    *slog.Logger
-	metrics   Metrics
 	maxBody   int64
 	started   time.Time
 	version   string
 	transport http.RoundTripper
 }
 
-// Metrics receives one observation per request that reached a slot. It is
-// called on the request path and must not block.
-type Metrics interface {
-	Observe(app, slot, deployment string, status int, d time.Duration)
+// Observer receives one observation per request that reached a slot's
+// handler. It is called on the request path: it must not block or allocate.
+type Observer interface {
+	Observe(status int, d time.Duration)
 }
 
 // Config configures a Handler.
@@ -104,7 +104,6 @@ type Config struct {
 	Keys           KeyStore          // host admin API key changes; nil makes them 501
 	Transport      http.RoundTripper // to handler processes; nil uses NewTransport()
 	Logger         *slog.Logger      // nil discards
-	Metrics        Metrics           // nil records nothing
 	MaxPayloadBody int64             // request body limit in payload mode; zero = 32 MiB
 	Version        string
 }
@@ -116,7 +115,6 @@ func New(cfg Config) *Handler {
 		keys:      cfg.Keys,
 		transport: cfg.Transport,
 		logger:    cfg.Logger,
-		metrics:   cfg.Metrics,
 		maxBody:   cfg.MaxPayloadBody,
 		version:   cfg.Version,
 		started:   time.Now(),
@@ -267,8 +265,8 @@ func (h *Handler) serveSlot(w http.ResponseWriter, r *http.Request, s *Slot, tru
 }
 
 func (h *Handler) observe(s *Slot, status int, d time.Duration) {
-	if h.metrics != nil {
-		h.metrics.Observe(s.App, s.Name, s.Deployment, status, d)
+	if s.Metrics != nil {
+		s.Metrics.Observe(status, d)
 	}
 }
 

@@ -36,6 +36,13 @@ func main() {
 		}
 		w.Write([]byte(v))
 	})
+	mux.HandleFunc("GET /api/status/{code}", func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(r.PathValue("code"))
+		if err != nil || code < 200 || code > 599 {
+			code = 400
+		}
+		w.WriteHeader(code)
+	})
 	mux.HandleFunc("GET /api/warm", func(w http.ResponseWriter, r *http.Request) {
 		if d, err := time.ParseDuration(os.Getenv("WARM_SLEEP")); err == nil {
 			time.Sleep(d)
