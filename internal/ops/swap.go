@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/hotswap/hotswap"
@@ -375,4 +376,74 @@ func (s *Service) SetAutoSwap(ctx context.Context, actor, app, slot, target stri
 	}
 	s.activity(ctx, app, actor, "autoswap", slot, detail, "succeeded")
 	return s.slotViewLocked(st, false), nil
+}
+
+// SwapPlan says what a swap would change, before it runs.
+type SwapPlan struct {
+	Source, Target string
+	// SourceDeployment moves to the target; TargetDeployment to the source.
+	SourceDeployment string          `json:"sourceDeployment"`
+	TargetDeployment string          `json:"targetDeployment"`
+	Changes          []SettingChange `json:"changes"`
+}
+
+// SettingChange is one setting whose value a slot would see change.
+type SettingChange struct {
+	Slot   string `json:"slot"`
+	Name   string `json:"name"`
+	Before string `json:"before"` // "" when unset
+	After  string `json:"after"`  // "" when unset
+	Sticky bool   `json:"sticky"`
+}
+
+// PlanSwap computes a swap's effect without changing anything.
+func (s *Service) PlanSwap(ctx context.Context, app, source, target string) (SwapPlan, error) {
+	if target == "" {
+		target = hotswap.ProductionSlot
+	}
+	s.mu.Lock()
+	src, err := s.slotLocked(ctx, app, source)
+	var tgt *slotState
+	if err == nil {
+		tgt, err = s.slotLocked(ctx, app, target)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return SwapPlan{}, err
+	}
+	plan := SwapPlan{Source: source, Target: target, SourceDeployment: src.slot.DeploymentID, TargetDeployment: tgt.slot.DeploymentID}
+	srcSettings, tgtSettings := src.settings, tgt.settings
+	s.mu.Unlock()
+	newSrc, newTgt, err := swapSettings(srcSettings, tgtSettings)
+	if err != nil {
+		return plan, err
+	}
+	diff := func(slot string, before, after []hotswap.Setting) {
+		b := make(map[string]hotswap.Setting)
+		for _, x := range before {
+			b[x.Name] = x
+		}
+		a := make(map[string]hotswap.Setting)
+		for _, x := range after {
+			a[x.Name] = x
+		}
+		var names []string
+		for n := range b {
+			names = append(names, n)
+		}
+		for n := range a {
+			if _, ok := b[n]; !ok {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if b[n].Value != a[n].Value || (b[n].Name == "") != (a[n].Name == "") {
+				plan.Changes = append(plan.Changes, SettingChange{Slot: slot, Name: n, Before: b[n].Value, After: a[n].Value, Sticky: b[n].Sticky || a[n].Sticky})
+			}
+		}
+	}
+	diff(target, tgtSettings, newTgt)
+	diff(source, srcSettings, newSrc)
+	return plan, nil
 }
