@@ -26,6 +26,7 @@ import (
 	"github.com/hotswap/hotswap/internal/httpapi"
 	"github.com/hotswap/hotswap/internal/metrics"
 	"github.com/hotswap/hotswap/internal/ops"
+	"github.com/hotswap/hotswap/internal/portal"
 	"github.com/hotswap/hotswap/internal/release"
 	"github.com/hotswap/hotswap/internal/router"
 	"github.com/hotswap/hotswap/internal/runtime"
@@ -102,7 +103,7 @@ type Main struct {
 	releases  *release.Engine
 	metrics   *metrics.Registry
 	router    *router.Handler
-	fnServer  *http.Server
+	fnServer  *router.Server
 	apiServer *http.Server
 	fnLn      net.Listener
 	apiLn     net.Listener
@@ -227,8 +228,17 @@ func (m *Main) Run(ctx context.Context) error {
 		Store: m.db, Releases: m.releases, Metrics: m.metrics.Handler(),
 	})
 
-	m.fnServer = &http.Server{Handler: m.router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)}
-	m.apiServer = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)}
+	web, err := portal.New(ctx, portal.Config{
+		Ops: m.ops, Releases: m.releases, Store: m.db, Authenticate: api.TokenActor,
+		Logger: m.logger.With("component", "portal"), Version: Version,
+	})
+	if err != nil {
+		return fmt.Errorf("start portal: %w", err)
+	}
+	admin := adminHandler(api, web, c.Domain)
+
+	m.fnServer = router.NewServer(m.router, &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)})
+	m.apiServer = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)}
 	go m.fnServer.Serve(m.fnLn)
 	go m.apiServer.Serve(m.apiLn)
 
@@ -270,12 +280,15 @@ func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownGrace)
 	defer cancel()
 	var errs []error
-	for _, s := range []*http.Server{m.fnServer, m.apiServer} {
-		if s != nil {
-			if err := s.Shutdown(ctx); err != nil {
-				errs = append(errs, err)
-				s.Close()
-			}
+	if m.fnServer != nil {
+		if err := m.fnServer.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.apiServer != nil {
+		if err := m.apiServer.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			m.apiServer.Close()
 		}
 	}
 	for _, ln := range []net.Listener{m.fnLn, m.apiLn} {
@@ -335,6 +348,29 @@ func adminToken(path string) (token string, created bool, err error) {
 		return "", false, fmt.Errorf("write admin token: %w", err)
 	}
 	return token, true, nil
+}
+
+// adminHandler serves the admin listener: the API under /api/, /kudu/,
+// /healthz and /metrics and on Kudu's *.scm.<domain> host names, the portal
+// everywhere else.
+func adminHandler(api, web http.Handler, domain string) http.Handler {
+	mux := http.NewServeMux()
+	for _, p := range []string{"/api/", "/kudu/", "/healthz", "/metrics"} {
+		mux.Handle(p, api)
+	}
+	mux.Handle("/", web)
+	scm := ".scm." + strings.ToLower(domain)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := strings.ToLower(r.Host)
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if strings.HasSuffix(host, scm) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // releaseMetrics lets metric gates read the request metrics.

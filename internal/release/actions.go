@@ -169,7 +169,8 @@ func (e *Engine) create(ctx context.Context, p sqlite.Pipeline, def *pipeline.Pi
 	e.active[r.ID], e.defs[r.ID] = r, def
 	e.cfg.Notifier.Send(e.webhook(r), Event{Event: "release", Release: r.Name, ReleaseID: r.ID, State: "created", Time: now})
 	e.Wake()
-	return r, nil
+	// The engine owns r from here; callers get a copy.
+	return copyRelease(r)
 }
 
 // Get returns a release by id or by name (pipeline-number).
