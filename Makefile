@@ -27,7 +27,7 @@ test: deps vet
 	$(GO) run ./bench -smoke
 
 fuzz:
-	@set -e; for pkg in ./internal/funcapp ./internal/artifact ./internal/pipeline; do \
+	@set -e; for pkg in ./internal/funcapp ./internal/artifact ./internal/pipeline ./internal/router; do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
 			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
