@@ -167,6 +167,11 @@ func (s *Server) authenticate(r *http.Request) (actor, bool) {
 	return s.tokenActor(r.Context(), token)
 }
 
+// TokenActor resolves a token to its user, as a request's bearer token is.
+func (s *Server) TokenActor(ctx context.Context, token string) (release.Actor, bool) {
+	return s.tokenActor(ctx, token)
+}
+
 func (s *Server) tokenActor(ctx context.Context, token string) (actor, bool) {
 	if token == "" || len(token) > 512 {
 		return actor{}, false

@@ -1,0 +1,165 @@
+// hotswap portal: the few live parts. Everything works without this file
+// except live updates and copying to the clipboard.
+(function () {
+  "use strict";
+
+  function slug(s) { return String(s).toLowerCase().replace(/[^a-z0-9_-]/g, "-"); }
+
+  // "Get function URL": reveal the URL with its key, select it, copy it.
+  document.querySelectorAll("button.get-url").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var input = document.getElementById(btn.dataset.target);
+      var box = input.closest(".url-box");
+      var note = box.querySelector(".copied");
+      box.hidden = false;
+      btn.setAttribute("aria-expanded", "true");
+      input.focus();
+      input.select();
+      var fallback = function () {
+        try { note.textContent = document.execCommand("copy") ? "Copied to the clipboard" : "Selected: press Ctrl+C to copy"; }
+        catch (e) { note.textContent = "Selected: press Ctrl+C to copy"; }
+      };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(input.value).then(function () { note.textContent = "Copied to the clipboard"; }, fallback);
+      } else {
+        fallback();
+      }
+    });
+  });
+
+  // Show / hide a key value.
+  document.querySelectorAll("button.reveal").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var input = document.getElementById(btn.dataset.target);
+      var show = input.type === "password";
+      input.type = show ? "text" : "password";
+      btn.textContent = show ? "Hide" : "Show";
+      btn.setAttribute("aria-pressed", show ? "true" : "false");
+    });
+  });
+
+  // Forms that ask before they act.
+  document.querySelectorAll("form.confirm").forEach(function (f) {
+    f.addEventListener("submit", function (ev) {
+      if (!window.confirm(f.dataset.confirm || "Are you sure?")) ev.preventDefault();
+    });
+  });
+
+  // Long-running forms (deploy, swap, rollback) say what they are doing.
+  document.querySelectorAll("form[data-progress]").forEach(function (f) {
+    f.addEventListener("submit", function (ev) {
+      if (f.dataset.busy) { ev.preventDefault(); return; }
+      f.dataset.busy = "1";
+      f.setAttribute("aria-busy", "true");
+      var out = document.getElementById(f.dataset.progress);
+      if (out) {
+        var what = f.id === "deploy-form" ? "Uploading and deploying… the slot keeps serving until the new deployment is ready." :
+          (ev.submitter && ev.submitter.value === "preview") ? "Preparing the preview: starting and warming handlers…" :
+          "Working: preparing, warming, then flipping in one step…";
+        out.textContent = what;
+      }
+    });
+  });
+
+  // Hidden inputs that follow a select (the swap form follows the slot choice).
+  document.querySelectorAll("input[data-sync-from]").forEach(function (h) {
+    var src = document.getElementById(h.dataset.syncFrom);
+    if (src) src.addEventListener("change", function () { h.value = src.value; });
+  });
+
+  // The pencil opens the inline rename form.
+  var rename = document.getElementById("rename-pipeline");
+  if (rename) {
+    rename.addEventListener("click", function () {
+      var f = document.getElementById("rename-form");
+      f.hidden = !f.hidden;
+      rename.setAttribute("aria-expanded", f.hidden ? "false" : "true");
+      if (!f.hidden) { var i = document.getElementById("rename-name"); i.focus(); i.select(); }
+    });
+  }
+
+  // A problem's line number jumps to that line in the editor.
+  document.querySelectorAll("button.goto-line").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var ta = document.getElementById(b.dataset.target);
+      var lines = ta.value.split("\n"), n = parseInt(b.dataset.line, 10) - 1, start = 0;
+      for (var i = 0; i < n && i < lines.length; i++) start += lines[i].length + 1;
+      ta.focus();
+      ta.setSelectionRange(start, start + (lines[n] || "").length);
+    });
+  });
+
+  // Live state: poll the page's status endpoint every 2s.
+  var url = document.body.dataset.statusUrl;
+  if (!url) return;
+  var deployStatus = document.getElementById("deploy-status");
+
+  function refreshSections() {
+    var secs = document.querySelectorAll("[data-refresh]");
+    if (!secs.length) return;
+    for (var i = 0; i < secs.length; i++) {
+      if (secs[i].contains(document.activeElement) && document.activeElement !== document.body) return;
+    }
+    fetch(location.href, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; }).then(function (html) {
+      if (!html) return;
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      secs.forEach(function (s) {
+        var fresh = doc.getElementById(s.id);
+        if (fresh) s.innerHTML = fresh.innerHTML;
+      });
+    });
+  }
+
+  function apply(st) {
+    var changed = false;
+    Object.keys(st.states || {}).forEach(function (k) {
+      document.querySelectorAll('[data-state-key="' + k + '"]').forEach(function (el) {
+        var v = st.states[k];
+        if (el.textContent !== v) {
+          el.textContent = v;
+          el.className = "badge state-" + slug(v);
+          changed = true;
+        }
+      });
+    });
+    Object.keys(st.text || {}).forEach(function (k) {
+      document.querySelectorAll('[data-text-key="' + k + '"]').forEach(function (el) {
+        if (el.textContent !== st.text[k]) el.textContent = st.text[k];
+      });
+    });
+    if (deployStatus && deployStatus.textContent && st.states && st.states["deploy-progress"]) {
+      deployStatus.textContent = "Deploy " + (st.text["deploy-progress-id"] || "") + ": " + st.states["deploy-progress"];
+    }
+    var log = document.getElementById("slot-log");
+    if (log && st.log) {
+      var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+      var frag = document.createDocumentFragment();
+      st.log.forEach(function (l) {
+        var line = document.createElement("span");
+        line.className = "log-line";
+        var t = document.createElement("span"); t.className = "log-time"; t.textContent = l.time;
+        var s = document.createElement("span"); s.className = "log-stream"; s.textContent = "[" + l.stream + "]";
+        line.appendChild(t); line.appendChild(document.createTextNode(" ")); line.appendChild(s);
+        line.appendChild(document.createTextNode(" " + l.text));
+        frag.appendChild(line); frag.appendChild(document.createTextNode("\n"));
+      });
+      var text = st.log.map(function (l) { return l.time + " [" + l.stream + "] " + l.text; }).join("\n");
+      if (log.dataset.last !== text) {
+        log.dataset.last = text;
+        log.replaceChildren(frag);
+        if (atEnd) log.scrollTop = log.scrollHeight;
+      }
+    }
+    if (changed) refreshSections();
+  }
+
+  function poll() {
+    if (document.hidden) { setTimeout(poll, 2000); return; }
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (st) { if (st) apply(st); })
+      .catch(function () {})
+      .then(function () { setTimeout(poll, 2000); });
+  }
+  setTimeout(poll, 2000);
+})();
