@@ -11,9 +11,15 @@ run: build
 	./bin/hotswap serve
 
 # deps installs what the tests need on a fresh Debian machine: Node.js for the
-# Node example. Go modules come from the module proxy.
+# Node example, Chromium for the portal's browser tests. Go modules come from
+# the module proxy.
 deps:
-	@command -v node >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends nodejs; }
+	@missing=""; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium fonts-dejavu-core"; \
+	if [ -n "$$missing" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
 	$(GO) mod download
 
 vet:
