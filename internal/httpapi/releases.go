@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"github.com/hotswap/hotswap"
-	"github.com/hotswap/hotswap/internal/release"
 	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
@@ -284,4 +283,3 @@ func (s *Server) abandon(w http.ResponseWriter, r *http.Request, who actor) {
 	writeJSON(w, http.StatusOK, rel)
 }
 
-var _ = release.Active

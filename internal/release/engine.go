@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/pipeline"
 	"github.com/hotswap/hotswap/internal/sqlite"
@@ -552,4 +551,3 @@ func newID(prefix string) string {
 
 var errEnded = errors.New("release ended")
 
-var _ = hotswap.Invalid
