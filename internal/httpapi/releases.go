@@ -282,4 +282,3 @@ func (s *Server) abandon(w http.ResponseWriter, r *http.Request, who actor) {
 	}
 	writeJSON(w, http.StatusOK, rel)
 }
-

@@ -550,4 +550,3 @@ func newID(prefix string) string {
 }
 
 var errEnded = errors.New("release ended")
-
