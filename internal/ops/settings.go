@@ -95,42 +95,37 @@ func (s *Service) updateSettings(ctx context.Context, app, slot string, set []ho
 	sl, pkg, log, running := st.slot, st.pkg, st.log, st.set != nil
 	s.mu.Unlock()
 
+	// A running slot gets a process set with the new environment, ready
+	// before anything is stored.
 	var d hotswap.Deployment
-	if running {
-		d, err = s.store.GetDeployment(ctx, app, sl.DeploymentID)
-		if err != nil {
-			return nil, err
-		}
-	}
 	var newSet *runtime.Set
 	var newKey string
 	if running {
+		if d, err = s.store.GetDeployment(ctx, app, sl.DeploymentID); err != nil {
+			return nil, err
+		}
 		newSet, newKey, _, err = s.acquireSet(ctx, sl, d, pkg, settings, log)
 		if err != nil {
 			return nil, hotswap.Errorf(hotswap.FailedPrecondition, "settings not changed: the handler did not start with them: %v", hotswap.ErrorMessage(err))
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	err = s.store.UpdateSettings(ctx, app, slot, set, unset)
-	if err != nil {
+	if err := s.store.UpdateSettings(ctx, app, slot, set, unset); err != nil {
 		s.mu.Unlock()
 		s.park(newKey, d.ID, newSet)
-		s.mu.Lock()
 		return nil, err
 	}
 	st.settings = settings
-	var old *runtime.Set
-	var oldKey string
+	old, oldKey := st.set, st.cfgKey
 	if newSet != nil {
-		old, oldKey = st.set, st.cfgKey
 		st.set, st.cfgKey, st.started = newSet, newKey, time.Now()
 		log.add("host", "handler restarted with new settings")
 	}
 	s.publishLocked()
 	s.mu.Unlock()
-	s.park(oldKey, d.ID, old)
-	s.mu.Lock()
+	if newSet != nil {
+		s.park(oldKey, d.ID, old)
+	}
 	return append([]hotswap.Setting{}, settings...), nil
 }
 
