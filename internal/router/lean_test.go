@@ -447,3 +447,44 @@ func BenchmarkLeanForward(b *testing.B) {
 		b.Fatalf("response %q", buf)
 	}
 }
+
+// BenchmarkStdForward is the baseline for BenchmarkLeanForward: the same
+// request and raw upstream, served by the net/http server and
+// httputil.ReverseProxy (the path the lean one replaced, which still
+// serves what the lean path hands off). An HTTP/1.0 keep-alive request is
+// handed off, so it takes that path. The client reads responses without
+// allocating.
+func BenchmarkStdForward(b *testing.B) {
+	const resp = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n" +
+		`{"message":"hello from the handler","ok":true,"n":123456789}`
+	f := newLeanFixture(b, echoHandler())
+	f.set.addr = rawUpstream(b, resp)
+	f.srv.leanHook = nil
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET /api/echo/x HTTP/1.0\r\nHost: shop.test\r\nUser-Agent: bench\r\nConnection: keep-alive\r\n\r\n")
+	br := bufio.NewReaderSize(c, 16<<10)
+	body := make([]byte, 60)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(line) <= 2 {
+				break
+			}
+		}
+		if _, err := io.ReadFull(br, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
