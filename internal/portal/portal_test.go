@@ -256,7 +256,9 @@ var normalisers = []struct {
 	{regexp.MustCompile(`\b([rp])-[0-9a-f]{16}\b`), `$1-ID`},
 	{regexp.MustCompile(`\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z`), `TIME`},
 	{regexp.MustCompile(`\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC`), `TIME`},
-	{regexp.MustCompile(`\b[A-Za-z0-9_-]{54}\b`), `KEY`},
+	// Keys are 54 characters of URL-safe base64 and may start or end with
+	// '-' or '_', where \b would not match.
+	{regexp.MustCompile(`(^|[^A-Za-z0-9_-])[A-Za-z0-9_-]{54}([^A-Za-z0-9_-]|$)`), `${1}KEY${2}`},
 	{regexp.MustCompile(`127\.0\.0\.1:\d+`), `127.0.0.1:PORT`},
 	{regexp.MustCompile(`(data-testid="swap-duration">)\d+`), `${1}MS`},
 }
