@@ -150,8 +150,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	s.mu.Lock()
 	s.publishLocked()
 	s.mu.Unlock()
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.reapLoop()
+	go s.timerLoop()
 	return s, nil
 }
 

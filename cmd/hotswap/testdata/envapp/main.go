@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,6 +43,21 @@ func main() {
 			code = 400
 		}
 		w.WriteHeader(code)
+	})
+	var ticks atomic.Int64
+	mux.HandleFunc("POST /tick", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Data map[string]struct{ IsPastDue bool }
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in.Data) != 1 {
+			http.Error(w, "bad timer payload", http.StatusBadRequest)
+			return
+		}
+		n := ticks.Add(1)
+		json.NewEncoder(w).Encode(map[string]any{"Outputs": map[string]any{}, "Logs": []string{"tick " + strconv.FormatInt(n, 10)}})
+	})
+	mux.HandleFunc("GET /api/ticks", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strconv.FormatInt(ticks.Load(), 10)))
 	})
 	mux.HandleFunc("GET /api/warm", func(w http.ResponseWriter, r *http.Request) {
 		if d, err := time.ParseDuration(os.Getenv("WARM_SLEEP")); err == nil {
