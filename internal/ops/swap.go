@@ -128,7 +128,6 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 		return res, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	s.activity(ctx, req.App, req.Actor, "swap.prepare", req.Source, "into "+req.Target, "started")
 	p, err := s.prepareSwap(ctx, req, op)
 	if err != nil {
 		s.end(ctx, op, err)
@@ -147,6 +146,7 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 		s.publishLocked()
 		s.mu.Unlock()
 		_ = s.store.SetOperationPhase(ctx, op.ID, "preview", "")
+		s.activity(ctx, req.App, req.Actor, "swap.prepare", req.Source, prepareDetail(req, p), "succeeded")
 		s.crash("swap.preview")
 		s.activity(ctx, req.App, req.Actor, "swap.preview", req.Source, "previewing "+req.Target+"'s settings on "+req.Source, "succeeded")
 		res.Phase = "preview"
@@ -157,6 +157,9 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 	if err != nil {
 		return res, err
 	}
+	// The prepare phase is recorded after the flip: every store write
+	// before it is an fsync between the swap call and the new deployment.
+	s.activity(ctx, req.App, req.Actor, "swap.prepare", req.Source, prepareDetail(req, p), "succeeded")
 	res.Phase = "completed"
 	res.FlipMicros = flip.Microseconds()
 	res.DurationMs = time.Since(start).Milliseconds()
@@ -192,7 +195,6 @@ func (s *Service) prepareSwap(ctx context.Context, req SwapRequest, op *sqlite.O
 			}
 		}
 	}
-	_ = s.store.SetOperationPhase(ctx, op.ID, "prepare", "")
 	// The source's content under the target's identity and settings.
 	p.targetNew, err = s.prepare(ctx, tgtSlot, srcSlot.DeploymentID, srcPkg, srcRoutes, newTgtSettings, tgtKeys, tgtLog)
 	if err != nil {
@@ -286,6 +288,14 @@ func (s *Service) flip(ctx context.Context, p *preview) (time.Duration, error) {
 	s.park(oldTgt.cfgKey, oldTgt.slot.DeploymentID, oldTgt.set)
 	s.activity(ctx, req.App, req.Actor, "swap", req.Source, fmt.Sprintf("into %s: %s now serves %s, %s serves %s", req.Target, req.Target, tn.deployment, req.Source, orNone(src.slot.DeploymentID)), "succeeded")
 	return flip, nil
+}
+
+func prepareDetail(req SwapRequest, p *preview) string {
+	how := "started and warmed"
+	if p.targetNew.reused && (p.sourceNew == nil || p.sourceNew.reused) {
+		how = "reused warm process sets"
+	}
+	return fmt.Sprintf("into %s: %s (%v)", req.Target, how, time.Since(p.since).Round(time.Millisecond))
 }
 
 func orNone(s string) string {
