@@ -42,6 +42,10 @@ type client struct {
 	addr string
 	c    net.Conn
 	br   *bufio.Reader
+	// tag, when set, is a response header name whose value each round
+	// trip copies into tagVal (empty when the answer has none).
+	tag    []byte
+	tagVal []byte
 }
 
 var errStatus = errors.New("non-2xx status")
@@ -78,6 +82,7 @@ func (cl *client) close() {
 
 func (cl *client) roundTrip(req request) error {
 	cl.c.SetDeadline(time.Now().Add(10 * time.Second))
+	cl.tagVal = cl.tagVal[:0]
 	if _, err := cl.c.Write(req.raw); err != nil {
 		return err
 	}
@@ -115,6 +120,8 @@ func (cl *client) roundTrip(req request) error {
 			chunked = bytes.EqualFold(v, []byte("chunked"))
 		case bytes.EqualFold(k, []byte("Connection")):
 			closeConn = bytes.EqualFold(v, []byte("close"))
+		case cl.tag != nil && bytes.EqualFold(k, cl.tag):
+			cl.tagVal = append(cl.tagVal[:0], v...)
 		}
 	}
 	var n int

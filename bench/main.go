@@ -1,13 +1,25 @@
-// Command bench measures what hotswap's functions listener costs compared
-// with calling the same handler directly, and writes bench/REPORT.md.
+// Command bench measures hotswap against the targets of issue 6 and the
+// swap benchmark of issue 3, and writes bench/REPORT.md:
 //
-//	go run ./bench              # full run (about 5 minutes), writes bench/REPORT.md
-//	go run ./bench -smoke       # CI: one short round, checks the machinery only
+//   - proxy overhead: the same handler called directly, through nginx
+//     (installed with apt-get where missing), through hotswap in forwarding
+//     mode and through hotswap in payload mode, for a tiny and a 64 KiB body;
+//   - allocations per request and a CPU profile of the forwarding path
+//     (go test -bench BenchmarkLeanForward in internal/router);
+//   - swaps every few seconds under 64 and 256 keep-alive clients;
+//   - deploy to first response against a bare start of the same binary;
+//   - server memory with idle and deployed slots.
 //
-// It builds hotswap and the handler in bench/handler, starts `hotswap serve`
-// on free loopback ports, deploys the handler as app "bench", starts the same
-// handler binary on its own port as the baseline, and drives both with an
-// in-process load generator over raw keep-alive HTTP/1.1 connections.
+// Usage:
+//
+//	go run ./bench              # full run (about 11 minutes), writes bench/REPORT.md
+//	go run ./bench -smoke       # CI: every scenario once, briefly; writes no report
+//
+// It builds hotswap and the handlers in bench/handler (forwarding mode) and
+// bench/payload (payload mode), starts `hotswap serve` on free loopback
+// ports, deploys them, starts the forwarding handler binary on its own port
+// as the baseline, and drives everything with an in-process load generator
+// over raw keep-alive HTTP/1.1 connections.
 package main
 
 import (
@@ -21,6 +33,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,13 +51,30 @@ type config struct {
 	hotswap  string // prebuilt hotswap binary; "" = build ./cmd/hotswap
 	out      string // report path; "" = none
 	source   string // what hotswap binary was measured, for the report
+	nginx    bool   // compare against nginx (installing it where missing)
+
+	swapDuration time.Duration // each swap-under-load run
+	swapEvery    time.Duration // time between swaps
+	swapRate     float64       // open-loop rate during swaps, req/s in total
+	swapClients  []int         // keep-alive clients, one run each
+	maxSwaps     int           // 0 = as many as fit
+
+	deployRounds int   // deploy vs bare start rounds
+	idleSlots    []int // footprint: idle slot counts
+	deployed     int   // footprint: deployed slots
+
+	allocCount  int           // -count of the allocation benchmark
+	allocTime   string        // -benchtime of the allocation benchmark
+	profileTime string        // -benchtime of the profiled benchmark run
+	elapsed     time.Duration // whole run, for the report
 }
 
 // bench is a run in progress, handed to every scenario.
 type bench struct {
-	cfg  config
-	env  *env
-	logf func(format string, args ...any)
+	cfg   config
+	env   *env
+	logf  func(format string, args ...any)
+	goals []goal // the Targets table
 }
 
 func main() {
@@ -70,24 +101,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	fs.BoolVar(&c.smoke, "smoke", false, "one short round to check the machinery; writes no report")
 	fs.StringVar(&c.hotswap, "hotswap", "", "use this hotswap binary instead of building ./cmd/hotswap")
 	fs.StringVar(&c.out, "out", "", "report file (default bench/REPORT.md in the module; none with -smoke)")
+	fs.BoolVar(&c.nginx, "nginx", true, "compare against nginx, installing it with apt-get where missing")
+	fs.DurationVar(&c.swapDuration, "swap-duration", time.Minute, "length of each swap-under-load run")
+	fs.DurationVar(&c.swapEvery, "swap-every", 3*time.Second, "time between swaps")
+	fs.Float64Var(&c.swapRate, "swap-rate", 5000, "open-loop rate during swaps, req/s across all clients")
+	clients := fs.String("swap-clients", "64,256", "keep-alive clients of each swap-under-load run")
+	fs.IntVar(&c.deployRounds, "deploy-rounds", 5, "rounds of deploy vs bare start")
+	idle := fs.String("idle-slots", "1,10,100", "footprint: idle slot counts")
+	fs.IntVar(&c.deployed, "deployed-slots", 10, "footprint: deployed slots")
+	fs.IntVar(&c.allocCount, "alloc-count", 5, "go test -count of the allocation benchmark")
+	fs.StringVar(&c.profileTime, "profile-time", "10s", "go test -benchtime of the CPU-profiled run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	var err1, err2 error
+	c.swapClients, err1 = parseInts(*clients)
+	c.idleSlots, err2 = parseInts(*idle)
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	c.allocTime = "1s"
 	if c.smoke {
 		c.rounds, c.duration, c.warmup = 1, time.Second, 200*time.Millisecond
 		if c.rate == 0 {
 			c.rate = 200
 		}
+		c.swapDuration, c.swapEvery, c.swapRate, c.maxSwaps = 5*time.Second, 1500*time.Millisecond, 1000, 2
+		c.deployRounds, c.idleSlots, c.deployed = 1, []int{1, 3}, 2
+		c.allocCount, c.allocTime, c.profileTime = 1, "2000x", "2000x"
 	}
 	if c.rounds < 1 || c.duration <= 0 || c.warmup < 0 || c.conns < 1 || c.rate < 0 {
 		return errors.New("-rounds, -duration and -conns must be positive, -warmup and -rate not negative")
 	}
+	if c.swapDuration < 3*time.Second || c.swapEvery <= 0 || c.swapRate <= 0 || len(c.swapClients) == 0 ||
+		c.deployRounds < 1 || len(c.idleSlots) == 0 || c.deployed < 1 || c.allocCount < 1 {
+		return errors.New("-swap-duration must be at least 3s; -swap-every, -swap-rate, -deploy-rounds, -deployed-slots, -alloc-count positive; -swap-clients and -idle-slots not empty")
+	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 
-	e, err := openEnv(ctx, c.hotswap, logf)
+	e, err := openEnv(ctx, c.hotswap, c.nginx, logf)
 	if err != nil {
 		return err
 	}
@@ -116,7 +171,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		sections = append(sections, s)
 	}
 
-	report := render(began, "go run ./bench "+strings.Join(args, " "), c, sections)
+	b.cfg.elapsed = time.Since(began).Round(time.Second)
+	report := render(began, "go run ./bench "+strings.Join(args, " "), b, sections)
 	fmt.Fprint(stdout, report)
 
 	var failed int64
@@ -144,31 +200,60 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 }
 
 // render writes the report in Markdown.
-func render(began time.Time, command string, c config, sections []*section) string {
+func render(began time.Time, command string, b *bench, sections []*section) string {
+	c := b.cfg
 	var w strings.Builder
-	fmt.Fprintf(&w, "# hotswap benchmark: direct handler vs through hotswap\n\n")
+	fmt.Fprintf(&w, "# hotswap benchmark: data plane, swaps, deploys and footprint\n\n")
 	fmt.Fprintf(&w, "- date: %s\n", began.Format(time.RFC3339))
 	fmt.Fprintf(&w, "- machine: %s, %d cores, kernel %s\n", cpuModel(), runtime.NumCPU(), kernel())
 	fmt.Fprintf(&w, "- Go: %s\n", runtime.Version())
 	fmt.Fprintf(&w, "- hotswap: %s\n", c.source)
-	fmt.Fprintf(&w, "- command: `%s`\n", strings.TrimSpace(command))
-	fmt.Fprintf(&w, "- %d rounds; each run %v warm-up + %v measured; %d keep-alive connections; targets alternate within each round\n",
+	fmt.Fprintf(&w, "- command: `%s` (took %v)\n", strings.TrimSpace(command), c.elapsed)
+	fmt.Fprintf(&w, "- proxy overhead: %d rounds; each run %v warm-up + %v measured; %d keep-alive connections; targets alternate within each round\n",
 		c.rounds, c.warmup, c.duration, c.conns)
-	fmt.Fprintf(&w, "- load generator, hotswap and the handler share the same machine over loopback, so every figure includes competition for the CPU\n\n")
-	fmt.Fprintf(&w, "Each cell: median across rounds, then (min–max). The ratio column divides the medians: below 1 for req/s means hotswap serves less, above 1 for latency means hotswap is slower.\n")
+	fmt.Fprintf(&w, "- nginx: %s\n", b.env.nginxNote)
+	fmt.Fprintf(&w, "- load generator, hotswap, nginx and the handlers share the same machine over loopback, so every figure includes competition for the CPU\n\n")
+	fmt.Fprintf(&w, "Each cell: median across rounds, then (min–max). A ratio column divides the medians: below 1 for req/s means the target serves less than the baseline, above 1 for latency means it is slower.\n")
+
+	fmt.Fprintf(&w, "\n## Targets\n\n")
+	fmt.Fprintf(&w, "| target (issue 6) | figure | status |\n|---|---|---|\n")
+	goals := slices.Clone(b.goals)
+	slices.SortStableFunc(goals, func(x, y goal) int { return x.order - y.order })
+	for _, g := range goals {
+		fmt.Fprintf(&w, "| %s | %s | %s |\n", g.target, g.figure, g.status)
+	}
 	for _, s := range sections {
 		fmt.Fprintf(&w, "\n## %s\n\n", s.title)
-		fmt.Fprintf(&w, "| %s |\n", strings.Join(s.header, " | "))
-		fmt.Fprintf(&w, "|%s\n", strings.Repeat("---|", len(s.header)))
-		for _, r := range s.rows {
-			fmt.Fprintf(&w, "| %s |\n", strings.Join(r, " | "))
+		if len(s.header) > 0 {
+			fmt.Fprintf(&w, "| %s |\n", strings.Join(s.header, " | "))
+			fmt.Fprintf(&w, "|%s\n", strings.Repeat("---|", len(s.header)))
+			for _, r := range s.rows {
+				fmt.Fprintf(&w, "| %s |\n", strings.Join(r, " | "))
+			}
+			w.WriteString("\n")
 		}
-		w.WriteString("\n")
+		if s.text != "" {
+			w.WriteString(s.text)
+			w.WriteString("\n")
+		}
 		for _, n := range s.notes {
 			fmt.Fprintf(&w, "%s\n", n)
 		}
 	}
 	return w.String()
+}
+
+// parseInts reads a comma-separated list of positive integers.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a list of positive integers", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func cpuModel() string {

@@ -6,6 +6,11 @@
 //	GET  /          readiness: "ok"
 //	GET  /api/small a fixed 60-byte JSON body
 //	POST /api/echo  the request body, streamed back
+//
+// Every answer carries X-Deployment: the value of HOTSWAP_DEPLOYMENT_ID,
+// which hotswap sets for each deployment, so the swap benchmark can tell
+// which deployment served each request. The harness sets it to "direct"
+// for the baseline so both carry the same header bytes.
 package main
 
 import (
@@ -67,13 +72,17 @@ func run() error {
 func newMux() *http.ServeMux {
 	small := []byte(smallBody)
 	smallLen := strconv.Itoa(len(small))
+	// Set as a pre-built slice, the header costs no allocation per request.
+	dep := []string{os.Getenv("HOTSWAP_DEPLOYMENT_ID")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["X-Deployment"] = dep
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("GET /api/small", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		h["X-Deployment"] = dep
 		h.Set("Content-Type", "application/json")
 		h.Set("Content-Length", smallLen)
 		w.Write(small)
@@ -83,6 +92,7 @@ func newMux() *http.ServeMux {
 		// body once the response starts, which would cut large echoes short.
 		http.NewResponseController(w).EnableFullDuplex()
 		h := w.Header()
+		h["X-Deployment"] = dep
 		h.Set("Content-Type", "application/octet-stream")
 		if r.ContentLength >= 0 {
 			h.Set("Content-Length", strconv.FormatInt(r.ContentLength, 10))
