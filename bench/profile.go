@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	_ "embed"
 	"fmt"
 	"os"
 	"os/exec"
@@ -124,7 +125,7 @@ func profile(ctx context.Context, b *bench) (*section, error) {
 	} else {
 		fmt.Fprintf(&w, "What it shows: the router's own code (parsing, routing, copying) is a share comparable to the system calls and wake-ups, so it is worth optimising.\n\n")
 	}
-	fmt.Fprintf(&w, "<!-- changes-from-profile -->\n")
+	fmt.Fprintf(&w, "%s\n", profileNotes)
 	return &section{text: w.String()}, nil
 }
 
@@ -191,3 +192,9 @@ func isSched(name string) bool {
 	}
 	return false
 }
+
+// profileNotes says what the profiles led to; it is written by hand and kept
+// beside the harness so every run's report carries it.
+//
+//go:embed profile-notes.md
+var profileNotes string

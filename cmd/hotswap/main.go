@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -89,6 +90,7 @@ type Config struct {
 	MaxWarmSets     int
 	Retention       int
 	ReleaseTick     time.Duration
+	PprofAddr       string // net/http/pprof listener; empty: none
 }
 
 // Main is the running server: every component, opened by Run and closed by Close.
@@ -96,18 +98,19 @@ type Main struct {
 	Config Config
 	Stdout io.Writer
 
-	logger    *slog.Logger
-	db        *sqlite.DB
-	runtime   *runtime.Manager
-	ops       *ops.Service
-	releases  *release.Engine
-	metrics   *metrics.Registry
-	router    *router.Handler
-	fnServer  *router.Server
-	apiServer *http.Server
-	fnLn      net.Listener
-	apiLn     net.Listener
-	closed    bool
+	logger      *slog.Logger
+	db          *sqlite.DB
+	runtime     *runtime.Manager
+	ops         *ops.Service
+	releases    *release.Engine
+	metrics     *metrics.Registry
+	router      *router.Handler
+	fnServer    *router.Server
+	apiServer   *http.Server
+	pprofServer *http.Server
+	fnLn        net.Listener
+	apiLn       net.Listener
+	closed      bool
 }
 
 // NewMain returns a Main with the default configuration.
@@ -144,6 +147,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.MaxPackageFiles, "max-package-files", 0, "most files in a package; 0 = 20000")
 	fs.DurationVar(&c.RevertWindow, "revert-window", 10*time.Minute, "how long retired process sets stay warm for an instant swap back; negative disables")
 	fs.IntVar(&c.MaxWarmSets, "max-warm-sets", 16, "most retired process sets kept warm (memory bound); the oldest stop first")
+	fs.StringVar(&c.PprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) for profiling; off when empty")
 	fs.DurationVar(&c.ReleaseTick, "release-tick", time.Second, "how often waiting release stages (approvals, gates, queues) are looked at")
 	fs.IntVar(&c.Retention, "retention", 20, "deployments kept per app (a served or warm one is always kept)")
 	if err := fs.Parse(args); err != nil {
@@ -241,8 +245,21 @@ func (m *Main) Run(ctx context.Context) error {
 	m.apiServer = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)}
 	go m.fnServer.Serve(m.fnLn)
 	go m.apiServer.Serve(m.apiLn)
+	if c.PprofAddr != "" {
+		ln, err := net.Listen("tcp", c.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("pprof listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		m.pprofServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go m.pprofServer.Serve(ln)
+	}
 
-	fmt.Fprintf(m.Stdout, "hotswap %s serving\n  functions: http://<app>[-<slot>].%s%s\n  control:   http://%s\n", Version, c.Domain, portSuffix(m.fnLn.Addr()), m.AdminAddr())
+	fmt.Fprintf(m.Stdout, "hotswap %s serving\n  functions: http://<app>[-<slot>].%s%s\n  control:   http://%s\n  portal:    http://%s/\n", Version, c.Domain, portSuffix(m.fnLn.Addr()), m.AdminAddr(), m.AdminAddr())
 	if created {
 		fmt.Fprintf(m.Stdout, "  admin token (shown once, kept in %s): %s\n", filepath.Join(c.DataDir, "admin-token"), token)
 	} else {
@@ -284,6 +301,9 @@ func (m *Main) Close() error {
 		if err := m.fnServer.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if m.pprofServer != nil {
+		m.pprofServer.Close()
 	}
 	if m.apiServer != nil {
 		if err := m.apiServer.Shutdown(ctx); err != nil {

@@ -241,8 +241,14 @@ func (s *Server) serve(lc *leanConn) {
 			return
 		}
 		lc.idle.Store(false)
-		c.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
-		err := readHead(br, hd)
+		// Most heads arrive whole in the first read; only a partial one
+		// needs the (shorter) header deadline while the rest comes.
+		b, _ := br.Peek(br.Buffered())
+		err := parseHead(b, hd)
+		if err == errIncomplete {
+			c.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+			err = readHead(br, hd)
+		}
 		if err == nil {
 			c.SetReadDeadline(time.Time{})
 			var done bool
