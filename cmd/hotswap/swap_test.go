@@ -371,7 +371,8 @@ func TestOneOperationAtATime(t *testing.T) {
 	s := startServer(t, "")
 	newSwapApp(t, s)
 	s.setSettings("web", "production", true, "WEBSITE_SWAP_WARMUP_PING_PATH", "/api/warm", "HOTSWAP_WARMUP_TIMEOUT", "10s")
-	s.setSettings("web", "staging", false, "WARM_SLEEP", "1500ms")
+	s.setSettings("web", "staging", false, "WARM_SLEEP", "3s")
+	pkg := zipDir(t, examplePackage(t, "envapp")) // before the swap: zipping is slow under -race
 	done := make(chan int)
 	go func() {
 		code := s.call("POST", "/api/v1/apps/web/swap", map[string]any{"slot": "staging"}, nil)
@@ -381,7 +382,7 @@ func TestOneOperationAtATime(t *testing.T) {
 	var res struct {
 		Error struct{ Kind, Message string }
 	}
-	code := s.call("POST", "/api/v1/apps/web/slots/staging/deploy", zipDir(t, examplePackage(t, "envapp")), &res)
+	code := s.call("POST", "/api/v1/apps/web/slots/staging/deploy", pkg, &res)
 	if code != 409 || !strings.Contains(res.Error.Message, "swap") {
 		t.Errorf("deploy during a swap = %d %+v, want 409 naming the swap", code, res)
 	}
