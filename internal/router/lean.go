@@ -403,7 +403,7 @@ func (s *Server) exchange(c net.Conn, br *bufio.Reader, bw *bufio.Writer, hd *he
 		br.Discard(headLen)
 		err := up.bw.Flush()
 		if err == nil {
-			status, upClose, err = s.relayResponse(bw, up, hd, isHead, clientClose)
+			status, upClose, err = s.relayResponse(c, bw, up, hd, isHead, clientClose)
 		}
 		if err == nil || status != 0 || fresh {
 			return status, upClose, err
@@ -418,7 +418,7 @@ func (s *Server) exchange(c net.Conn, br *bufio.Reader, bw *bufio.Writer, hd *he
 		if err := up.bw.Flush(); err != nil {
 			return 0, true, err
 		}
-		return s.relayResponse(bw, up, hd, isHead, clientClose)
+		return s.relayResponse(c, bw, up, hd, isHead, clientClose)
 	}
 	br.Discard(headLen)
 	// A body: sent while the response is read, so a handler that answers
@@ -440,7 +440,7 @@ func (s *Server) exchange(c net.Conn, br *bufio.Reader, bw *bufio.Writer, hd *he
 			if hd.chunked {
 				err = copyChunked(up.bw, br, func() error { return up.bw.Flush() })
 			} else {
-				err = copyN(up.bw, br, hd.length)
+				err = spliceN(up.bw, up.c, br, c, hd.length)
 			}
 			if err == nil {
 				err = up.bw.Flush()
@@ -448,7 +448,7 @@ func (s *Server) exchange(c net.Conn, br *bufio.Reader, bw *bufio.Writer, hd *he
 			bodyErr <- err
 		}()
 	}
-	status, upClose, err = s.relayResponse(bw, up, hd, isHead, clientClose)
+	status, upClose, err = s.relayResponse(c, bw, up, hd, isHead, clientClose)
 	if berr := <-bodyErr; berr != nil && err == nil {
 		// The handler answered without reading the whole body: the client
 		// connection is out of step, so it closes.
@@ -508,7 +508,7 @@ func writeRequestHead(w *bufio.Writer, hd *head, clientIP string) {
 }
 
 // relayResponse reads the handler's response and writes it to the client.
-func (s *Server) relayResponse(bw *bufio.Writer, up *upstream, hd *head, isHead, clientClose bool) (status int, upClose bool, err error) {
+func (s *Server) relayResponse(c net.Conn, bw *bufio.Writer, up *upstream, hd *head, isHead, clientClose bool) (status int, upClose bool, err error) {
 	var line []byte
 	for {
 		line, err = up.br.ReadSlice('\n')
@@ -605,7 +605,7 @@ func (s *Server) relayResponse(bw *bufio.Writer, up *upstream, hd *head, isHead,
 	case chunked:
 		err = copyChunked(bw, up.br, func() error { return flushIfIdle(bw, up.br) })
 	case length >= 0:
-		err = copyNFlush(bw, up.br, length)
+		err = spliceN(bw, c, up.br, up.c, length)
 	default:
 		_, err = io.Copy(bw, up.br)
 		if err == nil {
@@ -637,9 +637,33 @@ func flushIfIdle(bw *bufio.Writer, src *bufio.Reader) error {
 	return nil
 }
 
-// copyN copies n bytes of a request body.
-func copyN(dst *bufio.Writer, src *bufio.Reader, n int64) error {
-	_, err := io.CopyN(dst, src, n)
+// spliceMin is the body size from which the part not yet buffered goes
+// socket to socket (splice(2) on Linux) instead of through the buffers.
+const spliceMin = 32 << 10
+
+// spliceN copies n bytes of a body from src (whose socket is srcConn) to dst
+// (whose socket is dstConn). Small bodies go through the buffers, flushed as
+// they drain so streams keep flowing; large ones send what is buffered, then
+// let the kernel move the rest between the sockets without copying it
+// through user space.
+func spliceN(dst *bufio.Writer, dstConn net.Conn, src *bufio.Reader, srcConn net.Conn, n int64) error {
+	rf, ok := dstConn.(io.ReaderFrom)
+	if n < spliceMin || !ok || int64(src.Buffered()) >= n {
+		return copyNFlush(dst, src, n)
+	}
+	if b := src.Buffered(); b > 0 {
+		if err := copyNFlush(dst, src, int64(b)); err != nil {
+			return err
+		}
+		n -= int64(b)
+	}
+	if err := dst.Flush(); err != nil {
+		return err
+	}
+	written, err := rf.ReadFrom(&io.LimitedReader{R: srcConn, N: n})
+	if err == nil && written < n {
+		err = io.ErrUnexpectedEOF
+	}
 	return err
 }
 
