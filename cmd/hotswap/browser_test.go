@@ -118,16 +118,25 @@ func eval[T any](b *browser, expr string) T {
 }
 
 // text returns the trimmed text of the element with data-testid id, once
-// it exists.
+// it exists. It reads the text in one evaluation in the page: the portal's
+// live refresh may replace the element at any moment, which would leave a
+// DevTools node id (chromedp.TextContent) pointing at a detached node.
 func (b *browser) text(id string) string {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.TextContent(tid(id)))
-	if err != nil {
-		b.t.Fatalf("text of %s: %v (page %s)", id, err, b.location())
+	deadline := time.Now().Add(30 * time.Second)
+	expr := `(function(){var e=document.querySelector('[data-testid="` + id + `"]');return e?[e.textContent]:[]})()`
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](expr))
+		cancel()
+		if err == nil && len(v) == 1 {
+			return strings.TrimSpace(v[0])
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("text of %s: not found in 30s, last error %v (page %s)", id, err, b.location())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return strings.TrimSpace(s)
 }
 
 // present reports whether an element with data-testid id is in the page now.

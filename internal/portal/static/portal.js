@@ -94,6 +94,26 @@
   if (!url) return;
   var deployStatus = document.getElementById("deploy-status");
 
+  // dirty reports whether a form field inside el holds input not yet sent.
+  function dirty(el) {
+    var fields = el.querySelectorAll("input, textarea, select");
+    for (var i = 0; i < fields.length; i++) {
+      var f = fields[i];
+      if (f.type === "checkbox" || f.type === "radio") {
+        if (f.checked !== f.defaultChecked) return true;
+      } else if (f.tagName === "SELECT") {
+        for (var j = 0; j < f.options.length; j++) {
+          if (f.options[j].selected !== f.options[j].defaultSelected) return true;
+        }
+      } else if (f.type !== "hidden" && f.type !== "file" && f.value !== f.defaultValue) {
+        return true;
+      } else if (f.type === "file" && f.files && f.files.length) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   function refreshSections() {
     var secs = document.querySelectorAll("[data-refresh]");
     if (!secs.length) return;
@@ -105,7 +125,12 @@
       var doc = new DOMParser().parseFromString(html, "text/html");
       secs.forEach(function (s) {
         var fresh = doc.getElementById(s.id);
-        if (fresh) s.innerHTML = fresh.innerHTML;
+        // Replace a section only when its content changed, and never
+        // under someone's feet: not while it holds focus or a field the
+        // user has typed into but not sent yet.
+        if (!fresh || fresh.innerHTML === s.innerHTML || dirty(s)) return;
+        if (s.contains(document.activeElement) && document.activeElement !== document.body) return;
+        s.innerHTML = fresh.innerHTML;
       });
     });
   }
