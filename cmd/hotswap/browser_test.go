@@ -651,7 +651,20 @@ func TestBrowserWalkthrough(t *testing.T) {
 		if w := eval[int](b, `document.documentElement.scrollWidth`); w > 390 {
 			t.Errorf("the slots page is %dpx wide at phone width, want at most 390", w)
 		}
+		// Each slot is a card; its URL reads as a URL, not a column of
+		// letters: an inline element has one client rect per line.
+		if n := eval[int](b, `document.getElementById("slot-url-production").getClientRects().length`); n > 2 {
+			t.Errorf("the production URL wraps over %d lines at phone width, want at most 2", n)
+		}
+		if label := eval[string](b, `getComputedStyle(document.querySelector("#slot-production td[data-label=URL]"), "::before").content`); label != `"URL"` {
+			t.Errorf("the URL cell is labelled %s at phone width, want \"URL\"", label)
+		}
 		b.screenshot("app-slots-phone", true)
+		b.open("/apps/orders/slots/staging")
+		if w := eval[int](b, `document.documentElement.scrollWidth`); w > 390 {
+			t.Errorf("the slot page is %dpx wide at phone width, want at most 390", w)
+		}
+		b.screenshot("slot-phone", true)
 	})
 }
 

@@ -282,7 +282,7 @@ func TestFlow(t *testing.T) {
 
 	// Swap: preview the changes, swap with preview, complete, swap back.
 	_, body = b.get("/apps/orders/swap?plan=1&source=staging&target=production")
-	mustContain(t, body, `id="swap-plan"`, "<td>APP_VERSION</td><td>1.0.0</td><td>2.0.0</td>", `<span class="badge state-sticky">sticky</span> DB_URL (staging)`)
+	mustContain(t, body, `id="swap-plan"`, `<td data-label="Setting">APP_VERSION</td><td data-label="Before">1.0.0</td><td data-label="After">2.0.0</td>`, `<span class="badge state-sticky">sticky</span> DB_URL (staging)`)
 	golden(t, "swap", body)
 	status, body = b.post("/apps/orders/swap", url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"preview"}})
 	if status != http.StatusOK {
