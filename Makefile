@@ -35,7 +35,7 @@ vet:
 
 # test runs every test (with the race detector), then each fuzz target briefly.
 test: deps vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 	$(GO) run ./bench -smoke
 

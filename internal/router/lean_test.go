@@ -109,7 +109,22 @@ func (f *leanFixture) raw(req string) (*http.Response, []byte) {
 	return resp, body
 }
 
-func echoHandler() http.Handler {
+// streamGate holds the stream function between its two chunks, so tests
+// decide when the response ends instead of racing a sleep.
+type streamGate struct {
+	started chan struct{} // one value per request, after the first chunk
+	release chan struct{} // closed to let every held request finish
+}
+
+func newStreamGate() *streamGate {
+	return &streamGate{started: make(chan struct{}, 16), release: make(chan struct{})}
+}
+
+func echoHandler() http.Handler { return gatedEchoHandler(nil) }
+
+// gatedEchoHandler is echoHandler whose stream function waits for g.release
+// before its second chunk (when g is not nil).
+func gatedEchoHandler(g *streamGate) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/echo/", func(w http.ResponseWriter, r *http.Request) {
 		http.NewResponseController(w).EnableFullDuplex()
@@ -124,7 +139,16 @@ func echoHandler() http.Handler {
 	mux.HandleFunc("/api/stream/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "first\n")
 		w.(http.Flusher).Flush()
-		time.Sleep(300 * time.Millisecond)
+		if g == nil {
+			time.Sleep(300 * time.Millisecond)
+		} else {
+			g.started <- struct{}{}
+			select {
+			case <-g.release:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		fmt.Fprint(w, "second\n")
 	})
 	mux.HandleFunc("/api/status/", func(w http.ResponseWriter, r *http.Request) {
@@ -244,7 +268,9 @@ func TestLeanKeepAliveAndPipelining(t *testing.T) {
 }
 
 func TestLeanStreamsResponses(t *testing.T) {
-	f := newLeanFixture(t, echoHandler())
+	g := newStreamGate()
+	defer close(g.release)
+	f := newLeanFixture(t, gatedEchoHandler(g))
 	c, err := net.Dial("tcp", f.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -256,13 +282,12 @@ func TestLeanStreamsResponses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	// The handler holds its second chunk until the gate opens, so the
+	// first line arrives only if the host streams what it gets.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
 	if err != nil || line != "first\n" {
-		t.Fatalf("first line = %q, %v", line, err)
-	}
-	if d := time.Since(start); d > 200*time.Millisecond {
-		t.Errorf("the first chunk took %v: the response was not streamed", d)
+		t.Fatalf("first line = %q, %v: the response was not streamed", line, err)
 	}
 }
 
@@ -332,16 +357,25 @@ func TestLeanHandlerGone(t *testing.T) {
 }
 
 func TestLeanShutdownLetsRequestsFinish(t *testing.T) {
-	f := newLeanFixture(t, echoHandler())
+	g := newStreamGate()
+	f := newLeanFixture(t, gatedEchoHandler(g))
 	done := make(chan string)
 	go func() {
 		_, body := f.raw("GET /api/stream/ HTTP/1.1\r\nHost: shop.test\r\n\r\n")
 		done <- string(body)
 	}()
-	time.Sleep(100 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	<-g.started // the request is in flight, half answered
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := f.srv.Shutdown(ctx); err != nil {
+	shut := make(chan error, 1)
+	go func() { shut <- f.srv.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(g.release)
+	if err := <-shut; err != nil {
 		t.Fatal(err)
 	}
 	if got := <-done; got != "first\nsecond\n" {
