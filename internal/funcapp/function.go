@@ -33,6 +33,10 @@ type Binding struct {
 	Methods   []string `json:"methods,omitempty"`
 	Route     string   `json:"route,omitempty"`
 	Schedule  string   `json:"schedule,omitempty"`
+	// Timer triggers: run once whenever the host starts the function, and
+	// whether the schedule is monitored (missed runs made up); see Function.
+	RunOnStartup bool  `json:"runOnStartup,omitempty"`
+	UseMonitor   *bool `json:"useMonitor,omitempty"`
 }
 
 // Function is a validated function.json.
@@ -48,7 +52,15 @@ type Function struct {
 	OutputName  string    // name of the http output binding ("res" or "$return"); "" when none
 	Forward     bool      // eligible for forwarding mode: one httpTrigger, one http output, nothing else
 	Schedule    *Schedule // timer functions
-	Bindings    []Binding
+	// RunOnStartup runs a timer function once each time its deployment
+	// starts in a slot (function.json runOnStartup).
+	RunOnStartup bool
+	// UseMonitor persists a timer's schedule status so an occurrence missed
+	// while the host was down runs once when it is back, with IsPastDue
+	// set. As on Azure it defaults to true for schedules that recur at one
+	// minute or more, false for faster ones.
+	UseMonitor bool
+	Bindings   []Binding
 }
 
 type functionJSON struct {
@@ -194,6 +206,11 @@ func ParseFunction(name string, data []byte) (*Function, error) {
 				return nil, fail("binding %q: %s", tb.Name, hotswap.ErrorMessage(err))
 			}
 			f.Schedule = s
+			f.RunOnStartup = tb.RunOnStartup
+			f.UseMonitor = !s.SubMinute()
+			if tb.UseMonitor != nil {
+				f.UseMonitor = *tb.UseMonitor
+			}
 		}
 	default:
 		f.Trigger = tb.Type

@@ -7,6 +7,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+func ptr[T any](v T) *T { return &v }
+
 // mustSchedule parses a schedule or fails the test.
 func mustSchedule(t testing.TB, s string) *Schedule {
 	t.Helper()
@@ -61,8 +63,29 @@ func TestParseFunction(t *testing.T) {
 			name: "timer",
 			fn:   "Tick",
 			json: `{"bindings": [{"type": "timerTrigger", "direction": "in", "name": "myTimer", "schedule": "0 */5 * * * *"}]}`,
-			want: &Function{Name: "Tick", Runnable: true, Trigger: "timer", TriggerName: "myTimer", Schedule: mustSchedule(t, "0 */5 * * * *"),
+			want: &Function{Name: "Tick", Runnable: true, Trigger: "timer", TriggerName: "myTimer", Schedule: mustSchedule(t, "0 */5 * * * *"), UseMonitor: true,
 				Bindings: []Binding{{Type: "timerTrigger", Direction: "in", Name: "myTimer", Schedule: "0 */5 * * * *"}}},
+		},
+		{
+			name: "sub-minute timer: not monitored by default",
+			fn:   "Tick",
+			json: `{"bindings": [{"type": "timerTrigger", "name": "t", "schedule": "*/10 * * * * *"}]}`,
+			want: &Function{Name: "Tick", Runnable: true, Trigger: "timer", TriggerName: "t", Schedule: mustSchedule(t, "*/10 * * * * *"),
+				Bindings: []Binding{{Type: "timerTrigger", Name: "t", Schedule: "*/10 * * * * *"}}},
+		},
+		{
+			name: "timer: useMonitor and runOnStartup as written",
+			fn:   "Tick",
+			json: `{"bindings": [{"type": "timerTrigger", "name": "t", "schedule": "*/10 * * * * *", "useMonitor": true, "RunOnStartup": true}]}`,
+			want: &Function{Name: "Tick", Runnable: true, Trigger: "timer", TriggerName: "t", Schedule: mustSchedule(t, "*/10 * * * * *"), UseMonitor: true, RunOnStartup: true,
+				Bindings: []Binding{{Type: "timerTrigger", Name: "t", Schedule: "*/10 * * * * *", UseMonitor: ptr(true), RunOnStartup: true}}},
+		},
+		{
+			name: "timer: monitor turned off",
+			fn:   "Tick",
+			json: `{"bindings": [{"type": "timerTrigger", "name": "t", "schedule": "0 0 3 * * *", "useMonitor": false}]}`,
+			want: &Function{Name: "Tick", Runnable: true, Trigger: "timer", TriggerName: "t", Schedule: mustSchedule(t, "0 0 3 * * *"),
+				Bindings: []Binding{{Type: "timerTrigger", Name: "t", Schedule: "0 0 3 * * *", UseMonitor: ptr(false)}}},
 		},
 		{
 			name: "timer schedule from a setting",
@@ -93,7 +116,7 @@ func TestParseFunction(t *testing.T) {
 			name: "http output on a timer",
 			fn:   "Tick",
 			json: `{"bindings": [{"type": "timerTrigger", "name": "t", "schedule": "0 0 * * * *"}, {"type": "http", "direction": "out", "name": "res"}]}`,
-			want: &Function{Name: "Tick", Trigger: "timer", TriggerName: "t", Schedule: mustSchedule(t, "0 0 * * * *"),
+			want: &Function{Name: "Tick", Trigger: "timer", TriggerName: "t", Schedule: mustSchedule(t, "0 0 * * * *"), UseMonitor: true,
 				Reason:   `binding "res" (type http) is not supported without an httpTrigger`,
 				Bindings: []Binding{{Type: "timerTrigger", Name: "t", Schedule: "0 0 * * * *"}, httpOut}},
 		},

@@ -2,6 +2,7 @@ package funcapp
 
 import (
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -148,6 +149,10 @@ func (f *field) value(s string) (int, error) {
 func daysIn(m time.Month, year int) int {
 	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
+
+// SubMinute reports whether the schedule can fire more than once a minute:
+// its seconds field matches more than one second.
+func (s *Schedule) SubMinute() bool { return bits.OnesCount64(s.second) > 1 }
 
 // String returns the expression, with fields separated by single spaces.
 func (s *Schedule) String() string { return s.expr }

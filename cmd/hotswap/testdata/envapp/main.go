@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -45,16 +46,37 @@ func main() {
 		w.WriteHeader(code)
 	})
 	var ticks atomic.Int64
-	mux.HandleFunc("POST /tick", func(w http.ResponseWriter, r *http.Request) {
+	var timersMu sync.Mutex
+	timers := map[string][]bool{} // function -> IsPastDue of each run, in order
+	timer := func(w http.ResponseWriter, r *http.Request) bool {
 		var in struct {
 			Data map[string]struct{ IsPastDue bool }
 		}
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in.Data) != 1 {
 			http.Error(w, "bad timer payload", http.StatusBadRequest)
+			return false
+		}
+		timersMu.Lock()
+		defer timersMu.Unlock()
+		for _, t := range in.Data {
+			timers[r.PathValue("name")] = append(timers[r.PathValue("name")], t.IsPastDue)
+		}
+		return true
+	}
+	mux.HandleFunc("POST /{name}", func(w http.ResponseWriter, r *http.Request) {
+		if !timer(w, r) {
 			return
 		}
-		n := ticks.Add(1)
-		json.NewEncoder(w).Encode(map[string]any{"Outputs": map[string]any{}, "Logs": []string{"tick " + strconv.FormatInt(n, 10)}})
+		var logs []string
+		if r.PathValue("name") == "tick" {
+			logs = append(logs, "tick "+strconv.FormatInt(ticks.Add(1), 10))
+		}
+		json.NewEncoder(w).Encode(map[string]any{"Outputs": map[string]any{}, "Logs": logs})
+	})
+	mux.HandleFunc("GET /api/timers", func(w http.ResponseWriter, r *http.Request) {
+		timersMu.Lock()
+		defer timersMu.Unlock()
+		json.NewEncoder(w).Encode(timers)
 	})
 	mux.HandleFunc("GET /api/ticks", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(strconv.FormatInt(ticks.Load(), 10)))
