@@ -20,6 +20,11 @@ func TestTimerTrigger(t *testing.T) {
 	s := startServer(t, "")
 	s.must(201, "POST", "/api/v1/apps", map[string]string{"name": "cron"}, nil)
 	s.deploy("cron", "production", zipDir(t, examplePackage(t, "envapp")))
+	var fn struct{ Trigger, Schedule string }
+	s.must(200, "GET", "/api/v1/apps/cron/slots/production/functions/tick", nil, &fn)
+	if fn.Trigger != "timer" || fn.Schedule != "*/1 * * * * *" {
+		t.Errorf("function tick = %+v, want a timer on */1 * * * * *", fn)
+	}
 	ticks := func() int {
 		t.Helper()
 		resp, body := s.fn("GET", "cron.localhost", "/api/ticks", nil, nil)

@@ -46,6 +46,7 @@ type FunctionView struct {
 	Methods    []string `json:"methods,omitempty"`
 	AuthLevel  string   `json:"authLevel,omitempty"`
 	Route      string   `json:"route,omitempty"`
+	Schedule   string   `json:"schedule,omitempty"` // timer functions: the NCRONTAB expression
 	Runnable   bool     `json:"runnable"`
 	Reason     string   `json:"reason,omitempty"`
 	Disabled   bool     `json:"disabled"`
@@ -179,6 +180,9 @@ func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 				Reason:     f.Reason,
 				Disabled:   dis[f.Name],
 				Forwarding: f.Forward && st.pkg.Host.EnableForwarding,
+			}
+			if f.Schedule != nil {
+				fv.Schedule = f.Schedule.String()
 			}
 			if f.Trigger == "http" {
 				fv.InvokeURL = router.InvokeURL(v.URL, st.pkg.Host.RoutePrefix, f.Route)
