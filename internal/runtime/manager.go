@@ -10,8 +10,9 @@
 // Processes never outlive the server: each handler runs in its own process
 // group with a parent-death signal of SIGKILL, forked from an OS thread that
 // lives as long as the Manager, so the kernel kills it even when the server is
-// killed with SIGKILL. Stopping sends SIGTERM to the whole group, then SIGKILL
-// after a grace period.
+// killed with SIGKILL. What a handler starts itself is covered by the warden
+// of a guarded Manager ([Manager.Guard]). Stopping sends SIGTERM to the whole
+// group, then SIGKILL after a grace period.
 package runtime
 
 import (
@@ -123,6 +124,8 @@ type Manager struct {
 	mu     sync.Mutex
 	closed bool
 	sets   map[*Set]struct{}
+	mark   string         // MarkEnv=id once guarded; see Guard
+	warden *warden        // nil unless guarded
 	wg     sync.WaitGroup // Start calls in progress and supervisors
 }
 
@@ -216,6 +219,12 @@ func (m *Manager) Close() error {
 		m.wg.Wait()
 		close(m.forkStop)
 		<-m.forkDone
+		m.mu.Lock()
+		w := m.warden
+		m.mu.Unlock()
+		if w != nil {
+			errs = append(errs, w.stop())
+		}
 		err = errors.Join(errs...)
 	})
 	return err
@@ -286,8 +295,8 @@ func freePort(port int) (int, error) {
 }
 
 // environ returns the environment of a handler process.
-func environ(extra []string, port int) []string {
-	env := make([]string, 0, 6+len(extra))
+func environ(extra []string, port int, mark string) []string {
+	env := make([]string, 0, 7+len(extra))
 	for _, k := range [...]string{"PATH", "HOME", "LANG", "TMPDIR"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
@@ -296,14 +305,18 @@ func environ(extra []string, port int) []string {
 	env = append(env, extra...)
 	p := strconv.Itoa(port)
 	// Last wins: exec.Cmd drops earlier duplicates, so spec.Env cannot override.
-	return append(env, "FUNCTIONS_CUSTOMHANDLER_PORT="+p, "FUNCTIONS_HTTPWORKER_PORT="+p)
+	env = append(env, "FUNCTIONS_CUSTOMHANDLER_PORT="+p, "FUNCTIONS_HTTPWORKER_PORT="+p)
+	if mark != "" {
+		env = append(env, mark)
+	}
+	return env
 }
 
 // command builds the exec.Cmd of a handler process.
-func command(spec *Spec, port int) *exec.Cmd {
+func command(spec *Spec, port int, mark string) *exec.Cmd {
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Dir = spec.Dir
-	cmd.Env = environ(spec.Env, port)
+	cmd.Env = environ(spec.Env, port, mark)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,
 		Pdeathsig: syscall.SIGKILL,

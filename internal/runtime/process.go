@@ -39,7 +39,10 @@ func (m *Manager) startProcess(spec *Spec, port int, log *slog.Logger) (*process
 			return nil, fmt.Errorf("working directory: %w", err)
 		}
 	}
-	cmd := command(spec, port)
+	m.mu.Lock()
+	mark := m.mark
+	m.mu.Unlock()
+	cmd := command(spec, port, mark)
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err

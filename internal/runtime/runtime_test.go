@@ -46,14 +46,34 @@ func TestMain(m *testing.M) {
 
 // runChild is the helper process of TestPdeathsig: it starts a handler,
 // prints its pid and blocks until killed.
+// With HOTSWAP_RUNTIME_GUARD=id it guards the Manager with id, and the
+// handler starts an orphan child, whose pid follows the handler's.
 func runChild() {
 	m := NewManager(nil)
-	s, err := m.Start(context.Background(), Spec{Path: os.Getenv("HOTSWAP_RUNTIME_HANDLER"), StartTimeout: 10 * time.Second})
+	var env []string
+	if id := os.Getenv("HOTSWAP_RUNTIME_GUARD"); id != "" {
+		if err := m.Guard(id); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+	}
+	if os.Getenv("HOTSWAP_RUNTIME_ORPHAN") == "1" {
+		env = append(env, "HANDLER_CHILD=orphan")
+	}
+	s, err := m.Start(context.Background(), Spec{Path: os.Getenv("HOTSWAP_RUNTIME_HANDLER"), Env: env, StartTimeout: 10 * time.Second})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	fmt.Println(s.PID())
+	addr, _ := s.Addr()
+	resp, err := http.Get("http://" + addr + "/child")
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	child, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(s.PID(), string(child))
 	select {}
 }
 
@@ -522,11 +542,17 @@ func TestCloseDuringStart(t *testing.T) {
 	waitGone(t, time.Second, out.pidLine(t, "pid"))
 }
 
-// TestPdeathsig kills the server with SIGKILL and checks that its handler
-// dies too.
-func TestPdeathsig(t *testing.T) {
+// killedServer runs runChild as a separate "server" process, guarded with
+// guard unless it is empty, its handler starting an orphan when orphan is
+// set; it SIGKILLs that server once the handler runs and returns the pids
+// of the handler and of its orphan (0 when none).
+func killedServer(t *testing.T, guard string, orphan bool) (handler, child int) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "HOTSWAP_RUNTIME_CHILD=1", "HOTSWAP_RUNTIME_HANDLER="+handlerPath)
+	cmd.Env = append(os.Environ(), "HOTSWAP_RUNTIME_CHILD=1", "HOTSWAP_RUNTIME_HANDLER="+handlerPath, "HOTSWAP_RUNTIME_GUARD="+guard)
+	if orphan {
+		cmd.Env = append(cmd.Env, "HOTSWAP_RUNTIME_ORPHAN=1")
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -541,18 +567,104 @@ func TestPdeathsig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read helper output: %v", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
+	if _, err := fmt.Sscan(line, &handler, &child); err != nil {
 		t.Fatalf("helper: %q", line)
 	}
-	if gone(pid) {
-		t.Fatalf("handler %d not running", pid)
+	for _, pid := range []int{handler, child} {
+		if pid != 0 {
+			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			if gone(pid) {
+				t.Fatalf("process %d not running", pid)
+			}
+		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	waitGone(t, 2*time.Second, pid)
+	return handler, child
+}
+
+// TestPdeathsig kills the server with SIGKILL and checks that its handler
+// dies too.
+func TestPdeathsig(t *testing.T) {
+	handler, _ := killedServer(t, "", false)
+	waitGone(t, 2*time.Second, handler)
+}
+
+// TestWarden: a handler's own child that left its process group and
+// session survives a server SIGKILL unless the Manager is guarded; with the
+// warden it dies too.
+func TestWarden(t *testing.T) {
+	t.Run("unguarded", func(t *testing.T) {
+		handler, orphan := killedServer(t, "", true)
+		waitGone(t, 2*time.Second, handler)
+		time.Sleep(200 * time.Millisecond)
+		if gone(orphan) {
+			t.Fatal("the orphan died without a warden: this test shows nothing")
+		}
+	})
+	t.Run("guarded", func(t *testing.T) {
+		handler, orphan := killedServer(t, "test-"+strconv.Itoa(os.Getpid())+"-warden", true)
+		waitGone(t, 2*time.Second, handler)
+		waitGone(t, 2*time.Second, orphan)
+	})
+}
+
+// startMarked starts the test handler's sleeping child mode, detached, with
+// the mark of id.
+func startMarked(t *testing.T, id string) int {
+	t.Helper()
+	cmd := exec.Command(handlerPath)
+	cmd.Env = []string{"HANDLER_MODE=child", MarkEnv + "=" + id}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd.Process.Pid
+}
+
+// TestGuard: Guard kills what an earlier run left with its mark and nothing
+// else, marks the handlers it starts, and Close ends the warden.
+func TestGuard(t *testing.T) {
+	id := "test-" + strconv.Itoa(os.Getpid()) + "-guard"
+	left := startMarked(t, id)
+	other := startMarked(t, id+"-other")
+	m := NewManager(nil)
+	if err := m.Guard(id); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, 2*time.Second, left)
+	if gone(other) {
+		t.Error("Guard killed a process with another mark")
+	}
+	if err := m.Guard(id); err == nil {
+		t.Error("a second Guard succeeded")
+	}
+	s := start(t, m, handlerSpec())
+	addr := mustAddr(t, s)
+	if got := get(t, addr, "/env?k="+MarkEnv); got != id {
+		t.Errorf("handler's %s = %q, want %q", MarkEnv, got, id)
+	}
+	warden := m.warden.cmd.Process.Pid
+	if err := m.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if !gone(warden) {
+		t.Error("the warden outlived Close")
+	}
+	if gone(other) {
+		t.Error("the warden's sweep at Close killed a process with another mark")
+	}
+	for _, bad := range []string{"", "short", "has space in it", "x/../../etc/passwd", strings.Repeat("a", 65)} {
+		m := NewManager(nil)
+		if err := m.Guard(bad); err == nil {
+			t.Errorf("Guard(%q) succeeded", bad)
+		}
+		m.Close()
+	}
 }
 
 func TestDrain(t *testing.T) {

@@ -10,6 +10,7 @@
 //	HANDLER_STDERR=text     print text to stderr
 //	HANDLER_LONG=N          print one stdout line of N bytes
 //	HANDLER_CHILD=1         start a child process (same process group) that sleeps
+//	HANDLER_CHILD=orphan    the same, but in a new session, out of the handler's group
 //	HANDLER_EXIT_IF=path    exit with code 4 before listening when path exists
 //
 // It prints "pid=N" (and "child=N") to stderr first.
@@ -61,9 +62,12 @@ func main() {
 		signal.Ignore(syscall.SIGTERM)
 	}
 	childPID := 0
-	if os.Getenv("HANDLER_CHILD") == "1" {
+	if c := os.Getenv("HANDLER_CHILD"); c == "1" || c == "orphan" {
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), "HANDLER_MODE=child")
+		if c == "orphan" {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		}
 		if err := cmd.Start(); err != nil {
 			fmt.Fprintln(os.Stderr, "start child:", err)
 			os.Exit(1)
