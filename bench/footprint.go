@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hotswap/hotswap/internal/runtime"
 )
 
 // footprint measures the resident memory of fresh hotswap servers: one with
@@ -97,7 +100,7 @@ func footprint(ctx context.Context, b *bench) (*section, error) {
 			d.slots, float64(d.total-d.server)/1024/float64(d.children), float64(d.server-base.server)/1024, base.slots))
 	}
 	s.notes = append(s.notes,
-		"A fresh `hotswap serve` for each half (idle, then deployed). RSS is VmRSS from /proc: \"server\" is the hotswap process alone; the total adds every descendant process (the handlers). "+
+		"A fresh `hotswap serve` for each half (idle, then deployed). RSS is VmRSS from /proc: \"server\" is the hotswap process and its warden (the helper that kills what handlers start if the server dies); the total adds the handler processes and their children. "+
 			"Each figure is the median of 5 samples 200 ms apart, taken 1 s after the last change. Idle slots are created with `POST /api/v1/apps/fp/slots` and never deployed to; app fp's production slot is the first.")
 	return s, nil
 }
@@ -123,17 +126,29 @@ func settledRSS(ctx context.Context, pid int) (server, total int64, children int
 			return 0, 0, 0, err
 		}
 		t := s
-		kids := descendants(pid)
-		for _, k := range kids {
-			if r, err := vmRSS(k); err == nil {
-				t += r
+		children = 0
+		for _, k := range descendants(pid) {
+			r, err := vmRSS(k)
+			if err != nil {
+				continue
+			}
+			t += r
+			if isWarden(k) {
+				s += r // the server's own helper, not a handler
+			} else {
+				children++
 			}
 		}
-		children = len(kids)
 		srv = append(srv, float64(s))
 		all = append(all, float64(t))
 	}
 	return int64(srv.median()), int64(all.median()), children, nil
+}
+
+// isWarden reports whether pid is a hotswap server's warden process.
+func isWarden(pid int) bool {
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	return err == nil && bytes.HasPrefix(env, []byte(runtime.WardenEnv+"="))
 }
 
 // vmRSS reads a process's resident set size in KiB.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -99,6 +101,7 @@ type Main struct {
 	Stdout io.Writer
 
 	logger      *slog.Logger
+	lock        *os.File // the data directory's lock, held while serving
 	db          *sqlite.DB
 	runtime     *runtime.Manager
 	ops         *ops.Service
@@ -175,6 +178,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	var err error
+	if m.lock, err = lockDataDir(c.DataDir); err != nil {
+		return err
+	}
 	token, created, err := adminToken(filepath.Join(c.DataDir, "admin-token"))
 	if err != nil {
 		return err
@@ -195,6 +202,15 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	m.runtime = runtime.NewManager(m.logger.With("component", "runtime"))
+	// The warden kills whatever the handlers started themselves if this
+	// process dies; the host id lets a restart find what an earlier run left.
+	hostID, err := m.hostID(ctx)
+	if err != nil {
+		return err
+	}
+	if err := m.runtime.Guard(hostID); err != nil {
+		return err
+	}
 	m.metrics = metrics.New()
 	m.router = router.New(router.Config{Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version})
 	m.ops, err = ops.Open(ctx, ops.Config{
@@ -328,7 +344,52 @@ func (m *Main) Close() error {
 	if m.db != nil {
 		errs = append(errs, m.db.Close())
 	}
+	if m.lock != nil {
+		errs = append(errs, m.lock.Close()) // releases the flock
+	}
 	return errors.Join(errs...)
+}
+
+// lockDataDir takes an exclusive lock on dir/lock, so two servers never
+// share a data directory: they would both run every slot's handlers and
+// the warden of one would sweep the other's. The lock goes with the
+// process, however it ends. The file holds the pid, to name the holder.
+func lockDataDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data directory %s is in use by another hotswap server (pid %s); stop it or use another --data",
+				dir, strings.TrimSpace(string(holder)))
+		}
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}
+
+// hostID returns this data directory's host id, made on first start.
+func (m *Main) hostID(ctx context.Context) (string, error) {
+	id, ok, err := m.db.GetMeta(ctx, "host_id")
+	if err != nil || ok {
+		return id, err
+	}
+	var raw [12]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	id = "h" + hex.EncodeToString(raw[:])
+	if err := m.db.SetMeta(ctx, "host_id", id); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // adminToken reads the admin token from path, creating it (mode 0600) when

@@ -243,3 +243,49 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Errorf("production after SIGKILL and restart = %d", resp.StatusCode)
 	}
 }
+
+// TestKillTakesHandlerDescendants: a process a handler started itself, even
+// one that left the handler's process group and session, dies with a server
+// killed by SIGKILL (the warden), and a second server on the same data
+// directory is refused while the first runs.
+func TestKillTakesHandlerDescendants(t *testing.T) {
+	dataDir := t.TempDir()
+	p := startProc(t, dataDir)
+	s := p.server(t, dataDir)
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "daemon"}, nil)
+	s.setSettings("daemon", "production", false, "SPAWN_ORPHAN", "1")
+	s.deploy("daemon", "production", zipDir(t, examplePackage(t, "envapp")))
+	resp, body := s.fn("GET", "daemon.localhost", "/api/orphan", nil, nil)
+	orphan, err := strconv.Atoi(string(body))
+	if resp.StatusCode != 200 || err != nil || orphan == 0 {
+		t.Fatalf("orphan = %d %q", resp.StatusCode, body)
+	}
+	t.Cleanup(func() { syscall.Kill(orphan, syscall.SIGKILL) })
+	if !alive(orphan) {
+		t.Fatalf("the orphan %d is not running", orphan)
+	}
+
+	// A second server on the same data directory: refused, naming the first.
+	second := exec.Command(os.Args[0], "serve", "--data", dataDir, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	second.Env = append(os.Environ(), "HOTSWAP_TEST_MAIN=1")
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is in use by another hotswap server (pid "+strconv.Itoa(p.cmd.Process.Pid)+")") {
+		t.Errorf("a second server on the same data directory: %v\n%s", err, out)
+	}
+	if !alive(orphan) {
+		t.Fatal("the refused second server killed the first one's processes")
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	waitGone(t, orphan, 5*time.Second)
+
+	// The data directory is free again.
+	p = startProc(t, dataDir)
+	s = p.server(t, dataDir)
+	if resp, _ := s.fn("GET", "daemon.localhost", "/api/orphan", nil, nil); resp.StatusCode != 200 {
+		t.Errorf("after SIGKILL and restart: %d", resp.StatusCode)
+	}
+}

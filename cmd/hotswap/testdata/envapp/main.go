@@ -1,20 +1,40 @@
 // Command envapp is a test handler for hotswap's swap tests: it reports its
 // deployment, slot and environment, and misbehaves on request through its
-// settings (CRASH_IF_SLOT, WARM_STATUS, WARM_SLEEP).
+// settings (CRASH_IF_SLOT, WARM_STATUS, WARM_SLEEP). With SPAWN_ORPHAN=1 it
+// starts a detached child (new session), whose pid GET /api/orphan reports.
 package main
 
 import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 func main() {
+	if os.Getenv("ENVAPP_MODE") == "sleep" {
+		time.Sleep(time.Hour)
+		return
+	}
+	orphan := 0
+	if os.Getenv("SPAWN_ORPHAN") == "1" {
+		// A worker that leaves the handler's process group and session, as
+		// a daemonizing child would.
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "ENVAPP_MODE=sleep")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			os.Stderr.WriteString("spawn orphan: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		orphan = cmd.Process.Pid
+	}
 	if os.Getenv("CRASH_IF_SLOT") != "" && os.Getenv("CRASH_IF_SLOT") == os.Getenv("WEBSITE_SLOT_NAME") {
 		os.Stderr.WriteString("crashing on purpose: CRASH_IF_SLOT matches\n")
 		os.Exit(3)
@@ -26,6 +46,9 @@ func main() {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	mux.HandleFunc("GET /api/orphan", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strconv.Itoa(orphan)))
+	})
 	mux.HandleFunc("GET /api/whoami", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Deployment", who["deployment"])
 		json.NewEncoder(w).Encode(who)
