@@ -208,7 +208,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.runtime.Guard(hostID); err != nil {
+	if err := m.runtime.Guard(hostID, m.lock); err != nil {
 		return err
 	}
 	m.metrics = metrics.New()
@@ -353,19 +353,32 @@ func (m *Main) Close() error {
 // lockDataDir takes an exclusive lock on dir/lock, so two servers never
 // share a data directory: they would both run every slot's handlers and
 // the warden of one would sweep the other's. The lock goes with the
-// process, however it ends. The file holds the pid, to name the holder.
+// process, however it ends, and with its warden, which holds it until its
+// last sweep is done; so a server restarted at once after a crash waits a
+// moment for that. The file holds the pid, to name the holder.
 func lockDataDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock data directory: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	deadline := time.Now().Add(lockWait)
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
 		holder, _ := io.ReadAll(io.LimitReader(f, 32))
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("data directory %s is in use by another hotswap server (pid %s); stop it or use another --data",
-				dir, strings.TrimSpace(string(holder)))
+			pid := strings.TrimSpace(string(holder))
+			if pid == "" {
+				pid = "unknown"
+			}
+			return nil, fmt.Errorf("data directory %s is in use by another hotswap server (pid %s); stop it or use another --data", dir, pid)
 		}
 		return nil, fmt.Errorf("lock data directory: %w", err)
 	}
@@ -374,6 +387,9 @@ func lockDataDir(dir string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// lockWait is how long serve waits for the data directory's lock.
+const lockWait = 5 * time.Second
 
 // hostID returns this data directory's host id, made on first start.
 func (m *Main) hostID(ctx context.Context) (string, error) {

@@ -121,12 +121,13 @@ type Manager struct {
 	forkDone  chan struct{}
 	closeOnce sync.Once
 
-	mu     sync.Mutex
-	closed bool
-	sets   map[*Set]struct{}
-	mark   string         // MarkEnv=id once guarded; see Guard
-	warden *warden        // nil unless guarded
-	wg     sync.WaitGroup // Start calls in progress and supervisors
+	mu       sync.Mutex
+	closed   bool
+	sets     map[*Set]struct{}
+	guarding bool           // Guard was called
+	mark     string         // MarkEnv=id once guarded; see Guard
+	warden   *warden        // nil unless guarded
+	wg       sync.WaitGroup // Start calls in progress and supervisors
 }
 
 type forkRequest struct {
@@ -295,8 +296,8 @@ func freePort(port int) (int, error) {
 }
 
 // environ returns the environment of a handler process.
-func environ(extra []string, port int, mark string) []string {
-	env := make([]string, 0, 7+len(extra))
+func environ(extra []string, port int, marks []string) []string {
+	env := make([]string, 0, 6+len(marks)+len(extra))
 	for _, k := range [...]string{"PATH", "HOME", "LANG", "TMPDIR"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
@@ -306,17 +307,19 @@ func environ(extra []string, port int, mark string) []string {
 	p := strconv.Itoa(port)
 	// Last wins: exec.Cmd drops earlier duplicates, so spec.Env cannot override.
 	env = append(env, "FUNCTIONS_CUSTOMHANDLER_PORT="+p, "FUNCTIONS_HTTPWORKER_PORT="+p)
-	if mark != "" {
-		env = append(env, mark)
+	for _, m := range marks {
+		if m != "" {
+			env = append(env, m)
+		}
 	}
 	return env
 }
 
 // command builds the exec.Cmd of a handler process.
-func command(spec *Spec, port int, mark string) *exec.Cmd {
+func command(spec *Spec, port int, marks ...string) *exec.Cmd {
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Dir = spec.Dir
-	cmd.Env = environ(spec.Env, port, mark)
+	cmd.Env = environ(spec.Env, port, marks)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,
 		Pdeathsig: syscall.SIGKILL,

@@ -52,7 +52,7 @@ func runChild() {
 	m := NewManager(nil)
 	var env []string
 	if id := os.Getenv("HOTSWAP_RUNTIME_GUARD"); id != "" {
-		if err := m.Guard(id); err != nil {
+		if err := m.Guard(id, nil); err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}
@@ -627,27 +627,32 @@ func startMarked(t *testing.T, id string) int {
 }
 
 // TestGuard: Guard kills what an earlier run left with its mark and nothing
-// else, marks the handlers it starts, and Close ends the warden.
+// else, marks the handlers it starts, a second Guard fails without killing
+// them, and Close's sweep ends the warden and what the handlers left.
 func TestGuard(t *testing.T) {
 	id := "test-" + strconv.Itoa(os.Getpid()) + "-guard"
 	left := startMarked(t, id)
 	other := startMarked(t, id+"-other")
 	m := NewManager(nil)
-	if err := m.Guard(id); err != nil {
+	if err := m.Guard(id, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitGone(t, 2*time.Second, left)
 	if gone(other) {
 		t.Error("Guard killed a process with another mark")
 	}
-	if err := m.Guard(id); err == nil {
-		t.Error("a second Guard succeeded")
-	}
 	s := start(t, m, handlerSpec())
 	addr := mustAddr(t, s)
 	if got := get(t, addr, "/env?k="+MarkEnv); got != id {
 		t.Errorf("handler's %s = %q, want %q", MarkEnv, got, id)
 	}
+	if err := m.Guard(id, nil); err == nil {
+		t.Error("a second Guard succeeded")
+	}
+	if gone(s.PID()) {
+		t.Fatal("a second Guard killed a running handler")
+	}
+	straggler := startMarked(t, id) // as if a handler had left it
 	warden := m.warden.cmd.Process.Pid
 	if err := m.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -655,16 +660,67 @@ func TestGuard(t *testing.T) {
 	if !gone(warden) {
 		t.Error("the warden outlived Close")
 	}
+	waitGone(t, 2*time.Second, straggler)
 	if gone(other) {
 		t.Error("the warden's sweep at Close killed a process with another mark")
 	}
 	for _, bad := range []string{"", "short", "has space in it", "x/../../etc/passwd", strings.Repeat("a", 65)} {
 		m := NewManager(nil)
-		if err := m.Guard(bad); err == nil {
+		if err := m.Guard(bad, nil); err == nil {
 			t.Errorf("Guard(%q) succeeded", bad)
 		}
 		m.Close()
 	}
+}
+
+// TestGuardHoldsFile: the warden keeps the file given to Guard open until
+// its last sweep, so a lock on it outlives the server for that long.
+func TestGuardHoldsFile(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	m := NewManager(nil)
+	if err := m.Guard("test-"+strconv.Itoa(os.Getpid())+"-hold", f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // only the warden holds the lock now
+	g, err := os.Open(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := syscall.Flock(int(g.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Fatalf("lock while the warden runs: %v, want EWOULDBLOCK", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(g.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Errorf("lock after the warden ended: %v", err)
+	}
+}
+
+// TestStopSweepsSet: stopping a set also ends what its handler started
+// outside its process group, guarded or not.
+func TestStopSweepsSet(t *testing.T) {
+	m := newManager(t)
+	s := start(t, m, handlerSpec("HANDLER_CHILD=orphan"))
+	orphan, err := strconv.Atoi(get(t, mustAddr(t, s), "/child"))
+	if err != nil || orphan == 0 {
+		t.Fatalf("orphan pid: %v %d", err, orphan)
+	}
+	t.Cleanup(func() { syscall.Kill(orphan, syscall.SIGKILL) })
+	if gone(orphan) {
+		t.Fatal("the orphan is not running")
+	}
+	if err := s.Stop(time.Second); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	waitGone(t, 2*time.Second, orphan)
 }
 
 func TestDrain(t *testing.T) {

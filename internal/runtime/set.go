@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -17,6 +19,7 @@ type Set struct {
 	m    *Manager
 	spec Spec
 	log  *slog.Logger
+	mark string // SetMarkEnv=<unique id>, in every process of the set
 
 	addr     atomic.Pointer[string] // nil while down
 	pid      atomic.Int64
@@ -38,10 +41,13 @@ func newSet(m *Manager, spec Spec) *Set {
 	spec.Args = append([]string(nil), spec.Args...)
 	spec.Env = append([]string(nil), spec.Env...)
 	ctx, cancel := context.WithCancel(context.Background())
+	var id [12]byte
+	rand.Read(id[:])
 	return &Set{
 		m:      m,
 		spec:   spec,
 		log:    m.log.With("handler", spec.name()),
+		mark:   SetMarkEnv + "=" + hex.EncodeToString(id[:]),
 		ctx:    ctx,
 		cancel: cancel,
 		stopc:  make(chan struct{}),
@@ -56,7 +62,7 @@ func (s *Set) startReady(ctx context.Context, port int) (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.spec.name(), err)
 	}
-	p, err := s.m.startProcess(&s.spec, port, s.log)
+	p, err := s.m.startProcess(&s.spec, port, s.mark, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.spec.name(), err)
 	}
@@ -81,6 +87,7 @@ func (s *Set) publish(p *process) {
 func (s *Set) supervise(p *process) {
 	defer s.m.wg.Done()
 	defer close(s.done)
+	defer s.sweep()
 	defer s.m.remove(s)
 	defer s.cancel()
 
@@ -236,4 +243,14 @@ func (s *Set) Drain(ctx context.Context) error {
 func (s *Set) Retire(ctx context.Context) error {
 	s.stopping.Store(true)
 	return s.Drain(ctx)
+}
+
+// sweep kills what the set's handlers started outside their process group,
+// once the group itself is gone.
+func (s *Set) sweep() {
+	if n, err := sweep([]byte(s.mark)); err != nil {
+		s.log.Error("stop processes the handler started", "err", err)
+	} else if n > 0 {
+		s.log.Warn("killed processes the handler started outside its process group", "count", n)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The parent-death signal reaches only the handler process the Manager
@@ -38,6 +40,15 @@ const MarkEnv = "HOTSWAP_HOST_ID"
 // executable; its value is the mark to sweep.
 const WardenEnv = "HOTSWAP_WARDEN"
 
+// SetMarkEnv marks the processes of one process set and their descendants,
+// so stopping the set also ends what its handlers started outside their
+// process group (whether or not the Manager is guarded).
+const SetMarkEnv = "HOTSWAP_SET_ID"
+
+// wardenLockFD is the descriptor under which the warden inherits the file
+// passed to Guard as hold (fd 3: the first of exec.Cmd.ExtraFiles).
+const wardenLockFD = 3
+
 func init() {
 	if id, ok := os.LookupEnv(WardenEnv); ok {
 		os.Exit(runWarden(id, os.Stdin))
@@ -45,6 +56,9 @@ func init() {
 }
 
 // runWarden waits for EOF on server, then kills the processes marked id.
+// Until it exits it holds the file Guard was given (inherited as fd 3, when
+// there is one): the server's data-directory lock, so no new server starts
+// handlers with the same mark while this sweep runs.
 func runWarden(id string, server io.Reader) int {
 	// Only the server's death ends the warden: a service manager's SIGTERM
 	// to the whole group, or Ctrl-C, goes to the server, which stops its
@@ -73,42 +87,61 @@ func validMark(id string) bool {
 }
 
 // Sweep sends SIGKILL to every process whose environment holds MarkEnv=id,
-// other than the caller, and repeats until a pass finds none (a process may
-// fork while it is being killed). It returns how many kills it sent.
-// Processes of other users, which /proc does not let it read, are skipped.
+// other than the caller, and repeats until a pass finds no process it has
+// not signalled yet (one may fork while it is being killed). It returns how
+// many processes it signalled. Processes of other users, which /proc does
+// not let it read, are skipped.
 func Sweep(id string) (int, error) {
 	if !validMark(id) {
 		return 0, fmt.Errorf("sweep: invalid mark %q", id)
 	}
-	mark := []byte(MarkEnv + "=" + id)
+	return sweep([]byte(MarkEnv + "=" + id))
+}
+
+// sweep kills the processes whose environment holds the entry kv. Each is
+// signalled through a pidfd opened before its environment is read, so a pid
+// reused in between is never hit. A process that takes long to die (stuck
+// in the kernel) is signalled once and not waited for.
+func sweep(kv []byte) (int, error) {
 	self := os.Getpid()
-	total := 0
-	for pass := 0; pass < 50; pass++ {
+	signalled := make(map[int]bool)
+	for pass := 0; pass < 100; pass++ {
 		procs, err := os.ReadDir("/proc")
 		if err != nil {
-			return total, fmt.Errorf("sweep: %w", err)
+			return len(signalled), fmt.Errorf("sweep: %w", err)
 		}
-		n := 0
+		fresh := 0
 		for _, p := range procs {
 			pid, err := strconv.Atoi(p.Name())
-			if err != nil || pid == self {
+			if err != nil || pid == self || signalled[pid] {
 				continue
 			}
-			env, err := os.ReadFile("/proc/" + p.Name() + "/environ")
-			if err != nil || !hasEnv(env, mark) {
-				continue
-			}
-			if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
-				n++
+			if killMarked(pid, kv) {
+				signalled[pid] = true
+				fresh++
 			}
 		}
-		total += n
-		if n == 0 {
-			return total, nil
+		if fresh == 0 {
+			return len(signalled), nil
 		}
-		time.Sleep(5 * time.Millisecond) // let the killed exit before looking again
+		time.Sleep(2 * time.Millisecond) // let forks in progress show up
 	}
-	return total, errors.New("sweep: marked processes keep appearing")
+	return len(signalled), errors.New("sweep: marked processes keep appearing")
+}
+
+// killMarked sends SIGKILL to pid if its environment holds kv, and reports
+// whether it did.
+func killMarked(pid int, kv []byte) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return false // gone, or not ours to signal
+	}
+	defer unix.Close(fd)
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil || !hasEnv(env, kv) {
+		return false
+	}
+	return unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil
 }
 
 // hasEnv reports whether the NUL-separated environment env holds the entry kv.
@@ -133,12 +166,21 @@ type warden struct {
 // 64 characters of [0-9A-Za-z_-], the same for every run of one server, so a
 // restart can find what an earlier run left), kills the processes an earlier
 // run left marked with id, and starts the warden that kills them if this
-// process dies. Call it once, before Start. Close stops the warden after the
-// handlers.
-func (m *Manager) Guard(id string) error {
+// process dies. The warden holds hold open (when not nil) until its final
+// sweep is done: give it the lock that keeps a second server with the same
+// id from starting, so a restarted server cannot race a dying one's warden.
+// Call Guard once, before Start; Close stops the warden after the handlers.
+func (m *Manager) Guard(id string, hold *os.File) error {
 	if !validMark(id) {
 		return fmt.Errorf("guard: invalid id %q: want 8 to 64 of [0-9A-Za-z_-]", id)
 	}
+	m.mu.Lock()
+	if m.closed || m.guarding {
+		m.mu.Unlock()
+		return errors.New("guard: manager closed or already guarded")
+	}
+	m.guarding = true // reserved: a second Guard must not sweep live handlers
+	m.mu.Unlock()
 	if n, err := Sweep(id); err != nil {
 		return fmt.Errorf("guard: %w", err)
 	} else if n > 0 {
@@ -157,6 +199,9 @@ func (m *Manager) Guard(id string) error {
 	cmd.Env = []string{WardenEnv + "=" + id}
 	cmd.Stdin = r
 	cmd.Stderr = os.Stderr
+	if hold != nil {
+		cmd.ExtraFiles = []*os.File{hold}
+	}
 	// Its own process group: a terminal's Ctrl-C goes to the server only.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -164,11 +209,11 @@ func (m *Manager) Guard(id string) error {
 		return fmt.Errorf("guard: start warden: %w", err)
 	}
 	m.mu.Lock()
-	if m.closed || m.mark != "" {
+	if m.closed {
 		m.mu.Unlock()
 		w.Close()
 		cmd.Wait()
-		return errors.New("guard: manager closed or already guarded")
+		return errors.New("guard: manager closed")
 	}
 	m.mark = MarkEnv + "=" + id
 	m.warden = &warden{cmd: cmd, pipe: w}
