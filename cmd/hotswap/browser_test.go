@@ -606,10 +606,17 @@ func TestBrowserWalkthrough(t *testing.T) {
 			t.Errorf("flash = %q", got)
 		}
 		b.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__hotswapNoReload = true`))
+		// The reader closes the staging stage's log; the live refresh that
+		// shows the production stage running must keep it closed.
+		b.do("close the staging log", chromedp.Evaluate[chromedp.Void](
+			`document.querySelector('[data-testid="stage-log-staging"]').closest("details").open = false`))
 		b.waitText("release-state", "succeeded", 60*time.Second)
 		b.waitText("stage-state-production", "succeeded", 10*time.Second)
 		if !eval[bool](b, `window.__hotswapNoReload === true`) {
 			t.Error("the release page reloaded to show the new state")
+		}
+		if eval[bool](b, `document.querySelector('[data-testid="stage-log-staging"]').closest("details").open`) {
+			t.Error("the live refresh reopened the staging log the reader had closed")
 		}
 		if got := b.text("stage-production"); !strings.Contains(got, "by qa-lead: “LGTM”") {
 			t.Errorf("the production stage does not show qa-lead's approval: %q", got)

@@ -144,4 +144,15 @@ func TestMonitoredTimerCatchesUp(t *testing.T) {
 	if !found {
 		t.Errorf("the slot log does not say the run was past due: %+v", log.Lines)
 	}
+
+	// A new deployment in the slot keeps the timer's clock: nothing past
+	// due, and runOnStartup runs for it once.
+	s.deploy("cron", "production", zipDir(t, pkg))
+	runs = waitRuns("monitored", 2)
+	if got := runs["monitored"]; slices.Contains(got, true) {
+		t.Errorf("monitored runs after a deploy = %v, want none past due", got)
+	}
+	if got := runs["startup"]; len(got) != 1 {
+		t.Errorf("runOnStartup runs after a deploy = %v, want one", got)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotswap/hotswap/internal/funcapp"
@@ -35,19 +36,28 @@ type timerJob struct {
 	st        *slotState
 	fn        *funcapp.Function
 	set       *runtime.Set
-	last      time.Time // the occurrence that ran before this one; zero if none known
-	at        time.Time // the occurrence this run is for
-	next      time.Time // the occurrence after it
-	pastDue   bool      // at was missed while the server was down
+	disabled  bool         // AzureWebJobs.<name>.Disabled: keep time, do not run
+	busy      *atomic.Bool // the timer's run in flight
+	last      time.Time    // the occurrence that ran before this one; zero if none known
+	at        time.Time    // the occurrence this run is for
+	next      time.Time    // the occurrence after it
+	pastDue   bool         // at was missed while the server was down
 }
 
-// timerClock is what the loop knows of one timer of one deployment in one slot.
-type timerClock struct{ last, next time.Time }
+// timerClock is what the loop knows of one timer function in one slot. It
+// is kept across deploys and swaps of the slot's content, so a new
+// deployment neither repeats nor skips an occurrence.
+type timerClock struct {
+	schedule   string
+	last, next time.Time
+	busy       *atomic.Bool // a run is in flight; the next waits for it
+}
 
 // timerLoop fires the due timer functions, checking five times a second.
 func (s *Service) timerLoop() {
 	defer s.wg.Done()
-	clocks := make(map[string]timerClock) // app/slot/function/deployment
+	clocks := make(map[string]*timerClock) // app/slot/function
+	started := make(map[string]bool)       // app/slot/function/deployment: runOnStartup done
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -58,8 +68,9 @@ func (s *Service) timerLoop() {
 		}
 		now := time.Now()
 		var due, fresh []timerJob
-		var freshIDs []string
+		var freshKeys []string
 		seen := make(map[string]bool, len(clocks))
+		seenStart := make(map[string]bool, len(started))
 		s.mu.Lock()
 		for k, st := range s.slots {
 			if st.set == nil || st.pkg == nil {
@@ -67,65 +78,99 @@ func (s *Service) timerLoop() {
 			}
 			dis := disabled(st.settings)
 			for _, f := range st.pkg.Functions {
-				if f.Trigger != funcapp.TriggerTimer || !f.Runnable || f.Schedule == nil || dis[f.Name] {
+				if f.Trigger != funcapp.TriggerTimer || !f.Runnable || f.Schedule == nil {
 					continue
 				}
-				id := k.app + "/" + k.slot + "/" + f.Name + "/" + st.slot.DeploymentID
-				seen[id] = true
-				j := timerJob{app: k.app, slot: k.slot, st: st, fn: f, set: st.set}
-				c, ok := clocks[id]
-				if !ok {
+				key := k.app + "/" + k.slot + "/" + f.Name
+				startKey := key + "/" + st.slot.DeploymentID
+				seen[key], seenStart[startKey] = true, true
+				j := timerJob{app: k.app, slot: k.slot, st: st, fn: f, set: st.set, disabled: dis[f.Name]}
+				c := clocks[key]
+				if c == nil || c.schedule != f.Schedule.String() {
 					fresh = append(fresh, j)
-					freshIDs = append(freshIDs, id)
+					freshKeys = append(freshKeys, key)
 					continue
 				}
-				if !c.next.IsZero() && !now.Before(c.next) {
-					j.last, j.at, j.next = c.last, c.next, f.Schedule.Next(now)
+				j.busy = c.busy
+				if f.RunOnStartup && !started[startKey] {
+					// A new deployment in the slot: runOnStartup again.
+					started[startKey] = true
+					if !j.disabled {
+						run := j
+						run.last, run.at, run.next = c.last, now, c.next
+						due = append(due, run)
+						continue
+					}
+				}
+				if c.next.IsZero() || now.Before(c.next) {
+					continue
+				}
+				at := c.next
+				c.next = f.Schedule.Next(now)
+				switch {
+				case j.disabled:
+				case c.busy.Load():
+					st.log.add("host", fmt.Sprintf("timer %s: the run at %s skipped, the previous run is still going", f.Name, at.UTC().Format(time.RFC3339)))
+				default:
+					j.last, j.at, j.next = c.last, at, c.next
+					c.last = at
 					due = append(due, j)
-					clocks[id] = timerClock{last: c.next, next: j.next}
 				}
 			}
 		}
 		s.mu.Unlock()
-		for id := range clocks {
-			if !seen[id] {
-				delete(clocks, id)
+		for key := range clocks {
+			if !seen[key] {
+				delete(clocks, key)
+			}
+		}
+		for key := range started {
+			if !seenStart[key] {
+				delete(started, key)
 			}
 		}
 		// The store is read outside s.mu: a timer seen for the first time
-		// since the start (or a deploy) picks up its monitored status.
+		// since the start (or with a new schedule) picks up its monitored
+		// status. On a read error it is tried again at the next tick.
 		for i, j := range fresh {
-			c, run := s.startTimer(j, now)
-			clocks[freshIDs[i]] = c
+			c, run, ok := s.startTimer(j, now)
+			if !ok {
+				continue
+			}
+			clocks[freshKeys[i]] = c
+			started[freshKeys[i]+"/"+j.st.slot.DeploymentID] = true
 			if run != nil {
 				due = append(due, *run)
 			}
 		}
 		for _, j := range due {
+			j.busy.Store(true)
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
+				defer j.busy.Store(false)
 				s.fireTimer(j)
 			}()
 		}
 	}
 }
 
-// startTimer sets the clock of a timer first seen at now, and returns the
+// startTimer makes the clock of a timer first seen at now, and returns the
 // run it owes: a past-due occurrence of a monitored timer, or the
-// runOnStartup run.
-func (s *Service) startTimer(j timerJob, now time.Time) (timerClock, *timerJob) {
+// runOnStartup run. ok is false when the stored status could not be read.
+func (s *Service) startTimer(j timerJob, now time.Time) (c *timerClock, run *timerJob, ok bool) {
 	f := j.fn
-	c := timerClock{next: f.Schedule.Next(now)}
-	var run *timerJob
+	c = &timerClock{schedule: f.Schedule.String(), next: f.Schedule.Next(now), busy: new(atomic.Bool)}
+	j.busy = c.busy
 	if f.UseMonitor {
-		stored, ok, err := s.store.GetTimerStatus(s.ctx, j.app, j.slot, f.Name)
+		stored, found, err := s.store.GetTimerStatus(s.ctx, j.app, j.slot, f.Name)
 		if err != nil {
 			s.log.Error("timer status", "app", j.app, "slot", j.slot, "function", f.Name, "err", err)
+			return nil, nil, false
 		}
-		if ok && stored.Schedule == f.Schedule.String() {
+		if found && stored.Schedule == c.schedule {
 			c.last = stored.Last
-			if !stored.Next.IsZero() && !now.Before(stored.Next) {
+			if !j.disabled && !stored.Next.IsZero() && !now.Before(stored.Next) {
 				j.last, j.at, j.next, j.pastDue = stored.Last, stored.Next, c.next, true
 				run = &j
 			}
@@ -134,19 +179,22 @@ func (s *Service) startTimer(j timerJob, now time.Time) (timerClock, *timerJob) 
 			s.putTimerStatus(j.app, j.slot, f, c.last, c.next)
 		}
 	}
-	if run == nil && f.RunOnStartup {
+	if run == nil && f.RunOnStartup && !j.disabled {
 		j.last, j.at, j.next = c.last, now, c.next
 		run = &j
 	}
-	return c, run
+	return c, run, true
 }
 
-// putTimerStatus records a monitored timer's schedule status.
+// putTimerStatus records a monitored timer's schedule status. It runs to
+// the end during shutdown too: a run that finished must not be repeated.
 func (s *Service) putTimerStatus(app, slot string, f *funcapp.Function, last, next time.Time) {
-	err := s.store.PutTimerStatus(s.ctx, app, slot, f.Name, sqlite.TimerStatus{
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
+	defer cancel()
+	err := s.store.PutTimerStatus(ctx, app, slot, f.Name, sqlite.TimerStatus{
 		Schedule: f.Schedule.String(), Last: last, Next: next, Updated: time.Now(),
 	})
-	if err != nil && s.ctx.Err() == nil {
+	if err != nil {
 		s.log.Error("timer status", "app", app, "slot", slot, "function", f.Name, "err", err)
 	}
 }

@@ -32,6 +32,8 @@ func (db *DB) GetTimerStatus(ctx context.Context, app, slot, function string) (T
 }
 
 // PutTimerStatus stores the schedule status of a timer function in a slot.
+// It never moves a status back: for the same schedule, a Next not after
+// the stored one changes nothing (a slow run finishing after a later one).
 // A slot that no longer exists stores nothing and is not an error: its
 // timers stop with it.
 func (db *DB) PutTimerStatus(ctx context.Context, app, slot, function string, st TimerStatus) error {
@@ -39,7 +41,8 @@ func (db *DB) PutTimerStatus(ctx context.Context, app, slot, function string, st
 		INSERT INTO timer_status (app, slot, function, schedule, last, next, updated_at)
 		SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM slots WHERE app = ? AND name = ?)
 		ON CONFLICT (app, slot, function) DO UPDATE SET
-			schedule = excluded.schedule, last = excluded.last, next = excluded.next, updated_at = excluded.updated_at`,
+			schedule = excluded.schedule, last = excluded.last, next = excluded.next, updated_at = excluded.updated_at
+		WHERE excluded.next > timer_status.next OR excluded.schedule <> timer_status.schedule`,
 		app, slot, function, st.Schedule, timeArg(st.Last), timeArg(st.Next), timeArg(st.Updated), app, slot)
 	if err != nil {
 		return wrap(err, "put timer status %s/%s/%s", app, slot, function)

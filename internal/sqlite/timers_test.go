@@ -32,6 +32,21 @@ func TestTimerStatus(t *testing.T) {
 			t.Errorf("GetTimerStatus (-got +want):\n%s", diff)
 		}
 	}
+	// A late write of an earlier status (a slow run finishing after a
+	// later one) changes nothing; a new schedule may move Next back.
+	if err := db.PutTimerStatus(ctx, "cron", "production", "tick", first); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := db.GetTimerStatus(ctx, "cron", "production", "tick"); !got.Next.Equal(second.Next) {
+		t.Errorf("an earlier status overwrote a later one: Next = %v, want %v", got.Next, second.Next)
+	}
+	hourly := TimerStatus{Schedule: "0 0 * * * *", Next: at.Add(time.Hour), Updated: at.Add(2 * time.Second)}
+	if err := db.PutTimerStatus(ctx, "cron", "production", "tick", hourly); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := db.GetTimerStatus(ctx, "cron", "production", "tick"); got.Schedule != hourly.Schedule || !got.Next.Equal(hourly.Next) {
+		t.Errorf("a new schedule did not replace the status: %+v", got)
+	}
 	// Each slot has its own status.
 	if _, ok, _ := db.GetTimerStatus(ctx, "cron", "staging", "tick"); ok {
 		t.Error("staging has production's timer status")

@@ -102,8 +102,17 @@
       if (f.type === "checkbox" || f.type === "radio") {
         if (f.checked !== f.defaultChecked) return true;
       } else if (f.tagName === "SELECT") {
+        // With no option marked selected, the first one is the default.
+        var def = 0;
         for (var j = 0; j < f.options.length; j++) {
-          if (f.options[j].selected !== f.options[j].defaultSelected) return true;
+          if (f.options[j].defaultSelected) { def = j; break; }
+        }
+        if (f.multiple) {
+          for (j = 0; j < f.options.length; j++) {
+            if (f.options[j].selected !== f.options[j].defaultSelected) return true;
+          }
+        } else if (f.options.length && f.selectedIndex !== def) {
+          return true;
         }
       } else if (f.type !== "hidden" && f.type !== "file" && f.value !== f.defaultValue) {
         return true;
@@ -125,10 +134,16 @@
       var doc = new DOMParser().parseFromString(html, "text/html");
       secs.forEach(function (s) {
         var fresh = doc.getElementById(s.id);
+        if (!fresh) return;
+        // Keep what the reader opened or closed (a stage's log).
+        var had = s.querySelectorAll("details"), got = fresh.querySelectorAll("details");
+        if (had.length === got.length) {
+          for (var i = 0; i < had.length; i++) got[i].open = had[i].open;
+        }
         // Replace a section only when its content changed, and never
         // under someone's feet: not while it holds focus or a field the
         // user has typed into but not sent yet.
-        if (!fresh || fresh.innerHTML === s.innerHTML || dirty(s)) return;
+        if (fresh.innerHTML === s.innerHTML || dirty(s)) return;
         if (s.contains(document.activeElement) && document.activeElement !== document.body) return;
         s.innerHTML = fresh.innerHTML;
       });
