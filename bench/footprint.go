@@ -100,7 +100,7 @@ func footprint(ctx context.Context, b *bench) (*section, error) {
 			d.slots, float64(d.total-d.server)/1024/float64(d.children), float64(d.server-base.server)/1024, base.slots))
 	}
 	s.notes = append(s.notes,
-		"A fresh `hotswap serve` for each half (idle, then deployed). RSS is VmRSS from /proc: \"server\" is the hotswap process and its warden (the helper that kills what handlers start if the server dies); the total adds the handler processes and their children. "+
+		"A fresh `hotswap serve` for each half (idle, then deployed). RSS is VmRSS from /proc: \"server\" is the hotswap process plus its warden's private memory (RssAnon; the warden, which kills what handlers start if the server dies, is the same binary, whose file-backed pages the server already counts); the total adds the handler processes and their children. "+
 			"Each figure is the median of 5 samples 200 ms apart, taken 1 s after the last change. Idle slots are created with `POST /api/v1/apps/fp/slots` and never deployed to; app fp's production slot is the first.")
 	return s, nil
 }
@@ -128,16 +128,22 @@ func settledRSS(ctx context.Context, pid int) (server, total int64, children int
 		t := s
 		children = 0
 		for _, k := range descendants(pid) {
+			if isWarden(k) {
+				// The server's own helper, not a handler. Its file-backed
+				// pages are the server binary's, shared in the page cache;
+				// only its private memory is its own.
+				if r, err := statusKiB(k, "RssAnon:"); err == nil {
+					s += r
+					t += r
+				}
+				continue
+			}
 			r, err := vmRSS(k)
 			if err != nil {
 				continue
 			}
 			t += r
-			if isWarden(k) {
-				s += r // the server's own helper, not a handler
-			} else {
-				children++
-			}
+			children++
 		}
 		srv = append(srv, float64(s))
 		all = append(all, float64(t))
@@ -152,17 +158,21 @@ func isWarden(pid int) bool {
 }
 
 // vmRSS reads a process's resident set size in KiB.
-func vmRSS(pid int) (int64, error) {
+func vmRSS(pid int) (int64, error) { return statusKiB(pid, "VmRSS:") }
+
+// statusKiB reads a field of /proc/<pid>/status given in kB, such as
+// "VmRSS:" or "RssAnon:".
+func statusKiB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return 0, fmt.Errorf("no %s for pid %d", field, pid)
 }
 
 // descendants lists every process below pid, from /proc/*/stat.
