@@ -32,16 +32,17 @@ var timerClient = &http.Client{Timeout: 5 * time.Minute}
 
 // timerJob is one run of a timer function.
 type timerJob struct {
-	app, slot string
-	st        *slotState
-	fn        *funcapp.Function
-	set       *runtime.Set
-	disabled  bool         // AzureWebJobs.<name>.Disabled: keep time, do not run
-	busy      *atomic.Bool // the timer's run in flight
-	last      time.Time    // the occurrence that ran before this one; zero if none known
-	at        time.Time    // the occurrence this run is for
-	next      time.Time    // the occurrence after it
-	pastDue   bool         // at was missed while the server was down
+	app, slot  string
+	deployment string // the slot's deployment when the job was made, read under s.mu
+	st         *slotState
+	fn         *funcapp.Function
+	set        *runtime.Set
+	disabled   bool         // AzureWebJobs.<name>.Disabled: keep time, do not run
+	busy       *atomic.Bool // the timer's run in flight
+	last       time.Time    // the occurrence that ran before this one; zero if none known
+	at         time.Time    // the occurrence this run is for
+	next       time.Time    // the occurrence after it
+	pastDue    bool         // at was missed while the server was down
 }
 
 // timerClock is what the loop knows of one timer function in one slot. It
@@ -84,7 +85,7 @@ func (s *Service) timerLoop() {
 				key := k.app + "/" + k.slot + "/" + f.Name
 				startKey := key + "/" + st.slot.DeploymentID
 				seen[key], seenStart[startKey] = true, true
-				j := timerJob{app: k.app, slot: k.slot, st: st, fn: f, set: st.set, disabled: dis[f.Name]}
+				j := timerJob{app: k.app, slot: k.slot, deployment: st.slot.DeploymentID, st: st, fn: f, set: st.set, disabled: dis[f.Name]}
 				c := clocks[key]
 				if c == nil || c.schedule != f.Schedule.String() {
 					fresh = append(fresh, j)
@@ -138,7 +139,7 @@ func (s *Service) timerLoop() {
 				continue
 			}
 			clocks[freshKeys[i]] = c
-			started[freshKeys[i]+"/"+j.st.slot.DeploymentID] = true
+			started[freshKeys[i]+"/"+j.deployment] = true
 			if run != nil {
 				due = append(due, *run)
 			}
