@@ -45,10 +45,6 @@ const WardenEnv = "HOTSWAP_WARDEN"
 // process group (whether or not the Manager is guarded).
 const SetMarkEnv = "HOTSWAP_SET_ID"
 
-// wardenLockFD is the descriptor under which the warden inherits the file
-// passed to Guard as hold (fd 3: the first of exec.Cmd.ExtraFiles).
-const wardenLockFD = 3
-
 func init() {
 	if id, ok := os.LookupEnv(WardenEnv); ok {
 		os.Exit(runWarden(id, os.Stdin))
@@ -57,8 +53,8 @@ func init() {
 
 // runWarden waits for EOF on server, then kills the processes marked id.
 // Until it exits it holds the file Guard was given (inherited as fd 3, when
-// there is one): the server's data-directory lock, so no new server starts
-// handlers with the same mark while this sweep runs.
+// there is one, and never read): the server's data-directory lock, so no
+// new server starts handlers with the same mark while this sweep runs.
 func runWarden(id string, server io.Reader) int {
 	// Only the server's death ends the warden: a service manager's SIGTERM
 	// to the whole group, or Ctrl-C, goes to the server, which stops its
