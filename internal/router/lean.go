@@ -799,16 +799,17 @@ func bstr(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
+// writeSimple writes a short plain-text answer that closes the connection.
+// A 503 always carries Retry-After, of at least one second.
 func writeSimple(bw *bufio.Writer, status int, msg string, retry time.Duration) {
 	bw.WriteString("HTTP/1.1 ")
 	bw.WriteString(strconv.Itoa(status))
 	bw.WriteByte(' ')
 	bw.WriteString(http.StatusText(status))
 	bw.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n")
-	if retry > 0 {
-		secs := int((retry + time.Second - 1) / time.Second)
+	if status == http.StatusServiceUnavailable {
 		bw.WriteString("Retry-After: ")
-		bw.WriteString(strconv.Itoa(max(secs, 1)))
+		bw.WriteString(retryAfterSeconds(retry))
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("Content-Length: ")

@@ -21,14 +21,20 @@ import (
 
 // fakeSet is an Upstream at a fixed address.
 type fakeSet struct {
-	addr string
-	down atomic.Bool
+	addr    string
+	down    atomic.Bool
+	noRetry bool // RetryAfter reports no pending restart time
 }
 
-func (f *fakeSet) Addr() (string, bool)      { return f.addr, !f.down.Load() }
-func (f *fakeSet) RetryAfter() time.Duration { return 2 * time.Second }
-func (f *fakeSet) Acquire() bool             { return true }
-func (f *fakeSet) Release()                  {}
+func (f *fakeSet) Addr() (string, bool) { return f.addr, !f.down.Load() }
+func (f *fakeSet) RetryAfter() time.Duration {
+	if f.noRetry {
+		return 0
+	}
+	return 2 * time.Second
+}
+func (f *fakeSet) Acquire() bool { return true }
+func (f *fakeSet) Release()      {}
 
 // leanFixture runs a lean Server in front of handler, which stands in for a
 // handler process, for app "shop" at shop.test.
@@ -300,6 +306,19 @@ func TestLeanHandlerGone(t *testing.T) {
 			t.Errorf("status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 	})
+	t.Run("goes down mid-request: 503 still has Retry-After", func(t *testing.T) {
+		// The set was up when the request was taken and is down when the
+		// exchange fails, with no restart time known yet (a restart attempt
+		// is under way): the answer must still tell the client when to retry.
+		f := newLeanFixture(t, echoHandler())
+		f.set.noRetry = true
+		f.set.addr = closedAddr(t)
+		f.srv.leanHook = func() { f.set.down.Store(true) }
+		resp, body := f.raw("GET /api/echo/ HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" {
+			t.Errorf("status %d Retry-After %q (%s), want 503 with Retry-After: 1", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+	})
 	t.Run("handler closes idle keep-alive connections", func(t *testing.T) {
 		up := httptest.NewUnstartedServer(echoHandler())
 		up.Config.IdleTimeout = 50 * time.Millisecond
@@ -521,4 +540,16 @@ func BenchmarkStdForward(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// closedAddr returns a local address nothing listens on.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

@@ -275,12 +275,14 @@ func unauthorized(w http.ResponseWriter) {
 }
 
 func unavailable(w http.ResponseWriter, retry time.Duration) {
-	secs := int((retry + time.Second - 1) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Retry-After", retryAfterSeconds(retry))
 	http.Error(w, "the function host is restarting; retry shortly", http.StatusServiceUnavailable)
+}
+
+// retryAfterSeconds is a Retry-After value for retry: whole seconds rounded
+// up, at least 1 (zero means "no restart time known yet", not "never").
+func retryAfterSeconds(retry time.Duration) string {
+	return strconv.Itoa(max(int((retry+time.Second-1)/time.Second), 1))
 }
 
 // statusWriter records the status code a response was sent with.
