@@ -151,6 +151,8 @@ func TestPutInvalid(t *testing.T) {
 		{"unc", makeZip(t, zent{name: `\\server\share\x`, body: "x"}), Limits{}, `absolute paths`},
 		{"backslash root", makeZip(t, zent{name: `\x`, body: "x"}), Limits{}, `absolute paths`},
 		{"nul", makeZip(t, zent{name: "a\x00b", body: "x"}), Limits{}, "NUL byte"},
+		{"not utf-8", makeZip(t, zent{name: "bi\xf6/run", body: "x"}), Limits{}, `entry "bi\xf6/run": name is not valid UTF-8`},
+		{"link not utf-8", makeZip(t, zent{name: "l", mode: fs.ModeSymlink | 0o777, body: "r\xe9sum\xe9"}), Limits{}, `link "l": target is not valid UTF-8`},
 		{"empty name", makeZip(t, zent{name: "", body: "x"}), Limits{}, "empty name"},
 		{"empty element", makeZip(t, zent{name: "a//b", body: "x"}), Limits{}, `entry "a//b": empty path element`},
 		{"long element", makeZip(t, zent{name: strings.Repeat("x", 256), body: "x"}), Limits{}, "longer than 255 bytes"},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hotswap/hotswap"
 )
@@ -158,6 +159,11 @@ func cleanName(raw string) (string, error) {
 	if strings.IndexByte(raw, 0) >= 0 {
 		return "", invalid("entry %q: name contains a NUL byte", raw)
 	}
+	if !utf8.ValidString(raw) {
+		// Routes, logs and the portal all carry names as UTF-8 text; a
+		// zip tool that wrote a legacy code page must be told, not guessed.
+		return "", invalid("entry %q: name is not valid UTF-8 (re-create the zip with UTF-8 names)", raw)
+	}
 	if len(raw) > maxName {
 		return "", invalid("entry %q: name is longer than %d bytes", raw, maxName)
 	}
@@ -216,6 +222,8 @@ func readTarget(f *zip.File, total *int64, l Limits) (string, error) {
 		return "", invalid("link %q has an empty target", f.Name)
 	case strings.IndexByte(t, 0) >= 0:
 		return "", invalid("link %q: target contains a NUL byte", f.Name)
+	case !utf8.ValidString(t):
+		return "", invalid("link %q: target is not valid UTF-8", f.Name)
 	case isAbs(t):
 		return "", invalid("link %q points outside the package", f.Name)
 	case strings.Contains(t, `\`):
