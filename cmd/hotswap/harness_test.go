@@ -256,3 +256,19 @@ func fnRequest(t testing.TB, c *http.Client, addr, method, host, path string, hd
 	}
 	return resp, data
 }
+
+// logLine is one line of a slot's log, as the API returns it.
+type logLine struct{ Stream, Text string }
+
+// logHas reports whether the last 1000 lines of app/slot's log hold a line
+// of stream that match says yes to, and returns the lines read.
+func (s *server) logHas(app, slot, stream string, match func(text string) bool) (bool, []logLine) {
+	var res struct{ Lines []logLine }
+	s.must(http.StatusOK, "GET", "/api/v1/apps/"+app+"/slots/"+slot+"/log?tail=1000", nil, &res)
+	for _, l := range res.Lines {
+		if l.Stream == stream && match(l.Text) {
+			return true, res.Lines
+		}
+	}
+	return false, res.Lines
+}

@@ -41,16 +41,8 @@ func TestTimerTrigger(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	var log struct {
-		Lines []struct{ Stream, Text string }
-	}
-	s.must(200, "GET", "/api/v1/apps/cron/slots/production/log?tail=1000", nil, &log)
-	found := false
-	for _, l := range log.Lines {
-		found = found || l.Stream == "tick" && strings.HasPrefix(l.Text, "tick ")
-	}
-	if !found {
-		t.Errorf("the timer's Logs are not in the slot log: %+v", log.Lines)
+	if found, lines := s.logHas("cron", "production", "tick", func(text string) bool { return strings.HasPrefix(text, "tick ") }); !found {
+		t.Errorf("the timer's Logs are not in the slot log: %+v", lines)
 	}
 	// Disabling restarts the handler with the setting; its counter starts
 	// again at zero and must stay there.
@@ -133,16 +125,9 @@ func TestMonitoredTimerCatchesUp(t *testing.T) {
 	if got := runs["startup"]; len(got) != 1 || got[0] {
 		t.Errorf("runOnStartup runs after the restart = %v, want one, not past due", got)
 	}
-	var log struct {
-		Lines []struct{ Stream, Text string }
-	}
-	s.must(200, "GET", "/api/v1/apps/cron/slots/production/log?tail=1000", nil, &log)
-	found := false
-	for _, l := range log.Lines {
-		found = found || l.Stream == "host" && strings.HasPrefix(l.Text, "timer monitored is past due: its run at ")
-	}
-	if !found {
-		t.Errorf("the slot log does not say the run was past due: %+v", log.Lines)
+	pastDue := func(text string) bool { return strings.HasPrefix(text, "timer monitored is past due: its run at ") }
+	if found, lines := s.logHas("cron", "production", "host", pastDue); !found {
+		t.Errorf("the slot log does not say the run was past due: %+v", lines)
 	}
 
 	// A new deployment in the slot keeps the timer's clock: nothing past
