@@ -60,18 +60,29 @@ func (l Limits) withDefaults() Limits {
 type Store struct {
 	dir    string // absolute
 	tmp    string // dir/tmp
+	sums   string // dir/sums: the manifest of each package, see Verify
 	limits Limits
 }
 
-// Open opens the store in dir, creating it (0700) if needed, and removes what
+// Open opens the store in dir, creating it if needed, and removes what
 // interrupted Puts and Removes left in dir/tmp.
+//
+// dir is made 0711: handlers running as another user can reach a package
+// whose digest they are given but cannot list the others. dir/tmp and
+// dir/sums are 0700. When the process runs as root, stored content is made
+// read-only (files 0444 or 0555, directories 0555), including content stored
+// by an earlier version, so such handlers can read and run it but not change
+// it.
 func Open(dir string, limits Limits) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
-	s := &Store{dir: abs, tmp: filepath.Join(abs, "tmp"), limits: limits.withDefaults()}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	s := &Store{dir: abs, tmp: filepath.Join(abs, "tmp"), sums: filepath.Join(abs, "sums"), limits: limits.withDefaults()}
+	if err := os.MkdirAll(s.dir, 0o711); err != nil {
+		return nil, fmt.Errorf("open artifact store: %w", err)
+	}
+	if err := os.Chmod(s.dir, 0o711); err != nil { // whatever it was before
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
 	if err := os.RemoveAll(s.tmp); err != nil {
@@ -80,7 +91,46 @@ func Open(dir string, limits Limits) (*Store, error) {
 	if err := os.Mkdir(s.tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
+	if err := s.openSums(); err != nil {
+		return nil, fmt.Errorf("open artifact store: %w", err)
+	}
+	if sealed {
+		digests, err := s.List()
+		if err != nil {
+			return nil, fmt.Errorf("open artifact store: %w", err)
+		}
+		for _, d := range digests {
+			if dir := s.Dir(d); !isSealed(dir) {
+				if err := seal(dir); err != nil {
+					return nil, fmt.Errorf("open artifact store: make package %s read-only: %w", d, err)
+				}
+			}
+		}
+	}
 	return s, nil
+}
+
+// openSums creates dir/sums (0700) and removes what interrupted records left
+// there and the manifests of packages that are gone.
+func (s *Store) openSums() error {
+	if err := os.MkdirAll(s.sums, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(s.sums, 0o700); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(s.sums)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !validDigest(e.Name()) || !isDir(filepath.Join(s.dir, e.Name())) {
+			if err := os.RemoveAll(filepath.Join(s.sums, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Put stores the zip read from r and returns its digest, the hex sha256 of
@@ -93,9 +143,10 @@ func Open(dir string, limits Limits) (*Store, error) {
 // Validation errors are *hotswap.Error of kind Invalid; check's error is
 // returned as is.
 //
-// If the digest is already stored, Put runs check on the stored directory
-// (the caller's validation may depend on settings that changed) and returns
-// the digest without extracting again. Concurrent Puts of the same content
+// If the digest is already stored, Put verifies the stored content (see
+// Verify), runs check on the stored directory (the caller's validation may
+// depend on settings that changed) and returns the digest without
+// extracting again. Concurrent Puts of the same content
 // both succeed and leave one directory. A nil check accepts everything.
 func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) error) (digest string, err error) {
 	if check == nil {
@@ -124,6 +175,11 @@ func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) err
 	digest = hexSum(h)
 	final := filepath.Join(s.dir, digest)
 	if isDir(final) {
+		// The stored content is used again: it must still be what was
+		// stored.
+		if err := s.Verify(digest); err != nil {
+			return "", err
+		}
 		if err := check(final); err != nil {
 			return "", err
 		}
@@ -144,6 +200,16 @@ func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) err
 	}
 	if err := check(tmpdir); err != nil {
 		return "", err
+	}
+	// The manifest is recorded after check, which may chmod, and before
+	// the rename, so every stored package has one.
+	if err := s.record(digest, tmpdir); err != nil {
+		return "", err
+	}
+	if sealed {
+		if err := seal(tmpdir); err != nil {
+			return "", fmt.Errorf("put package %s: make read-only: %w", digest, err)
+		}
 	}
 	if err := os.Rename(tmpdir, final); err != nil {
 		if isDir(final) {
@@ -191,6 +257,9 @@ func (s *Store) Remove(digest string) error {
 		return fmt.Errorf("remove package %s: %w", digest, err)
 	}
 	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("remove package %s: %w", digest, err)
+	}
+	if err := os.Remove(s.sumPath(digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove package %s: %w", digest, err)
 	}
 	if err := os.RemoveAll(trash); err != nil {

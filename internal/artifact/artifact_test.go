@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hotswap/hotswap"
 )
 
@@ -109,8 +110,12 @@ func listDir(tb testing.TB, dir string) []string {
 // checkClean fails unless the store holds only an empty tmp and want.
 func checkClean(tb testing.TB, s *Store, want ...string) {
 	tb.Helper()
-	if diff := cmp.Diff(listDir(tb, s.dir), append(want, "tmp")); diff != "" {
+	if diff := cmp.Diff(listDir(tb, s.dir), append(slices.Clone(want), "sums", "tmp")); diff != "" {
 		tb.Errorf("store dir (-got +want):\n%s", diff)
+	}
+	// Every stored package has its manifest, and only those.
+	if diff := cmp.Diff(listDir(tb, s.sums), want, cmpopts.EquateEmpty()); diff != "" {
+		tb.Errorf("sums dir (-got +want):\n%s", diff)
 	}
 	if got := listDir(tb, s.tmp); len(got) != 0 {
 		tb.Errorf("tmp holds %q, want nothing", got)
@@ -303,7 +308,7 @@ func TestPut(t *testing.T) {
 		"empty":         "dir 755",
 		"current":       "link bin",
 	}
-	if diff := cmp.Diff(got, want); diff != "" {
+	if diff := cmp.Diff(got, storedModes(want)); diff != "" {
 		t.Errorf("stored tree (-got +want):\n%s", diff)
 	}
 	if len(checked) != 1 || strings.HasPrefix(checked[0], s.Dir(digest)) {
@@ -506,8 +511,8 @@ func TestOpenCleansLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkClean(t, s, digest)
-	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("store dir mode = %v, %v; want 0700", fi.Mode(), err)
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o711 {
+		t.Errorf("store dir mode = %v, %v; want 0711", fi.Mode(), err)
 	}
 }
 
@@ -562,7 +567,7 @@ func TestZipDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(tree(t, s.Dir(digest)), tree(t, src)); diff != "" {
+	if diff := cmp.Diff(tree(t, s.Dir(digest)), storedModes(tree(t, src))); diff != "" {
 		t.Errorf("stored tree (-got +want):\n%s", diff)
 	}
 
