@@ -37,9 +37,10 @@ type DB struct {
 	// zero. Open sets it to time.Now; tests replace it before use.
 	Now func() time.Time
 
-	path  string
-	write *sql.DB // one connection: all writes are serialized here
-	read  *sql.DB // read-only connections
+	path    string
+	write   *sql.DB // one connection: all writes are serialized here
+	read    *sql.DB // read-only connections
+	created bool    // Open made the schema from nothing
 
 	closeOnce sync.Once
 	closeErr  error
@@ -75,15 +76,19 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	var mode string
 	if err := db.write.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		db.write.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, corrupt(path, err, fmt.Errorf("open database %s: %w", path, err))
 	}
 	if !strings.EqualFold(mode, "wal") {
 		db.write.Close()
 		return nil, fmt.Errorf("open database %s: journal mode is %q, not wal", path, mode)
 	}
+	if err := db.check(ctx); err != nil {
+		db.write.Close()
+		return nil, err
+	}
 	if err := db.migrate(ctx); err != nil {
 		db.write.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, corrupt(path, err, fmt.Errorf("open database %s: %w", path, err))
 	}
 
 	db.read, err = sql.Open("sqlite", name+"?mode=rw&_pragma=query_only(1)&"+common)

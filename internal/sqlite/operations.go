@@ -98,11 +98,17 @@ func (db *DB) SetOperationPhase(ctx context.Context, id, phase, detail string) e
 // at the current time. It returns Invalid for another state, NotFound if
 // there is no such operation and FailedPrecondition if it has ended.
 func (db *DB) EndOperation(ctx context.Context, id, state, detail string) error {
+	return db.EndOperationAt(ctx, id, state, detail, time.Time{})
+}
+
+// EndOperationAt is EndOperation with the time the operation ended, for an
+// end recorded late (the store refused it at the time); zero means now.
+func (db *DB) EndOperationAt(ctx context.Context, id, state, detail string, at time.Time) error {
 	if state != OpSucceeded && state != OpFailed {
 		return hotswap.Errorf(hotswap.Invalid, "operation end state %q is not %s or %s", state, OpSucceeded, OpFailed)
 	}
 	err := db.update(ctx, func(tx *sql.Tx) error {
-		return db.endOperation(ctx, tx, id, state, detail)
+		return db.endOperationAt(ctx, tx, id, state, detail, db.orNow(at))
 	})
 	if err != nil {
 		return wrap(err, "end operation %s", id)
@@ -111,8 +117,12 @@ func (db *DB) EndOperation(ctx context.Context, id, state, detail string) error 
 }
 
 func (db *DB) endOperation(ctx context.Context, tx *sql.Tx, id, state, detail string) error {
+	return db.endOperationAt(ctx, tx, id, state, detail, db.now())
+}
+
+func (db *DB) endOperationAt(ctx context.Context, tx *sql.Tx, id, state, detail string, at time.Time) error {
 	res, err := tx.ExecContext(ctx, "UPDATE operations SET state = ?, detail = ?, ended_at = ? WHERE id = ? AND state = ?",
-		state, detail, timeArg(db.now()), id, OpRunning)
+		state, detail, timeArg(at), id, OpRunning)
 	if err != nil {
 		return err
 	}
