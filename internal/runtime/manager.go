@@ -13,6 +13,10 @@
 // killed with SIGKILL. What a handler starts itself is covered by the warden
 // of a guarded Manager ([Manager.Guard]). Stopping sends SIGTERM to the whole
 // group, then SIGKILL after a grace period.
+//
+// A Manager started by root can run handlers as an unprivileged [User]
+// ([Manager.User]), each set with a private home ([Manager.Homes]), so a
+// handler cannot read what the server keeps to itself.
 package runtime
 
 import (
@@ -109,6 +113,18 @@ type Manager struct {
 	// StopGrace is how long Close waits after SIGTERM before SIGKILL.
 	// Zero means DefaultStopGrace. Set it before calling Start.
 	StopGrace time.Duration
+
+	// User, if not nil, is the account handler processes run as, with its
+	// primary group and no supplementary groups. Switching to it needs
+	// root. Nil runs them as the server's user. Set it before calling Start.
+	User *User
+
+	// Homes, if not empty, is an existing directory in which each process
+	// set gets a private home, Homes/<set id>: created (0700, owned by User)
+	// before the set's first process starts, passed as HOME and TMPDIR,
+	// and removed once the set is stopped. Empty passes the server's HOME
+	// and TMPDIR. Set it before calling Start.
+	Homes string
 
 	log    *slog.Logger
 	client *http.Client // readiness probes
@@ -253,8 +269,12 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Set, error) {
 	defer stop()
 
 	s := newSet(m, spec)
+	if err := s.makeHome(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.name(), err)
+	}
 	p, err := s.startReady(ctx, 0)
 	if err != nil {
+		s.removeHome()
 		return nil, err
 	}
 
@@ -262,6 +282,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Set, error) {
 	if m.closed {
 		m.mu.Unlock()
 		p.terminate(0, s.log)
+		s.removeHome()
 		return nil, fmt.Errorf("start %s: %w", spec.name(), ErrClosed)
 	}
 	m.sets[s] = struct{}{}
@@ -295,11 +316,12 @@ func freePort(port int) (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// environ returns the environment of a handler process.
-func environ(extra []string, port int, marks []string) []string {
-	env := make([]string, 0, 6+len(marks)+len(extra))
+// environ returns the environment of a handler process; a non-empty home
+// replaces the server's HOME and TMPDIR.
+func environ(extra []string, port int, home string, marks []string) []string {
+	env := make([]string, 0, 8+len(marks)+len(extra))
 	for _, k := range [...]string{"PATH", "HOME", "LANG", "TMPDIR"} {
-		if v, ok := os.LookupEnv(k); ok {
+		if v, ok := os.LookupEnv(k); ok && (home == "" || k == "PATH" || k == "LANG") {
 			env = append(env, k+"="+v)
 		}
 	}
@@ -307,6 +329,9 @@ func environ(extra []string, port int, marks []string) []string {
 	p := strconv.Itoa(port)
 	// Last wins: exec.Cmd drops earlier duplicates, so spec.Env cannot override.
 	env = append(env, "FUNCTIONS_CUSTOMHANDLER_PORT="+p, "FUNCTIONS_HTTPWORKER_PORT="+p)
+	if home != "" {
+		env = append(env, "HOME="+home, "TMPDIR="+home)
+	}
 	for _, m := range marks {
 		if m != "" {
 			env = append(env, m)
@@ -315,14 +340,20 @@ func environ(extra []string, port int, marks []string) []string {
 	return env
 }
 
-// command builds the exec.Cmd of a handler process.
-func command(spec *Spec, port int, marks ...string) *exec.Cmd {
+// command builds the exec.Cmd of a handler process, run as user when not nil.
+func command(spec *Spec, port int, user *User, home string, marks ...string) *exec.Cmd {
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Dir = spec.Dir
-	cmd.Env = environ(spec.Env, port, marks)
+	cmd.Env = environ(spec.Env, port, home, marks)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid:   true,
+		Setpgid: true,
+		// The child sets its parent-death signal after switching to user
+		// (the kernel clears it on a change of credentials), so it holds
+		// for a handler running as another user too.
 		Pdeathsig: syscall.SIGKILL,
+	}
+	if user != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: user.UID, Gid: user.GID, Groups: []uint32{}}
 	}
 	return cmd
 }

@@ -32,7 +32,7 @@ type process struct {
 }
 
 // startProcess starts spec on port. It does not wait for readiness.
-func (m *Manager) startProcess(spec *Spec, port int, setMark string, log *slog.Logger) (*process, error) {
+func (m *Manager) startProcess(spec *Spec, port int, home, setMark string, log *slog.Logger) (*process, error) {
 	if spec.Dir != "" {
 		// Otherwise a missing directory reads "fork/exec <path>: no such file".
 		if _, err := os.Stat(spec.Dir); err != nil {
@@ -42,7 +42,7 @@ func (m *Manager) startProcess(spec *Spec, port int, setMark string, log *slog.L
 	m.mu.Lock()
 	mark := m.mark
 	m.mu.Unlock()
-	cmd := command(spec, port, mark, setMark)
+	cmd := command(spec, port, m.User, home, mark, setMark)
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err

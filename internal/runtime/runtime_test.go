@@ -60,6 +60,14 @@ func runChild() {
 	if os.Getenv("HOTSWAP_RUNTIME_ORPHAN") == "1" {
 		env = append(env, "HANDLER_CHILD=orphan")
 	}
+	if name := os.Getenv("HOTSWAP_RUNTIME_USER"); name != "" {
+		u, err := LookupUser(name)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		m.User = u
+	}
 	s, err := m.Start(context.Background(), Spec{Path: os.Getenv("HOTSWAP_RUNTIME_HANDLER"), Env: env, StartTimeout: 10 * time.Second})
 	if err != nil {
 		fmt.Println("error:", err)
@@ -547,14 +555,16 @@ func TestCloseDuringStart(t *testing.T) {
 // killedServer runs runChild as a separate "server" process, guarded with
 // guard unless it is empty, its handler starting an orphan when orphan is
 // set; it SIGKILLs that server once the handler runs and returns the pids
-// of the handler and of its orphan (0 when none).
-func killedServer(t *testing.T, guard string, orphan bool) (handler, child int) {
+// of the handler and of its orphan (0 when none). env is added to the
+// server's environment.
+func killedServer(t *testing.T, guard string, orphan bool, env ...string) (handler, child int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "HOTSWAP_RUNTIME_CHILD=1", "HOTSWAP_RUNTIME_HANDLER="+handlerPath, "HOTSWAP_RUNTIME_GUARD="+guard)
 	if orphan {
 		cmd.Env = append(cmd.Env, "HOTSWAP_RUNTIME_ORPHAN=1")
 	}
+	cmd.Env = append(cmd.Env, env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

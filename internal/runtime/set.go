@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ type Set struct {
 	spec Spec
 	log  *slog.Logger
 	mark string // SetMarkEnv=<unique id>, in every process of the set
+	home string // private HOME and TMPDIR, Manager.Homes/<id>; "" if none
 
 	addr     atomic.Pointer[string] // nil while down
 	pid      atomic.Int64
@@ -41,13 +43,19 @@ func newSet(m *Manager, spec Spec) *Set {
 	spec.Args = append([]string(nil), spec.Args...)
 	spec.Env = append([]string(nil), spec.Env...)
 	ctx, cancel := context.WithCancel(context.Background())
-	var id [12]byte
-	rand.Read(id[:])
+	var b [12]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	var home string
+	if m.Homes != "" {
+		home = filepath.Join(m.Homes, id)
+	}
 	return &Set{
 		m:      m,
 		spec:   spec,
 		log:    m.log.With("handler", spec.name()),
-		mark:   SetMarkEnv + "=" + hex.EncodeToString(id[:]),
+		mark:   SetMarkEnv + "=" + id,
+		home:   home,
 		ctx:    ctx,
 		cancel: cancel,
 		stopc:  make(chan struct{}),
@@ -62,7 +70,7 @@ func (s *Set) startReady(ctx context.Context, port int) (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.spec.name(), err)
 	}
-	p, err := s.m.startProcess(&s.spec, port, s.mark, s.log)
+	p, err := s.m.startProcess(&s.spec, port, s.home, s.mark, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.spec.name(), err)
 	}
@@ -87,6 +95,7 @@ func (s *Set) publish(p *process) {
 func (s *Set) supervise(p *process) {
 	defer s.m.wg.Done()
 	defer close(s.done)
+	defer s.removeHome() // once nothing of the set runs
 	defer s.sweep()
 	defer s.m.remove(s)
 	defer s.cancel()

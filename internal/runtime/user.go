@@ -1,0 +1,113 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// User is an account handler processes run as (see Manager.User).
+type User struct {
+	Name string
+	UID  uint32
+	GID  uint32 // primary group; the only group the handlers get
+}
+
+// LookupUser returns the account called name. It refuses root and the root
+// group: handlers must not get the rights the user switch is meant to take
+// away.
+func LookupUser(name string) (*User, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("handler user %q: %w", name, err)
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("handler user %q: uid %q: %w", name, u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("handler user %q: gid %q: %w", name, u.Gid, err)
+	}
+	if uid == 0 || gid == 0 {
+		return nil, fmt.Errorf("handler user %q has uid %d and gid %d: choose an unprivileged user, not root or the root group", name, uid, gid)
+	}
+	return &User{Name: name, UID: uint32(uid), GID: uint32(gid)}, nil
+}
+
+// useradd serializes the creation of users by this process: useradd fails
+// when another one holds the lock of /etc/passwd.
+var useradd sync.Mutex
+
+// EnsureUser returns the account called name, creating it first if it does
+// not exist, as a system user with its own group, no home directory and no
+// login shell (useradd --system). created reports whether it did. Creating
+// a user needs root.
+func EnsureUser(ctx context.Context, name string) (u *User, created bool, err error) {
+	useradd.Lock()
+	defer useradd.Unlock()
+	u, err = LookupUser(name)
+	if err == nil || !errors.As(err, new(user.UnknownUserError)) {
+		return u, false, err
+	}
+	cmd := exec.CommandContext(ctx, "useradd", "--system", "--no-create-home", "--user-group",
+		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name)
+	out, runErr := cmd.CombinedOutput()
+	// Another server may have created it meanwhile.
+	if u, err = LookupUser(name); err == nil {
+		return u, runErr == nil, nil
+	}
+	if runErr != nil {
+		return nil, false, fmt.Errorf("create handler user %q: useradd: %v: %s", name, runErr, strings.TrimSpace(string(out)))
+	}
+	return nil, false, err
+}
+
+// makeHome creates the set's private home, owned by the Manager's User.
+func (s *Set) makeHome() error {
+	if s.home == "" {
+		return nil
+	}
+	if err := os.Mkdir(s.home, 0o700); err != nil {
+		return fmt.Errorf("create home: %w", err)
+	}
+	err := os.Chmod(s.home, 0o700) // whatever the umask
+	if err == nil && s.m.User != nil {
+		err = os.Chown(s.home, int(s.m.User.UID), int(s.m.User.GID))
+	}
+	if err != nil {
+		os.Remove(s.home)
+		return fmt.Errorf("create home: %w", err)
+	}
+	return nil
+}
+
+// removeHome removes the set's home and whatever its handlers left there.
+func (s *Set) removeHome() {
+	if s.home == "" {
+		return
+	}
+	err := os.RemoveAll(s.home)
+	if err != nil {
+		// Unless the server is root, a directory the handler made
+		// read-only cannot be emptied until it is writable again.
+		filepath.WalkDir(s.home, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o700)
+			}
+			return nil
+		})
+		err = os.RemoveAll(s.home)
+	}
+	if err != nil {
+		s.log.Error("remove handler home", "dir", s.home, "err", err)
+	}
+}
