@@ -20,7 +20,11 @@ var zipTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // bits (executables stay executable), names use forward slashes, and links
 // inside dir are stored as links, not followed. Other special files are an
 // error.
-func ZipDir(dir string, w io.Writer) error {
+func ZipDir(dir string, w io.Writer) error { return zipDir(dir, w, nil) }
+
+// zipDir is ZipDir leaving out what skip names (a slash-separated path
+// relative to dir; a skipped folder is left out whole).
+func zipDir(dir string, w io.Writer, skip func(rel string, isDir bool) bool) error {
 	// A link given as dir is followed; links below it are not.
 	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
@@ -37,6 +41,12 @@ func ZipDir(dir string, w io.Writer) error {
 		rel, err := filepath.Rel(root, name)
 		if err != nil {
 			return err
+		}
+		if skip != nil && skip(filepath.ToSlash(rel), d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		info, err := d.Info()
 		if err != nil {

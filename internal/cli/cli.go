@@ -76,6 +76,13 @@ type options struct {
 	file        string // pipeline apply: the definition, - for stdin
 	stage       string // release approve, reject, redeploy
 	comment     string // release approve, reject
+	force       bool   // deploy, swap, rollback: go past a release's hold on the slot
+}
+
+// forceFlag registers --force: deploy, swap or roll back a slot a waiting
+// release holds, abandoning that release.
+func forceFlag(fs *flag.FlagSet, o *options) {
+	fs.BoolVar(&o.force, "force", false, "go on even if a waiting release holds the slot, abandoning that release")
 }
 
 // cmdEnv is what a command's run function gets.
@@ -138,10 +145,11 @@ var commands = []*command{
 		}, run: slotCreate},
 	{name: "slot list", args: "APP", summary: "list an app's slots with their state and auto-swap target", min: 1, max: 1, run: slotList},
 	{name: "slot delete", args: "APP SLOT", summary: "delete a slot (not production)", min: 2, max: 2, run: slotDelete},
-	{name: "deploy", args: "APP PATH [--slot SLOT] [--message TEXT]", summary: "deploy a folder or .zip file to a slot (then auto swap, if the slot has a target)", min: 2, max: 2,
+	{name: "deploy", args: "APP PATH [--slot SLOT] [--message TEXT] [--force]", summary: "deploy a folder (honouring .funcignore) or .zip file to a slot (then auto swap, if the slot has a target)", min: 2, max: 2,
 		flags: func(fs *flag.FlagSet, o *options) {
 			slotFlag(fs, o)
 			fs.StringVar(&o.message, "message", "", "deployment `message`")
+			forceFlag(fs, o)
 		}, run: deploy},
 	{name: "url", args: "APP FUNCTION [--slot SLOT]", summary: "print a function's invoke URL", min: 2, max: 2, flags: slotFlag, run: funcURL},
 	{name: "keys list", args: "APP [--slot SLOT] [--function F]", summary: "list a slot's keys", min: 1, max: 1, flags: keyFlags, run: keysList},
@@ -172,7 +180,7 @@ var commands = []*command{
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "only the deployments to slot `name`")
 		}, run: deploymentsList},
-	{name: "swap", args: "APP --slot SOURCE [--target SLOT] [--preview] | APP --complete | APP --cancel",
+	{name: "swap", args: "APP --slot SOURCE [--target SLOT] [--preview] [--force] | APP --complete | APP --cancel",
 		summary: "swap a slot into the target (default production); --preview stops after preparing, --complete or --cancel ends the preview", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "the source slot `name`")
@@ -180,6 +188,7 @@ var commands = []*command{
 			fs.BoolVar(&o.preview, "preview", false, "stop after preparing: the source URL serves its content with the target's slot settings")
 			fs.BoolVar(&o.complete, "complete", false, "complete the swap in preview")
 			fs.BoolVar(&o.cancel, "cancel", false, "cancel the swap in preview")
+			forceFlag(fs, o)
 		}, check: swapCheck, run: swap},
 	{name: "autoswap", args: "APP --slot SOURCE (--target SLOT | --disable)", summary: "swap a slot into the target after each successful deploy, or stop doing so", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
@@ -187,10 +196,11 @@ var commands = []*command{
 			fs.StringVar(&o.target, "target", "", "the target slot `name`")
 			fs.BoolVar(&o.disable, "disable", false, "turn auto swap off")
 		}, check: autoSwapCheck, run: autoSwap},
-	{name: "rollback", args: "APP --slot SLOT --to DEPLOYMENT", summary: "make a slot serve an earlier deployment again", min: 1, max: 1,
+	{name: "rollback", args: "APP --slot SLOT --to DEPLOYMENT [--force]", summary: "make a slot serve an earlier deployment again", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "slot `name`")
 			fs.StringVar(&o.to, "to", "", "the deployment `id` (see hotswap deployments)")
+			forceFlag(fs, o)
 		}, check: rollbackCheck, run: rollback},
 	{name: "activity", args: "APP [--limit N]", summary: "list an app's activity log, newest first", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {

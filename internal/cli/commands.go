@@ -38,8 +38,10 @@ type slotJSON struct {
 
 type functionJSON struct {
 	Name      string `json:"name"`
+	Trigger   string `json:"trigger"`
 	Runnable  bool   `json:"runnable"`
 	Reason    string `json:"reason"`
+	Disabled  bool   `json:"disabled"`
 	InvokeURL string `json:"invokeUrl"`
 }
 
@@ -240,8 +242,15 @@ func deploy(ctx context.Context, x *cmdEnv, args []string) error {
 	defer f.close()
 
 	p := slotPath(app, slot) + "/deploy"
+	q := url.Values{}
 	if x.opts.message != "" {
-		p += "?" + url.Values{"message": {x.opts.message}}.Encode()
+		q.Set("message", x.opts.message)
+	}
+	if x.opts.force {
+		q.Set("force", "true")
+	}
+	if len(q) > 0 {
+		p += "?" + q.Encode()
 	}
 	var ans deployAnswer
 	body := rawBody{r: f, size: size, contentType: "application/zip"}
@@ -290,7 +299,7 @@ func openPackage(op, path string) (pkgFile, int64, error) {
 			return pkgFile{}, 0, fmt.Errorf("%s: %w", op, err)
 		}
 		f = pkgFile{tmp, true}
-		if err := artifact.ZipDir(path, f); err != nil {
+		if err := artifact.ZipProject(path, f); err != nil {
 			f.close()
 			return pkgFile{}, 0, fmt.Errorf("%s: %w", op, err) // ZipDir names the folder
 		}
@@ -325,10 +334,15 @@ func funcURL(ctx context.Context, x *cmdEnv, args []string) error {
 	if printed, err := x.call(ctx, http.MethodGet, p, nil, &fn); printed || err != nil {
 		return err
 	}
-	if fn.InvokeURL == "" {
-		if !fn.Runnable && fn.Reason != "" {
-			return fmt.Errorf("function %s has no invoke URL: %s", args[1], fn.Reason)
-		}
+	// A URL that answers 404 is worse than none: say why instead.
+	switch {
+	case !fn.Runnable && fn.Reason != "":
+		return fmt.Errorf("function %s is not runnable, so its URL would answer 404: %s", args[1], fn.Reason)
+	case !fn.Runnable:
+		return fmt.Errorf("function %s is not runnable, so its URL would answer 404", args[1])
+	case fn.Disabled:
+		return fmt.Errorf("function %s is disabled (app setting AzureWebJobs.%s.Disabled), so its URL answers 404", args[1], args[1])
+	case fn.InvokeURL == "":
 		return fmt.Errorf("function %s has no invoke URL", args[1])
 	}
 	_, err := fmt.Fprintln(x.stdout, fn.InvokeURL)

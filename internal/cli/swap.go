@@ -55,6 +55,9 @@ func swap(ctx context.Context, x *cmdEnv, args []string) error {
 			target = hotswap.ProductionSlot
 		}
 		p, body = appPath(app)+"/swap", swapBody{Slot: o.slot, Target: target, Preview: o.preview}
+		if o.force {
+			p += "?force=true"
+		}
 	}
 	var r swapResult
 	if printed, err := x.call(ctx, http.MethodPost, p, body, &r); printed || err != nil {
@@ -170,6 +173,9 @@ func rollback(ctx context.Context, x *cmdEnv, args []string) error {
 	app, o := args[0], x.opts
 	var ans deployAnswer
 	p := slotPath(app, o.slot) + "/rollback"
+	if o.force {
+		p += "?force=true"
+	}
 	if printed, err := x.call(ctx, http.MethodPost, p, map[string]string{"deployment": o.to}, &ans); printed || err != nil {
 		return err
 	}

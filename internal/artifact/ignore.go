@@ -1,0 +1,193 @@
+package artifact
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// IgnoreFile is the file in a function app's folder that names, in
+// gitignore syntax, what is not published, as Azure Functions Core Tools
+// reads it.
+const IgnoreFile = ".funcignore"
+
+// Ignore is a parsed .funcignore: gitignore patterns, the last matching one
+// deciding. The zero value ignores nothing beyond the defaults that are
+// never packaged (see ZipProject).
+type Ignore struct {
+	rules []ignoreRule
+}
+
+type ignoreRule struct {
+	re      *regexp.Regexp
+	negate  bool
+	dirOnly bool
+}
+
+// ParseIgnore reads patterns in gitignore syntax: one per line; blank lines
+// and lines starting with # are skipped; ! re-includes; a trailing / matches
+// only folders; a pattern with a / before its end is anchored at the root,
+// one without matches a name at any depth; * and ? do not cross /, ** does;
+// [a-z] classes; \ escapes. A line that is not a valid pattern is an error
+// naming the line.
+func ParseIgnore(r io.Reader) (*Ignore, error) {
+	ig := &Ignore{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		rule, ok, err := parseIgnoreLine(sc.Text())
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		if ok {
+			ig.rules = append(ig.rules, rule)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return ig, nil
+}
+
+func parseIgnoreLine(line string) (ignoreRule, bool, error) {
+	line = strings.TrimSuffix(line, "\r")
+	// Trailing spaces are dropped unless escaped.
+	for strings.HasSuffix(line, " ") && !strings.HasSuffix(line, `\ `) {
+		line = line[:len(line)-1]
+	}
+	if line == "" || line[0] == '#' {
+		return ignoreRule{}, false, nil
+	}
+	var r ignoreRule
+	if line[0] == '!' {
+		r.negate, line = true, line[1:]
+	} else if strings.HasPrefix(line, `\!`) || strings.HasPrefix(line, `\#`) {
+		line = line[1:]
+	}
+	if strings.HasSuffix(line, "/") {
+		r.dirOnly, line = true, strings.TrimRight(line, "/")
+	}
+	if line == "" {
+		return ignoreRule{}, false, nil
+	}
+	anchored := strings.Contains(line, "/")
+	line = strings.TrimPrefix(line, "/")
+	var b strings.Builder
+	b.WriteString("^")
+	if !anchored {
+		b.WriteString("(?:.*/)?")
+	}
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '*' && strings.HasPrefix(line[i:], "**"):
+			atStart := i == 0 || line[i-1] == '/'
+			rest := line[i+2:]
+			switch {
+			case atStart && strings.HasPrefix(rest, "/"):
+				b.WriteString("(?:.*/)?") // **/ : any folders, or none
+				i += 2
+			case atStart && rest == "":
+				b.WriteString(".*") // /** : everything inside
+				i++
+			default:
+				b.WriteString("[^/]*") // ** elsewhere is a plain *
+				i++
+			}
+		case c == '*':
+			b.WriteString("[^/]*")
+		case c == '?':
+			b.WriteString("[^/]")
+		case c == '[':
+			j := strings.IndexByte(line[i+1:], ']')
+			if j < 0 {
+				return r, false, errors.New("unclosed [ in " + line)
+			}
+			class := line[i+1 : i+1+j]
+			if j == 0 { // "[]...]": ] first is literal
+				k := strings.IndexByte(line[i+2:], ']')
+				if k < 0 {
+					return r, false, errors.New("unclosed [ in " + line)
+				}
+				class, j = line[i+1:i+2+k], k+1
+			}
+			if strings.HasPrefix(class, "!") {
+				class = "^" + class[1:]
+			}
+			class = strings.ReplaceAll(class, `\`, `\\`)
+			b.WriteString("[" + class + "]")
+			i += j + 1
+		case c == '\\' && i+1 < len(line):
+			i++
+			b.WriteString(regexp.QuoteMeta(line[i : i+1]))
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteString("$")
+	re, err := regexp.Compile(b.String())
+	if err != nil {
+		return r, false, fmt.Errorf("pattern %q: %w", line, err)
+	}
+	r.re = re
+	return r, true, nil
+}
+
+// Match reports whether the slash-separated path rel (relative to the
+// folder) is ignored; dir says whether it is a folder.
+func (ig *Ignore) Match(rel string, dir bool) bool {
+	if ig == nil {
+		return false
+	}
+	ignored := false
+	for _, r := range ig.rules {
+		if r.dirOnly && !dir {
+			continue
+		}
+		if r.re.MatchString(rel) {
+			ignored = !r.negate
+		}
+	}
+	return ignored
+}
+
+// neverPackaged reports whether a path is left out of every package made
+// from a folder, .funcignore or not: local.settings.json at the root holds
+// local secrets, and .git holds the repository.
+func neverPackaged(rel string) bool {
+	if rel == "local.settings.json" {
+		return true
+	}
+	for part := range strings.SplitSeq(rel, "/") {
+		if part == ".git" {
+			return true
+		}
+	}
+	return false
+}
+
+// ZipProject zips a function app's folder for publishing as Core Tools does:
+// like ZipDir, leaving out what the folder's .funcignore names, and never
+// packaging local.settings.json or .git.
+func ZipProject(dir string, w io.Writer) error {
+	ig := &Ignore{}
+	f, err := os.Open(filepath.Join(dir, IgnoreFile))
+	switch {
+	case err == nil:
+		ig, err = ParseIgnore(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(dir, IgnoreFile), err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("read %s: %w", IgnoreFile, err)
+	}
+	return zipDir(dir, w, func(rel string, isDir bool) bool {
+		return neverPackaged(rel) || ig.Match(rel, isDir)
+	})
+}
