@@ -1,6 +1,7 @@
 package funcapp
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -61,10 +62,18 @@ type Function struct {
 	// minute or more, false for faster ones.
 	UseMonitor bool
 	Bindings   []Binding
+	// RawBindings are the bindings exactly as function.json has them, every
+	// property included (queueName, connection, path and any unknown one),
+	// in the order of Bindings; the host admin API returns them.
+	RawBindings []json.RawMessage
 }
 
 type functionJSON struct {
 	Bindings []Binding `json:"bindings"`
+}
+
+type rawFunctionJSON struct {
+	Bindings []json.RawMessage `json:"bindings"`
 }
 
 var httpMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"}
@@ -117,10 +126,14 @@ func ParseFunction(name string, data []byte) (*Function, error) {
 	if err := unmarshal(file, data, &j); err != nil {
 		return nil, err
 	}
+	var raw rawFunctionJSON
+	if err := unmarshal(file, data, &raw); err != nil {
+		return nil, err
+	}
 	fail := func(format string, args ...any) error {
 		return hotswap.Errorf(hotswap.Invalid, "%s: %s", file, fmt.Sprintf(format, args...))
 	}
-	f := &Function{Name: name, Runnable: true, Bindings: j.Bindings}
+	f := &Function{Name: name, Runnable: true, Bindings: j.Bindings, RawBindings: raw.Bindings}
 	trigger := -1
 	names := map[string]int{}
 	for i := range j.Bindings {

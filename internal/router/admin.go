@@ -9,6 +9,7 @@ import (
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/apierr"
+	"github.com/hotswap/hotswap/internal/funcapp"
 )
 
 // admin serves the Azure-shaped host admin API on a slot's host name. Every
@@ -100,7 +101,7 @@ func (h *Handler) adminFunctions(w http.ResponseWriter, r *http.Request, s *Slot
 			j := fnJSON{
 				Name:       f.Name,
 				Language:   "custom",
-				Config:     map[string]any{"bindings": f.Bindings},
+				Config:     map[string]any{"bindings": bindingsJSON(f)},
 				IsDisabled: s.Disabled[f.Name],
 				Runnable:   f.Runnable,
 				Reason:     f.Reason,
@@ -112,6 +113,15 @@ func (h *Handler) adminFunctions(w http.ResponseWriter, r *http.Request, s *Slot
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// bindingsJSON is a function's bindings exactly as its function.json has
+// them, as the Azure host returns them.
+func bindingsJSON(f *funcapp.Function) any {
+	if f.RawBindings == nil {
+		return f.Bindings // built in code, not parsed from a file
+	}
+	return f.RawBindings
 }
 
 // InvokeURL joins a slot's base URL, route prefix and route template.
