@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // User is an account handler processes run as (see Manager.User).
@@ -43,8 +44,7 @@ func LookupUser(name string) (*User, error) {
 	return &User{Name: name, UID: uint32(uid), GID: uint32(gid)}, nil
 }
 
-// useradd serializes the creation of users by this process: useradd fails
-// when another one holds the lock of /etc/passwd.
+// useradd serializes the creation of users by this process.
 var useradd sync.Mutex
 
 // EnsureUser returns the account called name, creating it first if it does
@@ -58,17 +58,24 @@ func EnsureUser(ctx context.Context, name string) (u *User, created bool, err er
 	if err == nil || !errors.As(err, new(user.UnknownUserError)) {
 		return u, false, err
 	}
-	cmd := exec.CommandContext(ctx, "useradd", "--system", "--no-create-home", "--user-group",
-		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name)
-	out, runErr := cmd.CombinedOutput()
-	// Another server may have created it meanwhile.
-	if u, err = LookupUser(name); err == nil {
-		return u, runErr == nil, nil
+	// useradd fails while another process (another server starting) holds
+	// the lock of /etc/passwd: try a few times.
+	for attempt := 0; ; attempt++ {
+		cmd := exec.CommandContext(ctx, "useradd", "--system", "--no-create-home", "--user-group",
+			"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name)
+		out, runErr := cmd.CombinedOutput()
+		// Another process may have created it meanwhile.
+		if u, err = LookupUser(name); err == nil {
+			return u, runErr == nil, nil
+		}
+		if runErr == nil {
+			return nil, false, err
+		}
+		if attempt == 9 || ctx.Err() != nil {
+			return nil, false, fmt.Errorf("create handler user %q: useradd: %v: %s", name, runErr, strings.TrimSpace(string(out)))
+		}
+		time.Sleep(time.Duration(50*(attempt+1)) * time.Millisecond)
 	}
-	if runErr != nil {
-		return nil, false, fmt.Errorf("create handler user %q: useradd: %v: %s", name, runErr, strings.TrimSpace(string(out)))
-	}
-	return nil, false, err
 }
 
 // makeHome creates the set's private home, owned by the Manager's User.
