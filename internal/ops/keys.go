@@ -67,18 +67,21 @@ func (s *Service) SetKey(ctx context.Context, actor, app, slot string, k hotswap
 	if err := s.store.PutKey(ctx, app, slot, k); err != nil {
 		return hotswap.Key{}, err
 	}
+	// A new slice, never an edit in place: published tables and swaps that
+	// copied the slice header under mu read the old one without the lock.
+	keys := make([]hotswap.Key, 0, len(st.keys)+1)
 	replaced := false
-	for i, old := range st.keys {
+	for _, old := range st.keys {
 		if old.Scope == k.Scope && old.Function == k.Function && old.Name == k.Name {
-			st.keys[i] = k
+			old = k
 			replaced = true
 		}
+		keys = append(keys, old)
 	}
 	if !replaced {
-		st.keys = append(st.keys, k)
+		keys = append(keys, k)
 	}
-	// A new slice, so tables already published keep their own view.
-	st.keys = append([]hotswap.Key(nil), st.keys...)
+	st.keys = keys
 	s.publishLocked()
 	s.activity(ctx, app, actor, "key.set", slot, keyDetail(k), "succeeded")
 	return k, nil

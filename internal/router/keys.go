@@ -25,9 +25,10 @@ type Keys struct {
 	all      []hotswap.Key
 }
 
-// NewKeys builds a key set from the slot's stored keys.
+// NewKeys builds a key set from the slot's stored keys. It keeps a copy:
+// the caller may change keys afterwards while the set is published.
 func NewKeys(keys []hotswap.Key) *Keys {
-	k := &Keys{function: make(map[string][][]byte), all: keys}
+	k := &Keys{function: make(map[string][][]byte), all: append([]hotswap.Key(nil), keys...)}
 	for _, key := range keys {
 		v := []byte(key.Value)
 		switch key.Scope {
