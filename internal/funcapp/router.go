@@ -124,7 +124,8 @@ func (r *Router) Prefix() string { return r.prefix }
 //
 // When a function matches the path and accepts method, Match returns it with
 // methodAllowed true. When routes match the path but none accepts method, fn
-// is nil and methodAllowed false (answer 405). When nothing matches, fn is nil
+// is nil and methodAllowed false (the data plane answers 404 as on Azure,
+// not 405, which would reveal the route). When nothing matches, fn is nil
 // and methodAllowed true (answer 404). params is dst with the parameters
 // appended, or dst when fn is nil. Match does not allocate when dst has
 // enough capacity and the path has no escapes.

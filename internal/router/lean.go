@@ -305,6 +305,9 @@ func (s *Server) forward(c net.Conn, br *bufio.Reader, bw *bufio.Writer, hd *hea
 	if sl == nil || sl.Routes == nil || sl.Package == nil || !sl.Package.Host.EnableForwarding || hasPrefix(hd.path, "/admin/") {
 		return false, errFallback
 	}
+	if !isCleanPath(bstr(hd.path)) {
+		return false, errFallback // dot segments: net/http cleans the path (see CleanPath)
+	}
 	var pbuf [8]funcapp.Param
 	fn, _, _ := sl.Routes.Match(bstr(hd.method), bstr(hd.path), pbuf[:0])
 	if fn == nil || !fn.Forward {

@@ -179,6 +179,12 @@ func (h *Handler) hostLabel(host string) string {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Routes, keys and the handler all see the path without dot segments.
+	r, err := cleanRequest(r)
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	for range 2 {
 		t := h.table.Load()
 		s := t.slots[h.hostLabel(r.Host)]
@@ -206,12 +212,11 @@ func (h *Handler) serveSlot(w http.ResponseWriter, r *http.Request, s *Slot, tru
 		return true
 	}
 	var pbuf [8]funcapp.Param
-	fn, params, methodOK := s.Routes.Match(r.Method, r.URL.EscapedPath(), pbuf[:0])
+	// A route whose methods do not include r's answers 404 as on Azure,
+	// before any key check: a 405 would tell a caller without a key that
+	// the route exists.
+	fn, params, _ := s.Routes.Match(r.Method, r.URL.EscapedPath(), pbuf[:0])
 	if fn == nil {
-		if !methodOK {
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return true
-		}
 		http.Error(w, "not found", http.StatusNotFound)
 		return true
 	}
