@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"path"
 	"strings"
 	"testing"
@@ -187,4 +188,16 @@ func referenceClean(in string) (out string, climbs bool) {
 		}
 	}
 	return o.String(), climbs
+}
+
+func ExampleCleanPath() {
+	for _, p := range []string{"/api/hello", "/api/files/%2e%2e/hello", "/api/files/x/../../hello", "/api/../../etc/passwd"} {
+		clean, err := CleanPath(p)
+		fmt.Println(clean, err)
+	}
+	// Output:
+	// /api/hello <nil>
+	// /api/hello <nil>
+	// /api/hello <nil>
+	//  path "/api/../../etc/passwd" climbs above the root with ".."
 }
