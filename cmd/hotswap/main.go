@@ -93,6 +93,11 @@ type Config struct {
 	Retention       int
 	ReleaseTick     time.Duration
 	PprofAddr       string // net/http/pprof listener; empty: none
+	// Payload mode: the largest request body (0: router.DefaultMaxPayloadBody,
+	// 8 MiB) and the invocations in flight per process set (0:
+	// router.DefaultPayloadConcurrency, 32).
+	PayloadMaxBody     int64
+	PayloadConcurrency int
 }
 
 // Main is the running server: every component, opened by Run and closed by Close.
@@ -151,6 +156,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.RevertWindow, "revert-window", 10*time.Minute, "how long retired process sets stay warm for an instant swap back; negative disables")
 	fs.IntVar(&c.MaxWarmSets, "max-warm-sets", 16, "most retired process sets kept warm (memory bound); the oldest stop first")
 	fs.StringVar(&c.PprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) for profiling; off when empty")
+	fs.Int64Var(&c.PayloadMaxBody, "payload-max-body", 0, "largest request body a payload-mode function accepts (larger: 413); 0 = 8 MiB")
+	fs.IntVar(&c.PayloadConcurrency, "payload-concurrency", 0, "payload-mode invocations in flight per process set (more wait up to 1s, then 503); 0 = 32")
 	fs.DurationVar(&c.ReleaseTick, "release-tick", time.Second, "how often waiting release stages (approvals, gates, queues) are looked at")
 	fs.IntVar(&c.Retention, "retention", 20, "deployments kept per app (a served or warm one is always kept)")
 	if err := fs.Parse(args); err != nil {
@@ -212,7 +219,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.metrics = metrics.New()
-	m.router = router.New(router.Config{Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version})
+	m.router = router.New(router.Config{
+		Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version,
+		MaxPayloadBody: c.PayloadMaxBody, Payload: router.PayloadLimits{Concurrency: c.PayloadConcurrency},
+	})
 	m.ops, err = ops.Open(ctx, ops.Config{
 		Domain:       c.Domain,
 		PublicAddr:   m.fnLn.Addr().String(),

@@ -12,6 +12,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -42,6 +44,9 @@ type httpRequest struct {
 	Headers json.RawMessage `json:"Headers"`
 	Params  json.RawMessage `json:"Params"`
 	Body    json.RawMessage `json:"Body"`
+	// BodyEncoding is "base64" when Body holds a binary body (not UTF-8
+	// text, or sent as application/octet-stream or multipart/*) in base64.
+	BodyEncoding string `json:"BodyEncoding"`
 }
 
 // invokeResponse is the handler's 2xx answer. ReturnValue feeds a "$return"
@@ -52,11 +57,13 @@ type invokeResponse struct {
 	ReturnValue any            `json:"ReturnValue"`
 }
 
-// httpOutput is the value of an http output binding.
+// httpOutput is the value of an http output binding. BodyEncoding
+// "base64" tells hotswap that Body is a binary body in base64.
 type httpOutput struct {
-	StatusCode int               `json:"statusCode"`
-	Body       string            `json:"body"`
-	Headers    map[string]string `json:"headers,omitempty"`
+	StatusCode   int               `json:"statusCode"`
+	Body         string            `json:"body"`
+	BodyEncoding string            `json:"bodyEncoding,omitempty"`
+	Headers      map[string]string `json:"headers,omitempty"`
 }
 
 func main() {
@@ -169,6 +176,7 @@ func invocation(logger *slog.Logger, fn invokeFunc) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		w.Write(b)
 	})
 }
@@ -206,16 +214,27 @@ func hello(req httpRequest) (invokeResponse, error) {
 }
 
 // echo answers through "$return": the host takes the HTTP response from
-// ReturnValue instead of Outputs.
+// ReturnValue instead of Outputs. A binary body goes back as it came, in
+// base64 with its content type, so every byte survives.
 func echo(req httpRequest) (invokeResponse, error) {
 	body := bodyText(req.Body)
+	out := httpOutput{
+		StatusCode: http.StatusOK,
+		Body:       body,
+		Headers:    map[string]string{"Content-Type": "text/plain"},
+	}
+	n := len(body)
+	if req.BodyEncoding == "base64" {
+		out.BodyEncoding = "base64"
+		out.Headers["Content-Type"] = "application/octet-stream"
+		if ct := stringMap(req.Headers)["Content-Type"]; ct != "" {
+			out.Headers["Content-Type"] = ct
+		}
+		n = base64.StdEncoding.DecodedLen(len(body)) - strings.Count(body[max(0, len(body)-2):], "=")
+	}
 	return invokeResponse{
-		Logs: []string{fmt.Sprintf("echo %d bytes", len(body))},
-		ReturnValue: httpOutput{
-			StatusCode: http.StatusOK,
-			Body:       body,
-			Headers:    map[string]string{"Content-Type": "text/plain"},
-		},
+		Logs:        []string{fmt.Sprintf("echo %d bytes", n)},
+		ReturnValue: out,
 	}, nil
 }
 

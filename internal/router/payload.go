@@ -1,59 +1,117 @@
 package router
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/hotswap/hotswap/internal/funcapp"
 )
 
-// payloadRequest is what a handler receives in payload mode.
-type payloadRequest struct {
-	Data     map[string]any `json:"Data"`
-	Metadata map[string]any `json:"Metadata"`
+// Defaults of payload mode, for the zero fields of Config.
+const (
+	// DefaultMaxPayloadBody is the largest request body a payload-mode
+	// function accepts (Config.MaxPayloadBody). The handler's answer may be
+	// twice as large.
+	DefaultMaxPayloadBody = 8 << 20
+	// DefaultPayloadConcurrency is how many payload-mode invocations a
+	// process set runs at once.
+	DefaultPayloadConcurrency = 32
+	// DefaultPayloadQueueWait is how long an invocation over that bound
+	// waits for a turn before it is answered 503.
+	DefaultPayloadQueueWait = time.Second
+)
+
+// PayloadLimits bound the payload-mode invocations in flight: each holds its
+// request body and the handler's answer in memory. Zero fields take the
+// defaults.
+type PayloadLimits struct {
+	Concurrency int           // per process set; zero = DefaultPayloadConcurrency
+	QueueWait   time.Duration // wait for a turn, then 503; zero = DefaultPayloadQueueWait
 }
 
-// httpData is the trigger data of an HTTP request in payload mode.
-type httpData struct {
-	URL     string              `json:"Url"`
-	Method  string              `json:"Method"`
-	Query   map[string]string   `json:"Query"`
-	Headers map[string][]string `json:"Headers"`
-	Params  map[string]string   `json:"Params"`
-	Body    string              `json:"Body"`
+func (l PayloadLimits) withDefaults() PayloadLimits {
+	if l.Concurrency <= 0 {
+		l.Concurrency = DefaultPayloadConcurrency
+	}
+	if l.QueueWait <= 0 {
+		l.QueueWait = DefaultPayloadQueueWait
+	}
+	return l
 }
 
-// payloadResponse is what a handler answers in payload mode.
-type payloadResponse struct {
-	Outputs     map[string]json.RawMessage `json:"Outputs"`
-	Logs        []string                   `json:"Logs"`
-	ReturnValue json.RawMessage            `json:"ReturnValue"`
+// payloadState is the Handler's payload-mode state. mu orders Publish
+// calls, which hand gates on from table to table.
+type payloadState struct {
+	limits PayloadLimits
+	mu     sync.Mutex
 }
 
-// httpOutput is an http output binding's value.
-type httpOutput struct {
-	StatusCode json.RawMessage `json:"statusCode"`
-	Status     json.RawMessage `json:"status"`
-	Body       json.RawMessage `json:"body"`
-	Headers    map[string]any  `json:"headers"`
+// payloadGate bounds the payload-mode invocations in flight on one process
+// set: each holds its request body and the handler's answer in memory. It is
+// shared by every table that routes to the set (see Handler.Publish).
+type payloadGate chan struct{}
+
+func newPayloadGate(n int) payloadGate { return make(payloadGate, n) }
+
+// enter takes a turn, waiting at most wait; false when none came or ctx
+// ended first. A nil gate never waits.
+func (g payloadGate) enter(ctx context.Context, wait time.Duration) bool {
+	if g == nil {
+		return true
+	}
+	select {
+	case g <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case g <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func (g payloadGate) leave() {
+	if g != nil {
+		<-g
+	}
 }
 
 // invoke calls fn in payload mode and writes the HTTP answer. It returns the
 // status written.
+//
+// Memory: a body over the limit is refused before it is read; the body is
+// held once, the JSON envelope is encoded from it as the handler reads it,
+// and the answer is held once and decoded in place; a bounded number of
+// invocations per process set run at once.
 func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *funcapp.Function, params []funcapp.Param, addr string) int {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if r.ContentLength > h.maxBody {
+		return tooLarge(w, h.maxBody)
+	}
+	if !s.payload.enter(r.Context(), h.payload.limits.QueueWait) {
+		if r.Context().Err() != nil {
+			return 499
+		}
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many invocations in flight on this slot; retry shortly", http.StatusServiceUnavailable)
+		return http.StatusServiceUnavailable
+	}
+	defer s.payload.leave()
+	body, err := readBody(r.Body, r.ContentLength, h.maxBody)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(w, fmt.Sprintf("request body is larger than %d bytes", h.maxBody), http.StatusRequestEntityTooLarge)
-			return http.StatusRequestEntityTooLarge
+		if errors.Is(err, errTooLarge) {
+			return tooLarge(w, h.maxBody)
 		}
 		return 499
 	}
@@ -74,41 +132,45 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 		trigger = "req"
 	}
 	id := newInvocationID()
-	in := payloadRequest{
-		Data: map[string]any{trigger: httpData{
-			URL:     scheme + "://" + r.Host + r.URL.RequestURI(),
-			Method:  r.Method,
-			Query:   query,
-			Headers: r.Header,
-			Params:  ps,
-			Body:    string(body),
-		}},
-		Metadata: map[string]any{
-			"Query":   query,
-			"Headers": r.Header,
-			"sys": map[string]any{
-				"MethodName": fn.Name,
-				"UtcNow":     time.Now().UTC().Format(time.RFC3339Nano),
-				"RandGuid":   id,
-			},
+	meta := map[string]any{
+		"Query":   query,
+		"Headers": r.Header,
+		"sys": map[string]any{
+			"MethodName": fn.Name,
+			"UtcNow":     time.Now().UTC().Format(time.RFC3339Nano),
+			"RandGuid":   id,
 		},
 	}
 	for _, p := range params {
-		in.Metadata[p.Name] = p.Value
+		meta[p.Name] = p.Value
 	}
-	buf, err := json.Marshal(in)
+	env, err := newEnvelope(envelopeRequest{
+		Trigger:     trigger,
+		URL:         scheme + "://" + r.Host + r.URL.RequestURI(),
+		Method:      r.Method,
+		ContentType: r.Header.Get("Content-Type"),
+		Query:       query,
+		Headers:     r.Header,
+		Params:      ps,
+		Metadata:    meta,
+		Body:        body,
+	})
+	if err != nil {
+		h.logger.Error("encode invocation", "function", fn.Name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return http.StatusInternalServerError
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, "http://"+addr+"/"+fn.Name, env.Reader())
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return http.StatusInternalServerError
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, "http://"+addr+"/"+fn.Name, bytes.NewReader(buf))
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return http.StatusInternalServerError
-	}
+	req.ContentLength = env.Size()
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(env.Reader()), nil }
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Azure-Functions-InvocationId", id)
 	resp, err := h.client.Do(req)
+	body, env = nil, nil // the handler has it all now
 	if err != nil {
 		if r.Context().Err() != nil {
 			return 499
@@ -122,9 +184,13 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 		return http.StatusBadGateway
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, h.maxBody+1))
-	if err != nil || int64(len(out)) > h.maxBody {
-		s.log("host", fmt.Sprintf("invoke %s: reading the handler's answer failed", fn.Name))
+	out, err := readBody(resp.Body, resp.ContentLength, 2*h.maxBody)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			s.log("host", fmt.Sprintf("invocation %s of %s: the handler's answer is larger than %d bytes", id, fn.Name, 2*h.maxBody))
+		} else {
+			s.log("host", fmt.Sprintf("invocation %s of %s: reading the handler's answer failed: %v", id, fn.Name, err))
+		}
 		http.Error(w, "bad gateway: the function handler's answer could not be read", http.StatusBadGateway)
 		return http.StatusBadGateway
 	}
@@ -133,26 +199,26 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 		http.Error(w, "internal server error: the function failed", http.StatusInternalServerError)
 		return http.StatusInternalServerError
 	}
-	var pr payloadResponse
-	if err := json.Unmarshal(out, &pr); err != nil {
+	a, err := parseAnswer(out)
+	if err != nil {
 		s.log("host", fmt.Sprintf("invocation %s of %s: the handler's answer is not valid JSON: %v", id, fn.Name, err))
 		http.Error(w, "bad gateway: the function handler answered invalid JSON", http.StatusBadGateway)
 		return http.StatusBadGateway
 	}
-	for _, line := range pr.Logs {
+	for _, line := range a.Logs {
 		s.log(fn.Name, line)
 	}
-	var raw json.RawMessage
+	var raw span
 	switch fn.OutputName {
 	case "":
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent
 	case "$return":
-		raw = pr.ReturnValue
+		raw = a.ReturnValue
 	default:
-		raw = pr.Outputs[fn.OutputName]
+		raw = a.Outputs[fn.OutputName]
 	}
-	if len(raw) == 0 || string(raw) == "null" {
+	if raw.null() {
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent
 	}
@@ -176,58 +242,79 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	return status
 }
 
-// decodeHTTPOutput reads an http output binding value: statusCode (number or
-// string, default 200), headers (string or list values), and body (a string
-// as is; any other JSON value marshalled, with a JSON content type).
-func decodeHTTPOutput(raw json.RawMessage) (int, http.Header, []byte, error) {
-	var o httpOutput
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return 0, nil, nil, fmt.Errorf("not an object with statusCode, headers and body: %w", err)
+// errTooLarge is readBody's error for a body over its limit.
+var errTooLarge = errors.New("body too large")
+
+// readBody reads all of rc into one buffer: of exactly size bytes when the
+// size is known, else grown as it comes. It reads at most limit bytes and
+// returns errTooLarge past them.
+func readBody(rc io.Reader, size, limit int64) ([]byte, error) {
+	if size > limit {
+		return nil, errTooLarge
 	}
-	status := http.StatusOK
-	code := o.StatusCode
-	if len(code) == 0 {
-		code = o.Status
-	}
-	if len(code) > 0 && string(code) != "null" {
-		s := strings.Trim(string(code), `"`)
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 100 || n > 999 {
-			return 0, nil, nil, fmt.Errorf("statusCode %s is not an HTTP status", code)
+	if size >= 0 {
+		b := make([]byte, size)
+		if _, err := io.ReadFull(rc, b); err != nil {
+			return nil, err
 		}
-		status = n
+		return b, nil
 	}
-	hdr := make(http.Header, len(o.Headers))
-	for k, v := range o.Headers {
-		switch v := v.(type) {
-		case string:
-			hdr.Add(k, v)
-		case []any:
-			for _, e := range v {
-				hdr.Add(k, fmt.Sprint(e))
-			}
-		case nil:
-		default:
-			hdr.Add(k, fmt.Sprint(v))
+	b := make([]byte, 0, 32<<10)
+	for {
+		if len(b) == cap(b) {
+			// Grow by half, not double: less slack in the last buffer.
+			b = slices.Grow(b, cap(b)/2)
 		}
-	}
-	var body []byte
-	if len(o.Body) > 0 && string(o.Body) != "null" {
-		var s string
-		if err := json.Unmarshal(o.Body, &s); err == nil {
-			body = []byte(s)
-		} else {
-			body = o.Body
-			if hdr.Get("Content-Type") == "" {
-				hdr.Set("Content-Type", "application/json; charset=utf-8")
-			}
+		n, err := rc.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			return nil, errTooLarge
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
-	return status, hdr, body, nil
+}
+
+// tooLarge answers 413 without reading the body; the server closes the
+// connection rather than reading a large unread body.
+func tooLarge(w http.ResponseWriter, limit int64) int {
+	w.Header().Set("Connection", "close")
+	http.Error(w, fmt.Sprintf("request body is larger than %d bytes, the limit of this payload-mode function", limit), http.StatusRequestEntityTooLarge)
+	return http.StatusRequestEntityTooLarge
 }
 
 func (s *Slot) log(stream, text string) {
 	if s.Log != nil {
 		s.Log(stream, text)
+	}
+}
+
+// shareGates gives each slot of next that routes to a process set the
+// payload gate of that set: the one prev's slots use, so the bound holds
+// across tables, or a new one. Slots already gated (published before) are
+// left alone: a published slot is never written.
+func (h *Handler) shareGates(prev, next *Table) {
+	gates := make(map[Upstream]payloadGate)
+	if prev != nil {
+		for _, s := range prev.slots {
+			if s.Upstream != nil && s.payload != nil {
+				gates[s.Upstream] = s.payload
+			}
+		}
+	}
+	for _, s := range next.slots {
+		if s.Upstream == nil || s.payload != nil {
+			continue
+		}
+		g, ok := gates[s.Upstream]
+		if !ok {
+			g = newPayloadGate(h.payload.limits.Concurrency)
+			gates[s.Upstream] = g
+		}
+		s.payload = g
 	}
 }

@@ -55,7 +55,8 @@ type Slot struct {
 	Started    time.Time
 	Metrics    Observer // request metrics of this slot's deployment; may be nil
 
-	proxy *proxy // built by NewTable
+	proxy   *proxy      // built by NewTable
+	payload payloadGate // set by Publish; shared by every table routing to Upstream
 }
 
 // Table is an immutable routing snapshot: host label -> slot.
@@ -87,6 +88,7 @@ type Handler struct {
 	client    *http.Client
 	logger    *slog.Logger
 	maxBody   int64
+	payload   payloadState
 	started   time.Time
 	version   string
 	transport http.RoundTripper
@@ -104,7 +106,8 @@ type Config struct {
 	Keys           KeyStore          // host admin API key changes; nil makes them 501
 	Transport      http.RoundTripper // to handler processes; nil uses NewTransport()
 	Logger         *slog.Logger      // nil discards
-	MaxPayloadBody int64             // request body limit in payload mode; zero = 32 MiB
+	MaxPayloadBody int64             // request body limit in payload mode; zero = DefaultMaxPayloadBody (8 MiB)
+	Payload        PayloadLimits     // concurrency bound of payload mode; zero fields take defaults
 	Version        string
 }
 
@@ -125,9 +128,10 @@ func New(cfg Config) *Handler {
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
-	if h.maxBody == 0 {
-		h.maxBody = 32 << 20
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxPayloadBody
 	}
+	h.payload.limits = cfg.Payload.withDefaults()
 	h.client = &http.Client{Transport: h.transport}
 	h.table.Store(&Table{})
 	return h
@@ -140,7 +144,12 @@ func (h *Handler) SetKeyStore(k KeyStore) { h.keys = k }
 func (h *Handler) Transport() http.RoundTripper { return h.transport }
 
 // Publish replaces the routing table in one atomic step.
-func (h *Handler) Publish(t *Table) { h.table.Store(t) }
+func (h *Handler) Publish(t *Table) {
+	h.payload.mu.Lock()
+	defer h.payload.mu.Unlock()
+	h.shareGates(h.table.Load(), t)
+	h.table.Store(t)
+}
 
 // Table returns the current routing table.
 func (h *Handler) Table() *Table { return h.table.Load() }
