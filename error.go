@@ -18,6 +18,7 @@ const (
 	Forbidden
 	FailedPrecondition
 	Unavailable
+	TooLarge // a body or package over its size limit
 )
 
 var kindNames = [...]string{
@@ -29,6 +30,7 @@ var kindNames = [...]string{
 	Forbidden:          "forbidden",
 	FailedPrecondition: "failed_precondition",
 	Unavailable:        "unavailable",
+	TooLarge:           "too_large",
 }
 
 func (k Kind) String() string {

@@ -19,6 +19,7 @@ var statuses = map[hotswap.Kind]int{
 	hotswap.Forbidden:          http.StatusForbidden,
 	hotswap.FailedPrecondition: http.StatusPreconditionFailed,
 	hotswap.Unavailable:        http.StatusServiceUnavailable,
+	hotswap.TooLarge:           http.StatusRequestEntityTooLarge,
 }
 
 // Status returns the HTTP status for err's kind.

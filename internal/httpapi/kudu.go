@@ -107,6 +107,12 @@ func (s *Server) kudu(w http.ResponseWriter, r *http.Request, app, slot, base st
 }
 
 func (s *Server) kuduDeploy(w http.ResponseWriter, r *http.Request, who, app, slot, base string) {
+	// A declared size over the limit is refused before anything is read;
+	// an undeclared one is cut off at the limit by the deploy.
+	if limit := s.ops.MaxPackageBytes(); r.ContentLength > limit {
+		s.fail(w, r, hotswap.Errorf(hotswap.TooLarge, "package is larger than the limit of %d bytes", limit))
+		return
+	}
 	req := ops.DeployRequest{App: app, Slot: slot, Actor: who, Message: r.URL.Query().Get("message"), Package: r.Body}
 	if req.Message == "" {
 		req.Message = "Created via a push deployment"

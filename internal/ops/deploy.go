@@ -66,21 +66,13 @@ type DeployResult struct {
 }
 
 // StartDeploy is Deploy that returns once the deploy is accepted: the
-// package is read into a file first, and the rest runs in the background.
+// package is read into a file first (in the artifact store, no larger than
+// its package limit: TooLarge), and the rest runs in the background.
 // The returned channel yields the outcome.
 func (s *Service) StartDeploy(ctx context.Context, req DeployRequest) (hotswap.Deployment, <-chan error, error) {
-	f, err := os.CreateTemp("", "hotswap-deploy-*.zip")
+	// Spooled in the data directory, bounded by the package size limit.
+	f, err := s.cfg.Artifacts.Spool(ctx, req.Package)
 	if err != nil {
-		return hotswap.Deployment{}, nil, fmt.Errorf("spool package: %w", err)
-	}
-	if _, err := io.Copy(f, req.Package); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return hotswap.Deployment{}, nil, hotswap.Errorf(hotswap.Invalid, "reading the package failed: %v", err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		os.Remove(f.Name())
 		return hotswap.Deployment{}, nil, err
 	}
 	req.Package = f
