@@ -114,6 +114,7 @@ func startServerWith(t testing.TB, dir string, configure func(*Main)) *server {
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	shareTempDir(t, dir)
 	m := NewMain()
 	m.Stdout = io.Discard
 	m.Config.DataDir = dir

@@ -93,6 +93,10 @@ type Config struct {
 	Retention       int
 	ReleaseTick     time.Duration
 	PprofAddr       string // net/http/pprof listener; empty: none
+	// HandlerUser is the account handlers run as when the server runs as
+	// root, created at start if missing (default hotswap-handler). A
+	// server that is not root runs handlers as its own user.
+	HandlerUser string
 	// Payload mode: the largest request body (0: router.DefaultMaxPayloadBody,
 	// 8 MiB) and the invocations in flight per process set (0:
 	// router.DefaultPayloadConcurrency, 32).
@@ -133,6 +137,7 @@ func NewMain() *Main {
 			StartTimeout:  60 * time.Second,
 			DrainGrace:    30 * time.Second,
 			ShutdownGrace: 30 * time.Second,
+			HandlerUser:   defaultHandlerUser,
 		},
 		Stdout: os.Stdout,
 	}
@@ -160,6 +165,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.PayloadConcurrency, "payload-concurrency", 0, "payload-mode invocations in flight per process set (more wait up to 1s, then 503); 0 = 32")
 	fs.DurationVar(&c.ReleaseTick, "release-tick", time.Second, "how often waiting release stages (approvals, gates, queues) are looked at")
 	fs.IntVar(&c.Retention, "retention", 20, "deployments kept per app (a served or warm one is always kept)")
+	fs.StringVar(&c.HandlerUser, "handler-user", c.HandlerUser, "unprivileged user handlers run as when the server runs as root; created if missing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -189,6 +195,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.lock, err = lockDataDir(c.DataDir); err != nil {
 		return err
 	}
+	handlerUser, homes, err := m.isolate(ctx)
+	if err != nil {
+		return err
+	}
 	token, created, err := adminToken(filepath.Join(c.DataDir, "admin-token"))
 	if err != nil {
 		return err
@@ -209,6 +219,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	m.runtime = runtime.NewManager(m.logger.With("component", "runtime"))
+	m.runtime.User, m.runtime.Homes = handlerUser, homes
 	// The warden kills whatever the handlers started themselves if this
 	// process dies; the host id lets a restart find what an earlier run left.
 	hostID, err := m.hostID(ctx)

@@ -116,6 +116,7 @@ var (
 // dataDir, with extra environment, and waits for its banner.
 func startProc(t testing.TB, dataDir string, env ...string) *proc {
 	t.Helper()
+	shareTempDir(t, dataDir)
 	cmd := exec.Command(os.Args[0], "serve", "--data", dataDir, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-level", "warn", "--drain-grace", "2s", "--shutdown-grace", "3s")
 	cmd.Env = append(append(os.Environ(), "HOTSWAP_TEST_MAIN=1"), env...)
 	cmd.Stderr = os.Stderr

@@ -409,5 +409,5 @@ func (s *Service) Operations(ctx context.Context, app string, limit int) ([]sqli
 	if _, err := s.store.GetApp(ctx, app); err != nil {
 		return nil, err
 	}
-	return s.store.ListOperations(ctx, app, limit)
+	return s.withEnds(s.store.ListOperations(ctx, app, limit))
 }

@@ -16,7 +16,7 @@ import (
 // begin records a running operation on app; Conflict when one already runs.
 func (s *Service) begin(ctx context.Context, app, kind, slot, actor string) (*sqlite.Operation, error) {
 	op := &sqlite.Operation{ID: newID("op-"), App: app, Kind: kind, Slot: slot, Actor: actor, State: "running", StartedAt: time.Now().UTC()}
-	if err := s.store.BeginOperation(ctx, *op); err != nil {
+	if err := s.beginOp(ctx, *op); err != nil {
 		return nil, err
 	}
 	return op, nil
@@ -29,9 +29,7 @@ func (s *Service) end(ctx context.Context, op *sqlite.Operation, err error) {
 	if err != nil {
 		state, detail = "failed", hotswap.ErrorMessage(err)
 	}
-	if e := s.store.EndOperation(context.WithoutCancel(ctx), op.ID, state, detail); e != nil {
-		s.log.Error("end operation", "op", op.ID, "err", e)
-	}
+	s.finish(ctx, *op, state, detail)
 }
 
 // DeployRequest is one deploy of a package to a slot.
@@ -110,7 +108,7 @@ func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 		Status: hotswap.DeployPending, StatusText: "pending", CreatedAt: now, StartedAt: now,
 	}
 	op := &sqlite.Operation{ID: newID("op-"), App: req.App, Kind: "deploy", Slot: req.Slot, Target: d.ID, Actor: req.Actor, State: "running", StartedAt: now}
-	if err := s.store.BeginOperation(ctx, *op); err != nil {
+	if err := s.beginOp(ctx, *op); err != nil {
 		return d, nil, err
 	}
 	if err := s.store.CreateDeployment(ctx, d); err != nil {
@@ -179,7 +177,10 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 		if !s.cfg.Artifacts.Has(digest) {
 			return d, hotswap.Errorf(hotswap.FailedPrecondition, "package %s is not stored", digest)
 		}
-		err = check(s.cfg.Artifacts.Dir(digest))
+		err = s.cfg.Artifacts.Verify(digest)
+		if err == nil {
+			err = check(s.cfg.Artifacts.Dir(digest))
+		}
 	} else {
 		digest, err = s.cfg.Artifacts.Put(ctx, req.Package, check)
 	}

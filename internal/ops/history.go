@@ -67,6 +67,9 @@ func (s *Service) Rollback(ctx context.Context, actor, app, slot, deploymentID s
 	if !s.cfg.Artifacts.Has(d.Digest) {
 		return d, hotswap.Errorf(hotswap.FailedPrecondition, "the package of deployment %s is no longer stored", d.ID)
 	}
+	if err := s.cfg.Artifacts.Verify(d.Digest); err != nil {
+		return d, &hotswap.Error{Kind: hotswap.ErrorKind(err), Msg: fmt.Sprintf("refusing to roll back to deployment %s: %s", d.ID, hotswap.ErrorMessage(err)), Err: err}
+	}
 	op, err := s.begin(ctx, app, "rollback", slot, actor)
 	if err != nil {
 		return d, err

@@ -68,6 +68,8 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	ends unrecorded // operation ends the store refused, see finish
+
 	mu     sync.Mutex
 	slots  map[slotKey]*slotState
 	parked map[string]*parkedSet // by configuration key
@@ -150,9 +152,10 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	s.mu.Lock()
 	s.publishLocked()
 	s.mu.Unlock()
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.reapLoop()
 	go s.timerLoop()
+	go s.endLoop()
 	return s, nil
 }
 

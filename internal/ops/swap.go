@@ -124,7 +124,7 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 		return res, err
 	}
 	op := &sqlite.Operation{ID: newID("op-"), App: req.App, Kind: "swap", Slot: req.Source, Target: req.Target, Actor: req.Actor, State: sqlite.OpRunning, StartedAt: start.UTC()}
-	if err := s.store.BeginOperation(ctx, *op); err != nil {
+	if err := s.beginOp(ctx, *op); err != nil {
 		return res, err
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -358,9 +358,7 @@ func (s *Service) CancelSwap(ctx context.Context, actor, app string) (SwapResult
 			s.park(x.key, x.deployment, x.set)
 		}
 	}
-	if err := s.store.EndOperation(ctx, p.op.ID, sqlite.OpFailed, "cancelled by "+actor); err != nil {
-		s.log.Error("end cancelled swap", "op", p.op.ID, "err", err)
-	}
+	s.finish(ctx, *p.op, sqlite.OpFailed, "cancelled by "+actor)
 	s.activity(ctx, app, actor, "swap.cancel", p.req.Source, "preview of "+p.req.Target+" cancelled", "succeeded")
 	return SwapResult{App: app, Source: p.req.Source, Target: p.req.Target, Phase: "cancelled"}, nil
 }
