@@ -3,7 +3,6 @@ package ops
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/funcapp"
@@ -95,43 +94,4 @@ func (s *Service) rollback(ctx context.Context, app, slot string, d hotswap.Depl
 		return err
 	}
 	return s.activate(ctx, app, slot, d, pkg, routes, false)
-}
-
-// prune removes the app's deployments beyond the retention count, never one
-// a slot serves or one warm for a revert, and the packages no deployment
-// uses any more.
-func (s *Service) prune(ctx context.Context, app string) {
-	ds, err := s.store.ListDeployments(ctx, app, "")
-	if err != nil || len(ds) <= s.cfg.Retention {
-		return
-	}
-	s.mu.Lock()
-	keep := s.warmDeploymentsLocked()
-	for k, st := range s.slots {
-		if k.app == app {
-			keep[st.slot.DeploymentID] = true
-		}
-	}
-	s.mu.Unlock()
-	for _, d := range ds[s.cfg.Retention:] {
-		if keep[d.ID] || d.Status != hotswap.DeploySuccess && d.Status != hotswap.DeployFailed {
-			continue
-		}
-		if time.Since(d.CreatedAt) < time.Minute && d.Status != hotswap.DeploySuccess {
-			continue
-		}
-		if err := s.store.DeleteDeployment(ctx, app, d.ID); err != nil {
-			s.log.Warn("prune deployment", "app", app, "deployment", d.ID, "err", err)
-			continue
-		}
-		if d.Digest == "" {
-			continue
-		}
-		used, err := s.store.DigestInUse(ctx, d.Digest)
-		if err == nil && !used {
-			if err := s.cfg.Artifacts.Remove(d.Digest); err != nil {
-				s.log.Warn("remove package", "digest", d.Digest, "err", err)
-			}
-		}
-	}
 }

@@ -50,8 +50,10 @@ type Config struct {
 	// MaxWarmSets bounds the retired process sets kept warm (memory); the
 	// oldest is stopped first. Zero = 16.
 	MaxWarmSets int
-	// Retention is how many deployments per app are kept; deployments a slot
-	// serves or that are warm for a revert are always kept. Zero = 20.
+	// Retention is how many successful deployments per app are kept (see
+	// pruneable: failed ones are kept apart); deployments a slot serves or
+	// served before, the last Retention production served, and those warm
+	// for a revert are always kept. Zero = 20.
 	Retention int
 	// CrashPoint, for crash-safety tests only, names a point in an operation
 	// at which the server kills itself with SIGKILL (see crash).
