@@ -86,7 +86,8 @@ type Spec struct {
 	// start and for each restart. Zero means DefaultStartTimeout.
 	StartTimeout time.Duration
 	// Log, if not nil, receives each line of output, stream being "stdout" or
-	// "stderr", without the line ending. Lines longer than MaxLineLength are
+	// "stderr", without the line ending, and the set's own account of
+	// crashes and restarts, stream "host". Lines longer than MaxLineLength are
 	// cut. Calls for one process come from one goroutine, in order per stream.
 	// Log must not block for long: the handler never waits for it, and lines
 	// are dropped (and counted in the server log) when it falls behind.

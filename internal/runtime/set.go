@@ -118,6 +118,7 @@ func (s *Set) supervise(p *process) {
 			backoff = minBackoff
 		}
 		s.log.Warn("handler exited: restarting", "pid", p.pid, "err", p.err, "ran", ran.Round(time.Millisecond), "retry_in", backoff, "stderr", p.tail.lines())
+		s.hostLog(fmt.Sprintf("handler (pid %d) exited unexpectedly after %s: %s; restarting in %s", p.pid, ran.Round(time.Millisecond), exitStatus(p.err), backoff))
 
 		port := p.port
 		for {
@@ -135,14 +136,16 @@ func (s *Set) supervise(p *process) {
 			np, err := s.startReady(s.ctx, port)
 			if err == nil {
 				p = np
-				s.restarts.Add(1)
+				n := s.restarts.Add(1)
 				s.publish(p)
+				s.hostLog(fmt.Sprintf("handler restarted (pid %d); restarts so far: %d", p.pid, n))
 				break
 			}
 			if s.stopping.Load() {
 				return
 			}
 			s.log.Error("handler restart failed", "err", err, "retry_in", backoff)
+			s.hostLog(fmt.Sprintf("handler restart failed: %v; retrying in %s", err, backoff))
 		}
 	}
 }
