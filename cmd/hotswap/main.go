@@ -93,6 +93,9 @@ type Config struct {
 	Retention       int
 	ReleaseTick     time.Duration
 	PprofAddr       string // net/http/pprof listener; empty: none
+	// AllowEmptyStore starts with a store that has no apps beside a
+	// packages folder that is not empty (see checkStore).
+	AllowEmptyStore bool
 	// HandlerUser is the account handlers run as when the server runs as
 	// root, created at start if missing (default hotswap-handler). A
 	// server that is not root runs handlers as its own user.
@@ -164,7 +167,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Int64Var(&c.PayloadMaxBody, "payload-max-body", 0, "largest request body a payload-mode function accepts (larger: 413); 0 = 8 MiB")
 	fs.IntVar(&c.PayloadConcurrency, "payload-concurrency", 0, "payload-mode invocations in flight per process set (more wait up to 1s, then 503); 0 = 32")
 	fs.DurationVar(&c.ReleaseTick, "release-tick", time.Second, "how often waiting release stages (approvals, gates, queues) are looked at")
-	fs.IntVar(&c.Retention, "retention", 20, "deployments kept per app (a served or warm one is always kept)")
+	fs.IntVar(&c.Retention, "retention", 20, "successful deployments kept per app (failed ones are kept apart, the last 5; a served, previously served or warm one is always kept)")
+	fs.BoolVar(&c.AllowEmptyStore, "allow-empty-store", false, "start even though the database is empty while the packages folder is not (the database was lost)")
 	fs.StringVar(&c.HandlerUser, "handler-user", c.HandlerUser, "unprivileged user handlers run as when the server runs as root; created if missing")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -211,6 +215,9 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("open package store: %w", err)
+	}
+	if err := checkStore(ctx, m.db, arts, c.DataDir, c.AllowEmptyStore); err != nil {
+		return err
 	}
 	if m.fnLn, err = net.Listen("tcp", c.Listen); err != nil {
 		return fmt.Errorf("functions listener: %w", err)
