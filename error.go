@@ -18,6 +18,8 @@ const (
 	Forbidden
 	FailedPrecondition
 	Unavailable
+	// StorageFull means the disk (or a quota) ran out while writing; see DiskFull.
+	StorageFull
 	TooLarge // a body or package over its size limit
 )
 
@@ -30,6 +32,7 @@ var kindNames = [...]string{
 	Forbidden:          "forbidden",
 	FailedPrecondition: "failed_precondition",
 	Unavailable:        "unavailable",
+	StorageFull:        "storage_full",
 	TooLarge:           "too_large",
 }
 

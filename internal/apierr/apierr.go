@@ -19,12 +19,14 @@ var statuses = map[hotswap.Kind]int{
 	hotswap.Forbidden:          http.StatusForbidden,
 	hotswap.FailedPrecondition: http.StatusPreconditionFailed,
 	hotswap.Unavailable:        http.StatusServiceUnavailable,
+	hotswap.StorageFull:        http.StatusInsufficientStorage,
 	hotswap.TooLarge:           http.StatusRequestEntityTooLarge,
 }
 
-// Status returns the HTTP status for err's kind.
+// Status returns the HTTP status for err's kind. An error that is not
+// classified but comes from a full disk counts as StorageFull.
 func Status(err error) int {
-	if s, ok := statuses[hotswap.ErrorKind(err)]; ok {
+	if s, ok := statuses[hotswap.ErrorKind(hotswap.DiskFull(err, ""))]; ok {
 		return s
 	}
 	return http.StatusInternalServerError
@@ -39,10 +41,12 @@ type Body struct {
 }
 
 // Write answers err as JSON. Internal errors are logged with their detail and
-// shown to the client only as "internal error".
+// shown to the client only as "internal error"; so is a full disk, which the
+// client is told about (what ran out, not where).
 func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	err = hotswap.DiskFull(err, "")
 	status := Status(err)
-	if status == http.StatusInternalServerError && log != nil {
+	if (status == http.StatusInternalServerError || status == http.StatusInsufficientStorage) && log != nil {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	var b Body
@@ -56,5 +60,6 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 
 // Text answers err as plain text, for the functions listener.
 func Text(w http.ResponseWriter, err error) {
+	err = hotswap.DiskFull(err, "")
 	http.Error(w, hotswap.ErrorMessage(err), Status(err))
 }

@@ -121,6 +121,7 @@ func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *sqlite.Operation) (DeployResult, error) {
 	d, err := s.deploy(ctx, req, d, op)
 	if err != nil {
+		s.logDiskFull(req.App, req.Slot, "deploy "+d.ID, err)
 		d.Status, d.StatusText, d.EndedAt = hotswap.DeployFailed, hotswap.ErrorMessage(err), time.Now().UTC()
 		if e := s.store.UpdateDeployment(ctx, d); e != nil {
 			s.log.Error("record failed deployment", "deployment", d.ID, "err", e)
@@ -185,7 +186,7 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 		digest, err = s.cfg.Artifacts.Put(ctx, req.Package, check)
 	}
 	if err != nil {
-		return d, err
+		return d, hotswap.DiskFull(err, "the package")
 	}
 	d.Digest = digest
 	s.crash("deploy.stored")

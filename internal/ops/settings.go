@@ -52,10 +52,12 @@ func (s *Service) UpdateSettings(ctx context.Context, actor, app, slot string, s
 	}
 	op, err := s.begin(ctx, app, "settings", slot, actor)
 	if err != nil {
+		s.logDiskFull(app, slot, "settings change", err)
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
 	out, err := s.updateSettings(ctx, app, slot, set, unset)
+	s.logDiskFull(app, slot, "settings change", err)
 	s.end(ctx, op, err)
 	result := "succeeded"
 	if err != nil {

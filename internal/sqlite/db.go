@@ -175,16 +175,17 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 // update runs fn in a write transaction and commits it if fn returns nil.
+// A full disk is reported as such (see diskFull).
 func (db *DB) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return diskFull(err)
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
-		return err
+		return diskFull(err)
 	}
-	return tx.Commit()
+	return diskFull(tx.Commit())
 }
 
 // view runs fn in a read transaction, so all its queries see one snapshot.
