@@ -81,11 +81,14 @@ func (u *unrecorded) list(app string) []sqlite.Operation {
 }
 
 // transient reports whether a failed store write may succeed if tried
-// again: an internal error (I/O, disk full, busy), not a refusal such as
-// "has ended" or "not found".
+// again: anything but a refusal such as "has ended" or "not found", so an
+// I/O error, a busy store or a full disk, whatever kind it is given.
 func transient(err error) bool {
-	k := hotswap.ErrorKind(err)
-	return k == hotswap.Internal || k == hotswap.Unavailable
+	switch hotswap.ErrorKind(err) {
+	case hotswap.Invalid, hotswap.NotFound, hotswap.Conflict, hotswap.FailedPrecondition, hotswap.Unauthorized, hotswap.Forbidden:
+		return false
+	}
+	return true
 }
 
 // finish records that op ended in state with detail, now. If the store

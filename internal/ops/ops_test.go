@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -146,6 +147,26 @@ func TestRefusedEndIsRecordedLater(t *testing.T) {
 	}
 	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "3"), nil); err != nil {
 		t.Fatalf("settings change after the store recovered = %v", err)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{errors.New("disk I/O error"), true},
+		{&hotswap.Error{Kind: hotswap.Unavailable, Msg: "busy"}, true},
+		{&hotswap.Error{Kind: hotswap.Kind(99), Msg: "a kind added later, e.g. storage full"}, true},
+		{hotswap.Errorf(hotswap.FailedPrecondition, "operation op-1 has ended (succeeded)"), false},
+		{hotswap.Errorf(hotswap.NotFound, "operation op-1 not found"), false},
+		{hotswap.Errorf(hotswap.Invalid, "bad state"), false},
+	}
+	for _, tc := range tests {
+		if got := transient(tc.err); got != tc.want {
+			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }
 
