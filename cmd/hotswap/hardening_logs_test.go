@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -125,6 +127,26 @@ func TestDiskFullSaysWhat(t *testing.T) {
 		return strings.HasPrefix(text, "deploy d-") && strings.HasSuffix(text, " failed: "+wantPkg)
 	}); !ok {
 		t.Errorf("the slot log does not say the deploy failed on a full disk: %v", lines)
+	}
+
+	// The Kudu async deploy spools the upload before it answers 202.
+	req, err := http.NewRequest("POST", s.api+"/kudu/orders/production/api/zipdeploy?isAsync=true", bytes.NewReader(zip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("x", s.token)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	const wantUpload = "disk full: no space left on device while writing the uploaded package"
+	if resp.StatusCode != http.StatusInsufficientStorage || !strings.Contains(string(body), wantUpload) {
+		t.Errorf("Kudu async deploy on a full disk: %d %s, want 507 %q", resp.StatusCode, body, wantUpload)
+	}
+	if ok, lines := s.logHas("orders", "production", "host", func(text string) bool { return text == "upload failed: "+wantUpload }); !ok {
+		t.Errorf("the slot log does not say the upload failed on a full disk: %v", lines)
 	}
 
 	// No room at all: settings changes, each as large as the API takes,

@@ -40,9 +40,9 @@ type Body struct {
 	} `json:"error"`
 }
 
-// Write answers err as JSON. Internal errors are logged with their detail and
-// shown to the client only as "internal error"; so is a full disk, which the
-// client is told about (what ran out, not where).
+// Write answers err as JSON. Internal errors and a full disk are logged with
+// their detail; the client sees "internal error", or for a full disk what ran
+// out and what was being written, not where.
 func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	err = hotswap.DiskFull(err, "")
 	status := Status(err)

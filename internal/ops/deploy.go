@@ -71,6 +71,8 @@ func (s *Service) StartDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 	// Spooled in the data directory, bounded by the package size limit.
 	f, err := s.cfg.Artifacts.Spool(ctx, req.Package)
 	if err != nil {
+		err = hotswap.DiskFull(err, "the uploaded package")
+		s.logDiskFull(req.App, req.Slot, "upload", err)
 		return hotswap.Deployment{}, nil, err
 	}
 	req.Package = f
