@@ -351,6 +351,7 @@ stages:
 // swap with preview then complete, swap back, create a release and approve
 // it as a second user, and roll back a deployment.
 func TestBrowserWalkthrough(t *testing.T) {
+	t.Parallel()
 	s := startServerWith(t, "", func(m *Main) { m.Config.ReleaseTick = 20 * time.Millisecond })
 	b := newBrowser(t, s.api, 180*time.Second)
 	pkg := zipDir(t, examplePackage(t, "goforward"))
@@ -679,6 +680,7 @@ func TestBrowserWalkthrough(t *testing.T) {
 // that a forged request without the CSRF token is refused while the same
 // request with it is taken.
 func TestBrowserForms(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	b := newBrowser(t, s.api, 120*time.Second)
 

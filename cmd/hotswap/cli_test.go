@@ -14,6 +14,7 @@ import (
 // server: create an app and a slot, deploy a folder to each, get the
 // function URL and call it, swap, revert, roll back.
 func TestCLIWalkthrough(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	run := func(args ...string) string {
 		t.Helper()

@@ -16,6 +16,7 @@ import (
 // as completed or failed, never left running; that no handler of the killed
 // server survived; and that the next operation works.
 func TestCrashSafety(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts many servers")
 	}

@@ -12,6 +12,7 @@ import (
 // TestExamplesThroughHost deploys every example and calls every function
 // through the host, comparing bodies byte for byte.
 func TestExamplesThroughHost(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "orders"}, nil)
 	s.must(http.StatusCreated, "POST", "/api/v1/apps/orders/slots", map[string]string{"name": "staging"}, nil)
@@ -111,6 +112,7 @@ func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1
 
 // TestAuthMatrix checks each auth level against each kind of key.
 func TestAuthMatrix(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "shop"}, nil)
 	s.must(http.StatusCreated, "POST", "/api/v1/apps/shop/slots", map[string]string{"name": "staging"}, nil)
@@ -174,6 +176,7 @@ func TestAuthMatrix(t *testing.T) {
 
 // TestHostAdminAPI exercises the Azure-shaped admin API on a slot host name.
 func TestHostAdminAPI(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "shop"}, nil)
 	s.deploy("shop", "production", zipDir(t, examplePackage(t, "goforward")))

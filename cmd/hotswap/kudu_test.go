@@ -12,6 +12,7 @@ import (
 // HTTP Basic with the token as password, sync and async zipdeploy, polling
 // deployments/latest, and the <app>-<slot>.scm host form.
 func TestKuduZipDeploy(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	s.must(201, "POST", "/api/v1/apps", map[string]string{"name": "legacy"}, nil)
 	s.must(201, "POST", "/api/v1/apps/legacy/slots", map[string]string{"name": "staging"}, nil)

@@ -30,6 +30,7 @@ type sample struct {
 // old or the new deployment, and once a flip is acknowledged no new request
 // to that host name reaches the one it replaced.
 func TestSwapUnderLoad(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("load test")
 	}

@@ -92,6 +92,7 @@ const httpFn = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req"
 // with an error naming the file and the problem, and the slot keeps serving
 // the good deployment; nothing of the bad package stays on disk.
 func TestBadPackages(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	s := startServerWith(t, dataDir, func(m *Main) {
 		m.Config.MaxPackageBytes = 32 << 20

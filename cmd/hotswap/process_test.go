@@ -53,6 +53,7 @@ func handlerPID(t testing.TB, client *http.Client, fnAddr, host, key string) int
 // TestHandlerCrashRestarts kills a handler: requests get a quick 503 with
 // Retry-After (never a hang) until it is back, then a new process answers.
 func TestHandlerCrashRestarts(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "shop"}, nil)
 	s.deploy("shop", "production", zipDir(t, examplePackage(t, "goforward")))
@@ -173,6 +174,7 @@ func (p *proc) server(t testing.TB, dataDir string) *server {
 // no handler outlives it, and after a restart apps, slots, deployments, keys
 // and settings are back and serve.
 func TestRestartKeepsEverything(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	p := startProc(t, dataDir)
 	s := p.server(t, dataDir)
@@ -250,6 +252,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 // killed by SIGKILL (the warden), and a second server on the same data
 // directory is refused while the first runs.
 func TestKillTakesHandlerDescendants(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	p := startProc(t, dataDir)
 	s := p.server(t, dataDir)

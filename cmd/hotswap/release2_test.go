@@ -16,6 +16,7 @@ import (
 // TestReleaseWebhookAndMetrics: a pipeline's webhook hears about the
 // release and its stages, and /metrics exports the slot's request counts.
 func TestReleaseWebhookAndMetrics(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var events []string
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +76,7 @@ func TestReleaseWebhookAndMetrics(t *testing.T) {
 // release's stage is deploying; after a restart the deploy is finished by a
 // new attempt and the release goes on to wait for approval.
 func TestReleaseSurvivesCrashMidDeploy(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := startProc(t, dir)
 	s := p.server(t, dir)

@@ -162,6 +162,7 @@ func releaseServer(t *testing.T, dir string, o pipelineOpts) (s, ci, qa *server,
 // approval, refuses the requester's approval, takes the approver's, passes
 // its gate, swaps, and production serves the new build.
 func TestReleaseEndToEnd(t *testing.T) {
+	t.Parallel()
 	s, ci, qa, prod0 := releaseServer(t, "", pipelineOpts{})
 	ids := ci.pushArtifact("orders", "1.0.1", "main")
 	if len(ids) != 1 {
@@ -209,6 +210,7 @@ func TestReleaseEndToEnd(t *testing.T) {
 // TestReleaseOutcomes: rejection, approval timeout, a failing gate and a
 // failing check each end the release, and production is untouched.
 func TestReleaseOutcomes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		opts       pipelineOpts
@@ -255,6 +257,7 @@ func TestReleaseOutcomes(t *testing.T) {
 // TestReleaseBranchFilter: pushes on branches the filter excludes create no
 // release; a manual release still can.
 func TestReleaseBranchFilter(t *testing.T) {
+	t.Parallel()
 	s, ci, _, _ := releaseServer(t, "", pipelineOpts{branches: `["main", "release/*", "!release/old*"]`})
 	for _, tc := range []struct {
 		branch string
@@ -282,6 +285,7 @@ func TestReleaseBranchFilter(t *testing.T) {
 // release's staging deployment is not overwritten while it waits; the second
 // goes on once the first swapped. Latest: the first is cancelled, recorded.
 func TestReleaseQueue(t *testing.T) {
+	t.Parallel()
 	t.Run("sequential", func(t *testing.T) {
 		s, ci, qa, _ := releaseServer(t, "", pipelineOpts{queue: "sequential"})
 		r1 := ci.pushArtifact("orders", "1.0.0", "main")[0]
@@ -330,6 +334,7 @@ func TestReleaseQueue(t *testing.T) {
 // TestReleaseRestart restarts the server with a release in each waiting
 // state; it continues correctly.
 func TestReleaseRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s, ci, qa, _ := releaseServer(t, dir, pipelineOpts{gateTimeout: "30m"})
 	r1 := ci.pushArtifact("orders", "1.0.0", "main")[0]

@@ -104,6 +104,7 @@ func newSwapApp(t *testing.T, s *server) (prod, staging string) {
 // TestSwapSettings checks which settings move with the content and which
 // stay with their slot, across preview, cancel, swap and swap back.
 func TestSwapSettings(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	d1, d2 := newSwapApp(t, s)
 	s.setSettings("web", "production", false, "A", "prod-a")
@@ -178,6 +179,7 @@ func TestSwapSettings(t *testing.T) {
 // TestWarmupFailureAbortsSwap: a warm-up that fails leaves both slots
 // exactly as they were and says why.
 func TestWarmupFailureAbortsSwap(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	d1, d2 := newSwapApp(t, s)
 	tests := []struct {
@@ -253,6 +255,7 @@ func TestWarmupFailureAbortsSwap(t *testing.T) {
 // TestRevertWindow: swapping back inside the window starts no process;
 // outside it, it still works.
 func TestRevertWindow(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		window   time.Duration
@@ -289,6 +292,7 @@ func TestRevertWindow(t *testing.T) {
 // TestAutoSwap: after each successful deploy to the slot, the swap runs by
 // itself and the deploy result says so.
 func TestAutoSwap(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	d1, _ := newSwapApp(t, s)
 	s.must(200, "PUT", "/api/v1/apps/web/slots/staging/autoswap", map[string]string{"target": "production"}, nil)
@@ -318,6 +322,7 @@ func TestAutoSwap(t *testing.T) {
 // TestRollbackAndHistory: every deployment is kept with where and when it
 // served; rollback puts any retained one back.
 func TestRollbackAndHistory(t *testing.T) {
+	t.Parallel()
 	s := startServerWith(t, "", func(m *Main) { m.Config.Retention = 3 })
 	d1, d2 := newSwapApp(t, s)
 	s.swap("web", "staging", false) // production: d2, staging: d1
@@ -368,6 +373,7 @@ func TestRollbackAndHistory(t *testing.T) {
 // TestOneOperationAtATime: a second operation while one runs gets 409
 // naming the running one.
 func TestOneOperationAtATime(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	newSwapApp(t, s)
 	s.setSettings("web", "production", true, "WEBSITE_SWAP_WARMUP_PING_PATH", "/api/warm", "HOTSWAP_WARMUP_TIMEOUT", "10s")

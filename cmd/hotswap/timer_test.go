@@ -17,6 +17,7 @@ import (
 // payload mode, its Logs reach the slot log, and the Disabled setting stops
 // it.
 func TestTimerTrigger(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	s.must(201, "POST", "/api/v1/apps", map[string]string{"name": "cron"}, nil)
 	s.deploy("cron", "production", zipDir(t, examplePackage(t, "envapp")))
@@ -58,6 +59,7 @@ func TestTimerTrigger(t *testing.T) {
 // the server is back; an unmonitored one does not. runOnStartup runs a timer
 // when its deployment starts.
 func TestMonitoredTimerCatchesUp(t *testing.T) {
+	t.Parallel()
 	pkg := copyPackage(t, "envapp")
 	for name, binding := range map[string]string{
 		// Every 2 s, monitored: the one that must catch up.
