@@ -93,6 +93,9 @@ type Config struct {
 	Retention       int
 	ReleaseTick     time.Duration
 	PprofAddr       string // net/http/pprof listener; empty: none
+	// PublicURL is the portal's address as browsers reach it (e.g. behind
+	// a TLS proxy); empty: as reached. https makes its cookies Secure.
+	PublicURL string
 	// AllowEmptyStore starts with a store that has no apps beside a
 	// packages folder that is not empty (see checkStore).
 	AllowEmptyStore bool
@@ -164,6 +167,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.RevertWindow, "revert-window", 10*time.Minute, "how long retired process sets stay warm for an instant swap back; negative disables")
 	fs.IntVar(&c.MaxWarmSets, "max-warm-sets", 16, "most retired process sets kept warm (memory bound); the oldest stop first")
 	fs.StringVar(&c.PprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) for profiling; off when empty")
+	fs.StringVar(&c.PublicURL, "public-url", "", "the portal's URL as browsers reach it, e.g. https://hotswap.example.com behind a TLS proxy (https: Secure cookies)")
 	fs.Int64Var(&c.PayloadMaxBody, "payload-max-body", 0, "largest request body a payload-mode function accepts (larger: 413); 0 = 8 MiB")
 	fs.IntVar(&c.PayloadConcurrency, "payload-concurrency", 0, "payload-mode invocations in flight per process set (more wait up to 1s, then 503); 0 = 32")
 	fs.DurationVar(&c.ReleaseTick, "release-tick", time.Second, "how often waiting release stages (approvals, gates, queues) are looked at")
@@ -278,6 +282,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	web, err := portal.New(ctx, portal.Config{
 		Ops: m.ops, Releases: m.releases, Store: m.db, Authenticate: api.TokenActor,
+		AdminToken: token, PublicURL: c.PublicURL, MaxPackageBytes: c.MaxPackageBytes,
 		Logger: m.logger.With("component", "portal"), Version: Version,
 	})
 	if err != nil {

@@ -1,6 +1,10 @@
 package portal
 
 import (
+	"bufio"
+	"errors"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
@@ -108,7 +112,7 @@ func (p *Portal) createSlot(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) deleteSlot(w http.ResponseWriter, r *http.Request) {
 	app, slot := r.PathValue("app"), r.PathValue("slot")
 	if err := p.cfg.Ops.DeleteSlot(r.Context(), actor(r).Name, app, slot); err != nil {
-		setFlash(w, r, hotswap.ErrorMessage(err), true)
+		p.setFlash(w, r, hotswap.ErrorMessage(err), true)
 		http.Redirect(w, r, appURL(app), http.StatusSeeOther)
 		return
 	}
@@ -257,20 +261,21 @@ func (p *Portal) slotStatus(r *http.Request) (any, error) {
 	return st, nil
 }
 
-func (p *Portal) deploy(w http.ResponseWriter, r *http.Request) {
+// deploy streams the uploaded package into a deploy; the form's message
+// comes before it (see upload).
+func (p *Portal) deploy(w http.ResponseWriter, r *http.Request, file *multipart.Part) {
 	app, slot := r.PathValue("app"), r.PathValue("slot")
-	file, hdr, err := r.FormFile("package")
-	if err != nil {
+	if file == nil || file.FileName() == "" {
 		p.renderSlot(w, r, http.StatusBadRequest, failForm(r, "deploy", "package", hotswap.Errorf(hotswap.Invalid, "choose a .zip package to upload")))
 		return
 	}
-	defer file.Close()
-	if hdr.Size == 0 {
-		p.renderSlot(w, r, http.StatusBadRequest, failForm(r, "deploy", "package", hotswap.Errorf(hotswap.Invalid, "the file %s is empty", hdr.Filename)))
+	pkg := bufio.NewReader(uploadReader{file, p.cfg.MaxPackageBytes})
+	if _, err := pkg.Peek(1); errors.Is(err, io.EOF) {
+		p.renderSlot(w, r, http.StatusBadRequest, failForm(r, "deploy", "package", hotswap.Errorf(hotswap.Invalid, "the file %s is empty", file.FileName())))
 		return
 	}
 	res, err := p.cfg.Ops.Deploy(r.Context(), ops.DeployRequest{
-		App: app, Slot: slot, Actor: actor(r).Name, Message: r.PostFormValue("message"), Package: file,
+		App: app, Slot: slot, Actor: actor(r).Name, Message: r.PostFormValue("message"), Package: pkg,
 	})
 	if err != nil {
 		p.renderSlot(w, r, statusOf(err), failForm(r, "deploy", "package", err))
@@ -284,6 +289,25 @@ func (p *Portal) deploy(w http.ResponseWriter, r *http.Request) {
 		msg += "; the auto swap failed: " + res.AutoSwapError
 	}
 	p.done(w, r, slotURL(app, slot), msg)
+}
+
+// uploadReader reads an uploaded package and says what went wrong when a
+// read fails: the upload was too large, or cut short.
+type uploadReader struct {
+	r     io.Reader
+	limit int64
+}
+
+func (u uploadReader) Read(b []byte) (int, error) {
+	n, err := u.r.Read(b)
+	if err != nil && !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return n, hotswap.Errorf(hotswap.Invalid, "the package is larger than %d bytes", u.limit)
+		}
+		return n, hotswap.Errorf(hotswap.Invalid, "the upload was cut short or malformed: %v", err)
+	}
+	return n, err
 }
 
 func (p *Portal) setKey(w http.ResponseWriter, r *http.Request) {
@@ -316,7 +340,7 @@ func (p *Portal) renewKey(w http.ResponseWriter, r *http.Request) {
 	app, slot := r.PathValue("app"), r.PathValue("slot")
 	k := hotswap.Key{Scope: r.PostFormValue("scope"), Function: r.PostFormValue("function"), Name: r.PostFormValue("name")}
 	if _, err := p.cfg.Ops.SetKey(r.Context(), actor(r).Name, app, slot, k); err != nil {
-		setFlash(w, r, hotswap.ErrorMessage(err), true)
+		p.setFlash(w, r, hotswap.ErrorMessage(err), true)
 		http.Redirect(w, r, slotURL(app, slot)+"#keys", http.StatusSeeOther)
 		return
 	}
@@ -327,7 +351,7 @@ func (p *Portal) deleteKey(w http.ResponseWriter, r *http.Request) {
 	app, slot := r.PathValue("app"), r.PathValue("slot")
 	f := r.PostForm
 	if err := p.cfg.Ops.RemoveKey(r.Context(), actor(r).Name, app, slot, f.Get("scope"), f.Get("function"), f.Get("name")); err != nil {
-		setFlash(w, r, hotswap.ErrorMessage(err), true)
+		p.setFlash(w, r, hotswap.ErrorMessage(err), true)
 		http.Redirect(w, r, slotURL(app, slot)+"#keys", http.StatusSeeOther)
 		return
 	}
@@ -356,7 +380,7 @@ func (p *Portal) deleteSetting(w http.ResponseWriter, r *http.Request) {
 	app, slot := r.PathValue("app"), r.PathValue("slot")
 	name := r.PostFormValue("name")
 	if _, err := p.cfg.Ops.UpdateSettings(r.Context(), actor(r).Name, app, slot, nil, []string{name}); err != nil {
-		setFlash(w, r, hotswap.ErrorMessage(err), true)
+		p.setFlash(w, r, hotswap.ErrorMessage(err), true)
 		http.Redirect(w, r, slotURL(app, slot)+"#settings", http.StatusSeeOther)
 		return
 	}

@@ -63,7 +63,15 @@ func TestSessionCookie(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	who := release.Actor{Name: "admin", Role: "admin"}
-	v := e.portal.newSession(who, e.portal.cfg.Now().Add(sessionTTL))
+	newSession := func(who release.Actor, hash string, exp time.Time) string {
+		t.Helper()
+		v, err := e.portal.newSession(ctx, who, hash, exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v := newSession(who, tokenHash(adminToken), e.portal.cfg.Now().Add(sessionTTL))
 	if got, ok := e.portal.session(ctx, v); !ok || got != who {
 		t.Fatalf("session(valid) = %v, %v", got, ok)
 	}
@@ -71,8 +79,9 @@ func TestSessionCookie(t *testing.T) {
 		{"empty", ""},
 		{"no signature", strings.Split(v, ".")[0]},
 		{"tampered", "YWRtaW4KYWRtaW4KOTk5OTk5OTk5OQp4." + strings.Split(v, ".")[1]},
-		{"expired", e.portal.newSession(who, e.portal.cfg.Now().Add(-time.Second))},
-		{"deleted user", e.portal.newSession(release.Actor{Name: "ghost", Role: "deployer"}, e.portal.cfg.Now().Add(sessionTTL))},
+		{"expired", newSession(who, tokenHash(adminToken), e.portal.cfg.Now().Add(-time.Second))},
+		{"deleted user", newSession(release.Actor{Name: "ghost", Role: "deployer"}, tokenHash("tok-ghost"), e.portal.cfg.Now().Add(sessionTTL))},
+		{"another token", newSession(who, tokenHash("an-earlier-admin-token"), e.portal.cfg.Now().Add(sessionTTL))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

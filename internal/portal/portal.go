@@ -3,7 +3,8 @@
 // swaps, deployment history, release pipelines and the activity log, as
 // server-rendered HTML (html/template, embedded) with a small script for
 // the live parts. Users sign in with their API token; a signed session
-// cookie and a CSRF token on every form protect what they do.
+// cookie, bound to the token and ended by signing out, and a same-origin
+// check and CSRF token on every form protect what they do.
 package portal
 
 import (
@@ -18,10 +19,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/apierr"
+	"github.com/hotswap/hotswap/internal/artifact"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
 	"github.com/hotswap/hotswap/internal/sqlite"
@@ -38,18 +41,34 @@ type Config struct {
 	// Authenticate resolves an API token (a user's or the admin token) to
 	// its user; required. It must compare in constant time.
 	Authenticate func(ctx context.Context, token string) (release.Actor, bool)
-	Logger       *slog.Logger     // nil discards
-	Version      string           // shown in the footer
-	Now          func() time.Time // nil: time.Now; for session expiry
+	// AdminToken is the admin token; required. Sessions signed in with it
+	// are bound to it and end when it changes.
+	AdminToken string
+	// PublicURL is the portal's address as browsers reach it, e.g.
+	// https://hotswap.example.com behind a proxy. Empty: as reached. Forms
+	// posted from its origin are accepted, and when it is https cookies get
+	// the Secure flag even if TLS ends before the portal.
+	PublicURL string
+	// MaxPackageBytes bounds a deploy upload, as the package store does;
+	// 0: the store's default (256 MiB).
+	MaxPackageBytes int64
+	Logger          *slog.Logger     // nil discards
+	Version         string           // shown in the footer
+	Now             func() time.Time // nil: time.Now; for session expiry
 }
 
 // Portal is the web portal's HTTP handler.
 type Portal struct {
-	cfg    Config
-	log    *slog.Logger
-	secret []byte
-	pages  map[string]*template.Template
-	mux    *http.ServeMux
+	cfg       Config
+	log       *slog.Logger
+	secret    []byte
+	adminHash string // tokenHash of the admin token
+	public    *url.URL
+	https     bool // cookies are Secure whatever the request
+	cop       *http.CrossOriginProtection
+	genMu     sync.Mutex // serialises sign-out generation updates
+	pages     map[string]*template.Template
+	mux       *http.ServeMux
 }
 
 // secretKey is the meta key of the cookie-signing secret.
@@ -58,8 +77,11 @@ const secretKey = "portal.session-secret"
 // New returns a Portal. The cookie-signing secret is made on first use and
 // kept in the store, so sessions survive a restart.
 func New(ctx context.Context, cfg Config) (*Portal, error) {
-	if cfg.Ops == nil || cfg.Store == nil || cfg.Authenticate == nil {
-		return nil, errors.New("portal: Ops, Store and Authenticate are required")
+	if cfg.Ops == nil || cfg.Store == nil || cfg.Authenticate == nil || cfg.AdminToken == "" {
+		return nil, errors.New("portal: Ops, Store, Authenticate and AdminToken are required")
+	}
+	if cfg.MaxPackageBytes <= 0 {
+		cfg.MaxPackageBytes = artifact.DefaultMaxCompressed
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -71,7 +93,17 @@ func New(ctx context.Context, cfg Config) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Portal{cfg: cfg, log: cfg.Logger, secret: secret, mux: http.NewServeMux()}
+	p := &Portal{cfg: cfg, log: cfg.Logger, secret: secret, adminHash: tokenHash(cfg.AdminToken), cop: http.NewCrossOriginProtection(), mux: http.NewServeMux()}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("portal: public URL %q is not an http:// or https:// URL", cfg.PublicURL)
+		}
+		if err := p.cop.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+			return nil, fmt.Errorf("portal: public URL %q: %w", cfg.PublicURL, err)
+		}
+		p.public, p.https = u, u.Scheme == "https"
+	}
 	if p.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
@@ -145,7 +177,7 @@ func (p *Portal) routes() {
 	m.HandleFunc("POST /apps/{app}/slots", p.action(deploy, p.createSlot))
 	m.HandleFunc("GET /apps/{app}/slots/{slot}", p.page(read, p.slotPage))
 	m.HandleFunc("POST /apps/{app}/slots/{slot}/delete", p.action(deploy, p.deleteSlot))
-	m.HandleFunc("POST /apps/{app}/slots/{slot}/deploy", p.action(deploy, p.deploy))
+	m.HandleFunc("POST /apps/{app}/slots/{slot}/deploy", p.upload(deploy, p.deploy))
 	m.HandleFunc("POST /apps/{app}/slots/{slot}/keys", p.action(deploy, p.setKey))
 	m.HandleFunc("POST /apps/{app}/slots/{slot}/keys/renew", p.action(deploy, p.renewKey))
 	m.HandleFunc("POST /apps/{app}/slots/{slot}/keys/delete", p.action(deploy, p.deleteKey))
@@ -269,7 +301,7 @@ func (p *Portal) refuse(w http.ResponseWriter, r *http.Request, msg string) {
 
 // done redirects to target after a successful POST, with a flash message.
 func (p *Portal) done(w http.ResponseWriter, r *http.Request, target, flash string) {
-	setFlash(w, r, flash, false)
+	p.setFlash(w, r, flash, false)
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 

@@ -82,7 +82,7 @@ func newEnv(t testing.TB) *env {
 		}
 		return release.Actor{Name: u.Name, Role: u.Role}, true
 	}
-	p, err := New(ctx, Config{Ops: o, Releases: e, Store: db, Authenticate: auth, Logger: slog.New(slog.DiscardHandler), Version: "test"})
+	p, err := New(ctx, Config{Ops: o, Releases: e, Store: db, Authenticate: auth, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler), Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +185,10 @@ func (b *browser) upload(path string, fields map[string]string, zip []byte) (int
 	return resp.StatusCode, string(data)
 }
 
+// signIn signs in from the sign-in page, whose CSRF token it takes.
 func (b *browser) signIn(token string) string {
 	b.e.t.Helper()
+	b.get("/signin")
 	status, body := b.post("/signin", url.Values{"token": {token}})
 	if status != http.StatusOK || !strings.Contains(body, `id="signout"`) {
 		b.e.t.Fatalf("sign in = %d, not signed in:\n%s", status, body)

@@ -281,7 +281,7 @@ func (p *Portal) redeploy(w http.ResponseWriter, r *http.Request) {
 	id, stage := r.PathValue("id"), r.PostFormValue("stage")
 	rel, err := p.cfg.Releases.Redeploy(r.Context(), actor(r), id, stage)
 	if err != nil {
-		setFlash(w, r, hotswap.ErrorMessage(err), true)
+		p.setFlash(w, r, hotswap.ErrorMessage(err), true)
 		http.Redirect(w, r, releaseURL(id), http.StatusSeeOther)
 		return
 	}
@@ -292,7 +292,7 @@ func (p *Portal) abandon(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	rel, err := p.cfg.Releases.Abandon(r.Context(), actor(r), id)
 	if err != nil {
-		setFlash(w, r, hotswap.ErrorMessage(err), true)
+		p.setFlash(w, r, hotswap.ErrorMessage(err), true)
 		http.Redirect(w, r, releaseURL(id), http.StatusSeeOther)
 		return
 	}
