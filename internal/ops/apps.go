@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/hotswap/hotswap"
@@ -28,9 +29,12 @@ type SlotView struct {
 	Error        string    `json:"error,omitempty"`
 	CreatedAt    time.Time `json:"createdAt"`
 	// AutoSwapTarget is the slot this one swaps into after each deploy.
-	AutoSwapTarget string         `json:"autoSwapTarget,omitempty"`
-	Preview        *PreviewView   `json:"preview,omitempty"`
-	Functions      []FunctionView `json:"functions,omitempty"`
+	AutoSwapTarget string       `json:"autoSwapTarget,omitempty"`
+	Preview        *PreviewView `json:"preview,omitempty"`
+	// HeldBy is the release that deployed to this slot and waits to swap
+	// it on: deploys, swaps and rollbacks here are refused unless forced.
+	HeldBy    *Hold          `json:"heldBy,omitempty"`
+	Functions []FunctionView `json:"functions,omitempty"`
 }
 
 // PreviewView describes a slot in a swap preview.
@@ -90,10 +94,13 @@ func (s *Service) ListApps(ctx context.Context) ([]AppView, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := make([]AppView, 0, len(apps))
 	for _, a := range apps {
 		out = append(out, s.appViewLocked(a))
+	}
+	s.mu.Unlock()
+	for i := range out {
+		s.annotateApp(&out[i])
 	}
 	return out, nil
 }
@@ -105,8 +112,16 @@ func (s *Service) GetApp(ctx context.Context, name string) (AppView, error) {
 		return AppView{}, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.appViewLocked(app), nil
+	v := s.appViewLocked(app)
+	s.mu.Unlock()
+	s.annotateApp(&v)
+	return v, nil
+}
+
+func (s *Service) annotateApp(v *AppView) {
+	for i := range v.Slots {
+		s.annotateHolds(&v.Slots[i])
+	}
 }
 
 func (s *Service) appViewLocked(app hotswap.App) AppView {
@@ -197,8 +212,12 @@ func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 }
 
 // invokeKey picks the key "Get function URL" shows: the function's default
-// key, else the default host key; the master key for admin functions.
+// key, else the default host key; the master key for admin functions; none
+// for anonymous ones.
 func invokeKey(keys []hotswap.Key, fn, level string) string {
+	if strings.EqualFold(level, "anonymous") {
+		return ""
+	}
 	var host, master string
 	for _, k := range keys {
 		switch {
@@ -296,12 +315,15 @@ func cloneFromDetail(from string) string {
 // GetSlot returns a slot with its functions.
 func (s *Service) GetSlot(ctx context.Context, app, slot string) (SlotView, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	st, err := s.slotLocked(ctx, app, slot)
 	if err != nil {
+		s.mu.Unlock()
 		return SlotView{}, err
 	}
-	return s.slotViewLocked(st, true), nil
+	v := s.slotViewLocked(st, true)
+	s.mu.Unlock()
+	s.annotateHolds(&v)
+	return v, nil
 }
 
 // ListSlots returns an app's slots.

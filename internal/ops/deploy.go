@@ -41,6 +41,12 @@ type DeployRequest struct {
 	// Digest deploys a package already in the store (an artifact) instead
 	// of reading Package.
 	Digest string
+	// Release is the id of the release making this deploy: it may deploy
+	// to a slot it holds, and its deploy never auto swaps (the release
+	// swaps after its approvals and gates).
+	Release string
+	// Force deploys to a slot a release holds, abandoning that release.
+	Force bool
 }
 
 // Deploy validates and stores the package, starts its handler process, and
@@ -61,6 +67,9 @@ type DeployResult struct {
 	Deployment    hotswap.Deployment `json:"deployment"`
 	AutoSwap      *SwapResult        `json:"autoSwap,omitempty"`
 	AutoSwapError string             `json:"autoSwapError,omitempty"`
+	// AutoSwapSkipped is the auto-swap target a release deploy did not
+	// swap into.
+	AutoSwapSkipped string `json:"autoSwapSkipped,omitempty"`
 }
 
 // StartDeploy is Deploy that returns once the deploy is accepted: the
@@ -104,6 +113,9 @@ func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 	if err != nil {
 		return hotswap.Deployment{}, nil, err
 	}
+	if err := s.checkHolds(ctx, req.Actor, "deploy", req.App, req.Release, req.Force, req.Slot); err != nil {
+		return hotswap.Deployment{}, nil, err
+	}
 	now := time.Now().UTC()
 	d := hotswap.Deployment{
 		ID: newID("d-"), App: req.App, Slot: req.Slot, Author: req.Actor, Message: req.Message,
@@ -144,6 +156,13 @@ func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.De
 		target = st.slot.AutoSwapTarget
 	}
 	s.mu.Unlock()
+	if target != "" && req.Release != "" {
+		// A release's deploy waits for its approvals and gates; swapping
+		// it on now would put an unapproved build into the target.
+		res.AutoSwapSkipped = target
+		s.slotLog(req.App, req.Slot, fmt.Sprintf("auto swap into %s skipped: deployment %s was made by a release, which swaps only after its approvals and gates", target, d.ID))
+		return res, nil
+	}
 	if target != "" {
 		sw, err := s.Swap(ctx, SwapRequest{App: req.App, Source: req.Slot, Target: target, Actor: req.Actor + " (auto swap)"})
 		if err != nil {

@@ -54,8 +54,22 @@ func (s *Service) History(ctx context.Context, app, slot string) ([]DeploymentVi
 }
 
 // Rollback makes slot serve a stored deployment again, by the same
-// zero-downtime path as a deploy.
+// zero-downtime path as a deploy. A slot a release holds is refused.
 func (s *Service) Rollback(ctx context.Context, actor, app, slot, deploymentID string) (hotswap.Deployment, error) {
+	return s.RollbackTo(ctx, RollbackRequest{App: app, Slot: slot, Deployment: deploymentID, Actor: actor})
+}
+
+// RollbackRequest asks a slot to serve a stored deployment again.
+type RollbackRequest struct {
+	App, Slot, Deployment string
+	Actor                 string
+	// Force rolls back a slot a release holds, abandoning that release.
+	Force bool
+}
+
+// RollbackTo is Rollback with the request's options.
+func (s *Service) RollbackTo(ctx context.Context, req RollbackRequest) (hotswap.Deployment, error) {
+	actor, app, slot, deploymentID := req.Actor, req.App, req.Slot, req.Deployment
 	d, err := s.store.GetDeployment(ctx, app, deploymentID)
 	if err != nil {
 		return d, err
@@ -68,6 +82,9 @@ func (s *Service) Rollback(ctx context.Context, actor, app, slot, deploymentID s
 	}
 	if err := s.cfg.Artifacts.Verify(d.Digest); err != nil {
 		return d, &hotswap.Error{Kind: hotswap.ErrorKind(err), Msg: fmt.Sprintf("refusing to roll back to deployment %s: %s", d.ID, hotswap.ErrorMessage(err)), Err: err}
+	}
+	if err := s.checkHolds(ctx, actor, "rollback", app, "", req.Force, slot); err != nil {
+		return d, err
 	}
 	op, err := s.begin(ctx, app, "rollback", slot, actor)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,6 +70,8 @@ type Service struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	holder atomic.Pointer[holderBox] // release holds; nil: none (SetHolder)
 
 	ends unrecorded // operation ends the store refused, see finish
 

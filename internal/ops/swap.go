@@ -17,6 +17,11 @@ type SwapRequest struct {
 	App, Source, Target string
 	Actor               string
 	Preview             bool // stop after preparing; Complete or Cancel follows
+	// Release is the id of the release swapping: it may swap a slot it
+	// holds.
+	Release string
+	// Force swaps slots a release holds, abandoning that release.
+	Force bool
 }
 
 // SwapResult reports a swap.
@@ -121,6 +126,9 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 	}
 	s.mu.Unlock()
 	if err != nil {
+		return res, err
+	}
+	if err := s.checkHolds(ctx, req.Actor, "swap", req.App, req.Release, req.Force, req.Source, req.Target); err != nil {
 		return res, err
 	}
 	op := &sqlite.Operation{ID: newID("op-"), App: req.App, Kind: "swap", Slot: req.Source, Target: req.Target, Actor: req.Actor, State: sqlite.OpRunning, StartedAt: start.UTC()}

@@ -42,9 +42,16 @@ func (e *Engine) ApplyPipeline(ctx context.Context, actor Actor, definition []by
 		return sqlite.Pipeline{}, err
 	}
 	id := newID("p-")
+	var oldDef *pipeline.Pipeline
 	if old, err := e.store.GetPipeline(ctx, def.Name, false); err == nil {
 		id = old.ID
+		if oldDef, err = pipeline.Parse([]byte(old.Definition), nil); err != nil {
+			return sqlite.Pipeline{}, fmt.Errorf("apply pipeline %s: the stored definition no longer parses: %w", def.Name, err)
+		}
 	} else if hotswap.ErrorKind(err) != hotswap.NotFound {
+		return sqlite.Pipeline{}, err
+	}
+	if err := checkDuties(actor, oldDef, def); err != nil {
 		return sqlite.Pipeline{}, err
 	}
 	return e.store.ApplyPipeline(ctx, id, def.Name, string(definition), actor.Name)
@@ -167,7 +174,7 @@ func (e *Engine) create(ctx context.Context, p sqlite.Pipeline, def *pipeline.Pi
 	}
 	r.Number = number
 	e.active[r.ID], e.defs[r.ID] = r, def
-	e.cfg.Notifier.Send(e.webhook(r), Event{Event: "release", Release: r.Name, ReleaseID: r.ID, State: "created", Time: now})
+	e.cfg.Notifier.Send(r.PipelineID, e.webhook(r), Event{Event: "release", Release: r.Name, ReleaseID: r.ID, State: "created", Time: now})
 	e.Wake()
 	// The engine owns r from here; callers get a copy.
 	return copyRelease(r)
@@ -195,15 +202,22 @@ func (e *Engine) Get(ctx context.Context, idOrName string) (*Release, error) {
 }
 
 func (e *Engine) findByName(ctx context.Context, name string) (sqlite.ReleaseRow, error) {
+	// A release keeps the name it was created with; its pipeline may have
+	// been renamed since, so the pipeline is looked up by every name it
+	// had, and the release also answers to the pipeline's current name.
 	i := strings.LastIndexByte(name, '-')
 	if i > 0 {
-		if p, err := e.store.GetPipeline(ctx, name[:i], false); err == nil {
-			rows, err := e.store.ListReleases(ctx, p.ID, "", 0)
+		ids, err := e.store.PipelineIDsNamed(ctx, name[:i])
+		if err != nil {
+			return sqlite.ReleaseRow{}, err
+		}
+		for _, id := range ids {
+			rows, err := e.store.ListReleases(ctx, id, "", 0)
 			if err != nil {
 				return sqlite.ReleaseRow{}, err
 			}
 			for _, row := range rows {
-				if fmt.Sprintf("%s-%d", p.Name, row.Number) == name || fmt.Sprint(row.Number) == name[i+1:] {
+				if fmt.Sprint(row.Number) == name[i+1:] {
 					return row, nil
 				}
 			}
@@ -224,11 +238,14 @@ func copyRelease(r *Release) (*Release, error) {
 func (e *Engine) List(ctx context.Context, pipelineName string, limit int) ([]*Release, error) {
 	var pid string
 	if pipelineName != "" {
-		p, err := e.store.GetPipeline(ctx, pipelineName, false)
+		ids, err := e.store.PipelineIDsNamed(ctx, pipelineName) // current or former name
 		if err != nil {
 			return nil, err
 		}
-		pid = p.ID
+		if len(ids) == 0 {
+			return nil, hotswap.Errorf(hotswap.NotFound, "pipeline %q not found", pipelineName)
+		}
+		pid = ids[0]
 	}
 	rows, err := e.store.ListReleases(ctx, pid, "", limit)
 	if err != nil {
@@ -313,6 +330,7 @@ func (e *Engine) Decide(ctx context.Context, actor Actor, idOrName, stage string
 			line += ": " + comment
 		}
 		st.logf(now, line)
+		e.recordDecision(ctx, actor, r, sd, decision, comment)
 		e.approvalLocked(r, sd, st, now)
 		if st.State == StageRejected {
 			e.advanceLocked(r)

@@ -99,11 +99,17 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.wg.Add(1)
 	go e.loop()
+	if e.ops != nil {
+		e.ops.SetHolder(e) // manual deploys and swaps respect the holds
+	}
 	return e, nil
 }
 
 // Close stops the engine and waits for its actions. Idempotent.
 func (e *Engine) Close() error {
+	if e.ops != nil {
+		e.ops.SetHolder(nil)
+	}
 	e.cancel()
 	e.wg.Wait()
 	e.cfg.Notifier.Close()
@@ -528,11 +534,11 @@ func (e *Engine) endLocked(r *Release, state, detail string) {
 			}
 		}
 	}
-	e.cfg.Notifier.Send(e.webhook(r), Event{Event: "release", Release: r.Name, ReleaseID: r.ID, State: state, Detail: detail, Time: now})
+	e.cfg.Notifier.Send(r.PipelineID, e.webhook(r), Event{Event: "release", Release: r.Name, ReleaseID: r.ID, State: state, Detail: detail, Time: now})
 }
 
 func (e *Engine) notify(r *Release, st *StageRun) {
-	e.cfg.Notifier.Send(e.webhook(r), Event{Event: "stage", Release: r.Name, ReleaseID: r.ID, Stage: st.Name, State: st.State, Detail: st.Detail, Time: e.now()})
+	e.cfg.Notifier.Send(r.PipelineID, e.webhook(r), Event{Event: "stage", Release: r.Name, ReleaseID: r.ID, Stage: st.Name, State: st.State, Detail: st.Detail, Time: e.now()})
 }
 
 func (e *Engine) webhook(r *Release) string {

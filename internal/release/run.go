@@ -154,9 +154,14 @@ func (e *Engine) deploy(ctx context.Context, s stepState, actor string) (string,
 		st.Step = "deploy"
 		st.logf(now, fmt.Sprintf("deploying %s %s to %s/%s", r.Feed, r.Version, d.App, d.Slot))
 	})
-	res, err := e.ops.Deploy(ctx, ops.DeployRequest{App: d.App, Slot: d.Slot, Actor: actor, Message: s.marker, Digest: s.digest})
+	res, err := e.ops.Deploy(ctx, ops.DeployRequest{App: d.App, Slot: d.Slot, Actor: actor, Message: s.marker, Digest: s.digest, Release: s.rel.ID})
 	if err != nil {
 		return "", fmt.Errorf("deploy to %s/%s: %w", d.App, d.Slot, err)
+	}
+	if res.AutoSwapSkipped != "" {
+		e.record(s.rel.ID, func(r *Release, now time.Time) {
+			r.stage(s.st.Name).logf(now, fmt.Sprintf("auto swap of %s/%s into %s skipped: a release deploy never auto swaps; the release swaps only after its approvals and gates", d.App, d.Slot, res.AutoSwapSkipped))
+		})
 	}
 	return res.Deployment.ID, nil
 }
@@ -187,10 +192,10 @@ func (e *Engine) swap(ctx context.Context, s stepState, actor string) error {
 		st.logf(now, fmt.Sprintf("swapping %s/%s into %s", sw.App, sw.Slot, sw.Target))
 	})
 	if !sw.Preview {
-		_, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor})
+		_, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Release: s.rel.ID})
 		return err
 	}
-	if _, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Preview: true}); err != nil {
+	if _, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Preview: true, Release: s.rel.ID}); err != nil {
 		return err
 	}
 	// In preview the source slot serves the new content under the target's
