@@ -287,11 +287,14 @@ func (s *Server) createSlot(w http.ResponseWriter, r *http.Request, who actor) {
 	writeJSON(w, http.StatusCreated, slot)
 }
 
-func (s *Server) getSlot(w http.ResponseWriter, r *http.Request, _ actor) {
+func (s *Server) getSlot(w http.ResponseWriter, r *http.Request, who actor) {
 	slot, err := s.ops.GetSlot(r.Context(), r.PathValue("app"), r.PathValue("slot"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if !mayReadKeys(who) {
+		slot = withoutKeys(slot)
 	}
 	writeJSON(w, http.StatusOK, slot)
 }
@@ -304,11 +307,14 @@ func (s *Server) deleteSlot(w http.ResponseWriter, r *http.Request, who actor) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, _ actor) {
+func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, who actor) {
 	fn, err := s.ops.Function(r.Context(), r.PathValue("app"), r.PathValue("slot"), r.PathValue("function"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if !mayReadKeys(who) {
+		fn.InvokeURL = stripCode(fn.InvokeURL)
 	}
 	writeJSON(w, http.StatusOK, fn)
 }
@@ -331,9 +337,14 @@ func (s *Server) slotLog(w http.ResponseWriter, r *http.Request, _ actor) {
 }
 
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request, who actor) {
+	forced, err := force(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	res, err := s.ops.Deploy(r.Context(), ops.DeployRequest{
 		App: r.PathValue("app"), Slot: r.PathValue("slot"), Actor: who.Name,
-		Message: r.URL.Query().Get("message"), Package: r.Body,
+		Message: r.URL.Query().Get("message"), Package: r.Body, Force: forced,
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -360,7 +371,12 @@ func (s *Server) swap(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, err)
 		return
 	}
-	res, err := s.ops.Swap(r.Context(), ops.SwapRequest{App: r.PathValue("app"), Source: in.Slot, Target: in.Target, Preview: in.Preview, Actor: who.Name})
+	forced, err := force(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.ops.Swap(r.Context(), ops.SwapRequest{App: r.PathValue("app"), Source: in.Slot, Target: in.Target, Preview: in.Preview, Actor: who.Name, Force: forced})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -414,7 +430,12 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "deployment is required"))
 		return
 	}
-	d, err := s.ops.Rollback(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot"), in.Deployment)
+	forced, err := force(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d, err := s.ops.RollbackTo(r.Context(), ops.RollbackRequest{App: r.PathValue("app"), Slot: r.PathValue("slot"), Deployment: in.Deployment, Actor: who.Name, Force: forced})
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -117,6 +117,18 @@ func (s *Server) kuduDeploy(w http.ResponseWriter, r *http.Request, who, app, sl
 	if req.Message == "" {
 		req.Message = "Created via a push deployment"
 	}
+	var err error
+	if req.Force, err = force(r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !req.Force {
+		// Refused before the upload is read, not after.
+		if err := s.ops.CheckHold(app, slot, "deploy"); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	if strings.EqualFold(r.URL.Query().Get("isAsync"), "true") {
 		d, _, err := s.ops.StartDeploy(r.Context(), req)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/release"
 	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
@@ -150,10 +151,10 @@ func (s *Server) applyPipeline(w http.ResponseWriter, r *http.Request, who actor
 	if p.Version == 1 {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, p)
+	writeJSON(w, status, redactPipeline(who, p))
 }
 
-func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request, _ actor) {
+func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request, who actor) {
 	ps, err := s.cfg.Store.ListPipelines(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
@@ -162,10 +163,13 @@ func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request, _ actor) 
 	if ps == nil {
 		ps = []sqlite.Pipeline{}
 	}
+	for i := range ps {
+		ps[i] = redactPipeline(who, ps[i])
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"pipelines": ps})
 }
 
-func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request, _ actor) {
+func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request, who actor) {
 	p, err := s.cfg.Store.GetPipeline(r.Context(), r.PathValue("name"), false)
 	if err != nil {
 		s.fail(w, r, err)
@@ -176,7 +180,12 @@ func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request, _ actor) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"pipeline": p, "versions": vs})
+	if !mayReadWebhooks(who) {
+		for i := range vs {
+			vs[i].Definition = release.RedactDefinition(vs[i].Definition)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pipeline": redactPipeline(who, p), "versions": vs})
 }
 
 func (s *Server) renamePipeline(w http.ResponseWriter, r *http.Request, who actor) {
@@ -192,7 +201,7 @@ func (s *Server) renamePipeline(w http.ResponseWriter, r *http.Request, who acto
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, p)
+	writeJSON(w, http.StatusOK, redactPipeline(who, p))
 }
 
 func (s *Server) createRelease(w http.ResponseWriter, r *http.Request, who actor) {
@@ -209,10 +218,10 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request, who actor
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, rel)
+	writeJSON(w, http.StatusCreated, redactRelease(who, rel))
 }
 
-func (s *Server) listReleases(w http.ResponseWriter, r *http.Request, _ actor) {
+func (s *Server) listReleases(w http.ResponseWriter, r *http.Request, who actor) {
 	limit := 50
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -227,16 +236,19 @@ func (s *Server) listReleases(w http.ResponseWriter, r *http.Request, _ actor) {
 		s.fail(w, r, err)
 		return
 	}
+	for _, rel := range rels {
+		redactRelease(who, rel)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"releases": rels})
 }
 
-func (s *Server) getRelease(w http.ResponseWriter, r *http.Request, _ actor) {
+func (s *Server) getRelease(w http.ResponseWriter, r *http.Request, who actor) {
 	rel, err := s.cfg.Releases.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rel)
+	writeJSON(w, http.StatusOK, redactRelease(who, rel))
 }
 
 func (s *Server) decide(approve bool) func(http.ResponseWriter, *http.Request, actor) {
@@ -254,7 +266,7 @@ func (s *Server) decide(approve bool) func(http.ResponseWriter, *http.Request, a
 			s.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, rel)
+		writeJSON(w, http.StatusOK, redactRelease(who, rel))
 	}
 }
 
@@ -271,7 +283,7 @@ func (s *Server) redeploy(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rel)
+	writeJSON(w, http.StatusOK, redactRelease(who, rel))
 }
 
 func (s *Server) abandon(w http.ResponseWriter, r *http.Request, who actor) {
@@ -280,5 +292,5 @@ func (s *Server) abandon(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rel)
+	writeJSON(w, http.StatusOK, redactRelease(who, rel))
 }
