@@ -35,16 +35,17 @@ func approvalRules(def *pipeline.Pipeline) map[string]string {
 // checkDuties keeps approvals a check on the people who release: changing
 // an existing pipeline's approvers or approval rules (adding, removing or
 // editing a stage's approval) needs the admin role, and a non-admin who
-// creates a pipeline may not name itself an approver. Otherwise a deployer
-// could make itself the approver of its own releases.
+// creates a pipeline may not name itself an approver that may approve its
+// own releases. Otherwise a deployer could approve its own releases.
 func checkDuties(actor Actor, old, next *pipeline.Pipeline) error {
 	if actor.Role == "admin" {
 		return nil
 	}
 	if old == nil {
+		// A new pipeline guards nothing yet; only self-approval is refused.
 		for _, sd := range next.Stages {
-			if sd.Approval != nil && slices.Contains(sd.Approval.Approvers, actor.Name) {
-				return hotswap.Errorf(hotswap.Forbidden, "%s (role %s) may not name itself an approver of stage %s: approvals must be given by someone else; ask an admin to apply this definition", actor.Name, actor.Role, sd.Name)
+			if a := sd.Approval; a != nil && a.RequesterCanApprove && slices.Contains(a.Approvers, actor.Name) {
+				return hotswap.Errorf(hotswap.Forbidden, "%s (role %s) may not name itself an approver of stage %s with requesterCanApprove: true: it could approve its own releases; ask an admin to apply this definition", actor.Name, actor.Role, sd.Name)
 			}
 		}
 		return nil

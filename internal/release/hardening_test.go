@@ -128,7 +128,8 @@ func TestApprovalRulesNeedAdmin(t *testing.T) {
 		{"deployer makes itself approver", ci, approvalPipeline("orders-release", "{approvers: [ci], requesterCanApprove: true}"), hotswap.Forbidden},
 		{"deployer lets the requester approve", ci, approvalPipeline("orders-release", "{approvers: [qa-lead], requesterCanApprove: true}"), hotswap.Forbidden},
 		{"deployer drops the approval", ci, strings.Replace(orig, "    approval: {approvers: [qa-lead]}\n", "", 1), hotswap.Forbidden},
-		{"deployer creates a pipeline it approves", ci, approvalPipeline("other", "{approvers: [ci]}"), hotswap.Forbidden},
+		{"deployer creates a pipeline it approves itself", ci, approvalPipeline("other", "{approvers: [ci], requesterCanApprove: true}"), hotswap.Forbidden},
+		{"deployer creates a pipeline it approves for others", ci, approvalPipeline("another", "{approvers: [ci, qa-lead]}"), hotswap.Internal},
 		{"deployer edits something else", ci, strings.Replace(orig, "target: production", "target: production, preview: true", 1), hotswap.Internal},
 		{"admin changes the approvers", admin, approvalPipeline("orders-release", "{approvers: [qa-lead, ci], required: 2}"), hotswap.Internal},
 	}
