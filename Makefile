@@ -34,8 +34,10 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
 # test runs every test (with the race detector), then each fuzz target briefly.
+# End-to-end tests mostly wait on handler processes, so four run at once on
+# two cores (cmd/hotswap: about 270 s instead of 690 s serially).
 test: deps vet
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -parallel 4 -timeout 30m ./...
 	$(MAKE) fuzz
 	$(GO) run ./bench -smoke
 
