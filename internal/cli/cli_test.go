@@ -622,7 +622,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "missing argument", args: []string{"app", "create"}, wantStderr: "hotswap: missing arguments\nusage: hotswap app create APP\n"},
 		{name: "extra argument", args: []string{"app", "list", "orders"}, wantStderr: "hotswap: unexpected argument \"orders\"\nusage: hotswap app list\n"},
 		{name: "extra argument after flags", args: []string{"slot", "create", "orders", "staging", "-o", "json", "x"}, wantStderr: "usage: hotswap slot create APP SLOT [--clone-settings-from SLOT]\n"},
-		{name: "unknown flag", args: []string{"deploy", "orders", ".", "--slots", "x"}, wantStderr: "hotswap: flag provided but not defined: -slots\nusage: hotswap deploy APP PATH [--slot SLOT] [--message TEXT]\n"},
+		{name: "unknown flag", args: []string{"deploy", "orders", ".", "--slots", "x"}, wantStderr: "hotswap: flag provided but not defined: -slots\nusage: hotswap deploy APP PATH [--slot SLOT] [--message TEXT] [--force]\n"},
 		{name: "flag of another command", args: []string{"app", "list", "--slot", "x"}, wantStderr: "usage: hotswap app list\n"},
 		{name: "bad output format", args: []string{"-o", "yaml", "app", "list"}, wantStderr: "invalid output format \"yaml\""},
 		{name: "bad tail", args: []string{"log", "orders", "--tail", "many"}, wantStderr: "usage: hotswap log APP"},
