@@ -50,6 +50,11 @@ func newProxy(s *Slot, transport http.RoundTripper) *proxy {
 				unavailable(w, up.RetryAfter())
 				return
 			}
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				// The Transport's ResponseHeaderTimeout passed.
+				http.Error(w, "gateway timeout: "+errResponseTimeout.Error(), http.StatusGatewayTimeout)
+				return
+			}
 			if s.Log != nil {
 				s.Log("host", "forwarding to the handler failed: "+err.Error())
 			}

@@ -16,7 +16,6 @@ type head struct {
 	minor    byte   // HTTP/1.<minor>
 	host     []byte
 	key      []byte // x-functions-key
-	xff      []byte // existing X-Forwarded-For
 	length   int64  // Content-Length, -1 when absent
 	chunked  bool
 	close    bool // Connection: close (or HTTP/1.0 without keep-alive)
@@ -45,7 +44,7 @@ func parseHead(b []byte, h *head) error {
 	}
 	h.raw = b[:end+4]
 	h.length = -1
-	h.chunked, h.close, h.host, h.key, h.xff = false, false, nil, nil, nil
+	h.chunked, h.close, h.host, h.key = false, false, nil, nil
 	h.lines, h.hopNames = h.lines[:0], h.hopNames[:0]
 	rest := b[:end+2]
 	i := bytes.IndexByte(rest, '\n')
@@ -104,10 +103,8 @@ func parseHead(b []byte, h *head) error {
 			return errFallback
 		}
 		name := line[:colon]
-		for _, c := range name {
-			if c <= ' ' || c >= 0x7f || c == '(' || c == ')' || c == '"' || c == '/' || c == '[' || c == ']' || c == '{' || c == '}' {
-				return errFallback
-			}
+		if !isToken(name) {
+			return errFallback // net/http answers 400
 		}
 		value := trimOWS(line[colon+1:])
 		for _, c := range value {
@@ -151,12 +148,7 @@ func parseHead(b []byte, h *head) error {
 			return errFallback
 		case equalFold(name, "keep-alive"), equalFold(name, "proxy-connection"):
 			// hop-by-hop: dropped
-		case equalFold(name, "x-forwarded-for"):
-			if h.xff != nil {
-				return errFallback
-			}
-			h.xff = value
-		case equalFold(name, "x-forwarded-host"), equalFold(name, "x-forwarded-proto"), equalFold(name, "forwarded"),
+		case equalFold(name, "x-forwarded-for"), equalFold(name, "x-forwarded-host"), equalFold(name, "x-forwarded-proto"), equalFold(name, "forwarded"),
 			equalFold(name, "x-azure-functions-invocationid"):
 			// set by the host
 		case equalFold(name, "x-functions-key"):

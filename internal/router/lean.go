@@ -8,10 +8,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -21,19 +21,24 @@ import (
 // Server serves the functions listener. Clean HTTP/1.x requests to
 // forwarding-mode functions take a lean path: the head is parsed in place,
 // the request and response bytes are copied between the client and a
-// keep-alive connection to the handler that the client connection keeps for
-// itself, with no allocation, lock or pool on the way. Every other request
-// (host admin API, payload mode, errors, anything unusual) hands its
-// connection, with the bytes already read, to a standard net/http server
-// running the same Handler, which serves it from then on.
+// keep-alive connection to the handler, borrowed for the request from the
+// handler process's pool, with no allocation on the way. Every other
+// request (host admin API, payload mode, errors, anything unusual) hands
+// its connection, with the bytes already read, to a standard net/http
+// server running the same Handler, which serves it from then on.
 type Server struct {
 	h   *Handler
 	std *http.Server
 
-	// ReadHeaderTimeout bounds reading a request head; IdleTimeout the wait
-	// for the next request on a kept-alive connection. Zero: 10s and 120s.
+	// ReadHeaderTimeout bounds reading a request head, from the first byte
+	// of a new connection on; IdleTimeout the wait for the next request on
+	// a kept-alive connection; BodyReadTimeout each wait for more of a
+	// request body (the client gets 408 when it passes). Zero: 10 s, 120 s
+	// and 60 s. Serve gives the net/http server the same bounds where it
+	// has none of its own.
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
+	BodyReadTimeout   time.Duration
 
 	// leanHook, for tests, is called for each request the lean path takes.
 	leanHook func()
@@ -44,13 +49,23 @@ type Server struct {
 	ln       net.Listener
 	shutdown atomic.Bool
 	wg       sync.WaitGroup
+
+	// pools holds a connection pool per handler address; done closes at
+	// Shutdown and ends the sweeper.
+	poolMu sync.RWMutex
+	pools  map[string]*connPool
+	done   chan struct{}
+	sweep  sync.WaitGroup
 }
 
 // NewServer returns a Server for h. std serves what the lean path does not
-// take; its Handler is set to h.
+// take; its Handler is set to h, with request bodies read under the
+// Server's BodyReadTimeout.
 func NewServer(h *Handler, std *http.Server) *Server {
-	std.Handler = h
-	return &Server{h: h, std: std, handoff: newConnQueue(), conns: make(map[*leanConn]struct{})}
+	s := &Server{h: h, std: std, handoff: newConnQueue(), conns: make(map[*leanConn]struct{}),
+		pools: make(map[string]*connPool), done: make(chan struct{})}
+	std.Handler = bodyTimeoutHandler{s: s, h: h}
+	return s
 }
 
 // Serve accepts connections on ln until Shutdown.
@@ -59,7 +74,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.mu.Unlock()
 	s.handoff.addr = ln.Addr()
+	if s.std.ReadHeaderTimeout == 0 {
+		s.std.ReadHeaderTimeout = s.readHeaderTimeout()
+	}
+	if s.std.IdleTimeout == 0 {
+		s.std.IdleTimeout = s.idleTimeout()
+	}
 	go s.std.Serve(s.handoff)
+	s.sweep.Add(1)
+	go s.sweepPools()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -74,6 +97,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		lc := &leanConn{c: c}
+		lc.rd.c = c
 		s.mu.Lock()
 		if s.shutdown.Load() {
 			s.mu.Unlock()
@@ -87,16 +111,21 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// Shutdown stops accepting, closes idle connections, lets requests in
-// flight finish until ctx ends, then closes the rest.
+// Shutdown stops accepting, closes idle connections (client and handler),
+// lets requests in flight finish until ctx ends, then closes the rest,
+// handler connections included, so it returns soon after ctx ends however
+// stuck a handler or a client is.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.shutdown.Store(true)
+	if !s.shutdown.Swap(true) {
+		close(s.done)
+	}
 	s.mu.Lock()
 	if s.ln != nil {
 		s.ln.Close()
 	}
 	s.mu.Unlock()
 	s.handoff.Close()
+	s.closePools(false)
 	stdErr := make(chan error, 1)
 	go func() { stdErr <- s.std.Shutdown(ctx) }()
 	t := time.NewTicker(10 * time.Millisecond)
@@ -122,19 +151,33 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				lc.c.Close()
 			}
 			s.mu.Unlock()
+			s.closePools(true)
 			s.wg.Wait()
-			return errors.Join(ctx.Err(), <-stdErr)
+			err := <-stdErr
+			s.std.Close() // what net/http still serves, and its handler requests
+			s.sweep.Wait()
+			return errors.Join(ctx.Err(), err)
 		case <-t.C:
 		}
 	}
 	s.wg.Wait()
-	return <-stdErr
+	err := <-stdErr
+	if err != nil {
+		s.std.Close()
+	}
+	s.closePools(true)
+	s.sweep.Wait()
+	return err
 }
 
 // leanConn is a client connection on the lean path.
 type leanConn struct {
 	c    net.Conn
+	rd   clientReader
 	idle atomic.Bool
+	// pool is the pool of the handler address last used, kept to skip the
+	// lookup while the address stays the same.
+	pool *connPool
 }
 
 const leanBufSize = 16 << 10
@@ -145,48 +188,58 @@ var (
 	headPool   = sync.Pool{New: func() any { return &head{lines: make([][]byte, 0, 32)} }}
 )
 
-// upstream is the connection to a handler process that one client
-// connection keeps for itself.
-type upstream struct {
-	addr string
-	c    net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	used time.Time
+// pool returns the connection pool for addr, making it on first use.
+func (s *Server) pool(lc *leanConn, addr string) *connPool {
+	if p := lc.pool; p != nil && p.addr == addr {
+		return p
+	}
+	s.poolMu.RLock()
+	p := s.pools[addr]
+	s.poolMu.RUnlock()
+	if p == nil {
+		s.poolMu.Lock()
+		if p = s.pools[addr]; p == nil {
+			p = newConnPool(addr, s.h.limits)
+			if s.shutdown.Load() {
+				p.closed = true
+			}
+			s.pools[addr] = p
+		}
+		s.poolMu.Unlock()
+	}
+	lc.pool = p
+	return p
 }
 
-// alive checks, without blocking, that the handler has not closed the
-// connection.
-func (u *upstream) alive() bool {
-	if u.br.Buffered() > 0 {
-		return false // unexpected bytes: out of step
+// sweepPools closes handler connections idle too long and forgets pools
+// of handler processes no longer used, until Shutdown.
+func (s *Server) sweepPools() {
+	defer s.sweep.Done()
+	every := min(s.h.limits.IdleConnTimeout/2, 10*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-s.h.limits.IdleConnTimeout)
+		s.poolMu.Lock()
+		for addr, p := range s.pools {
+			if p.sweep(cutoff) {
+				delete(s.pools, addr)
+			}
+		}
+		s.poolMu.Unlock()
 	}
-	sc, ok := u.c.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		// A non-blocking peek: EAGAIN means open and quiet; 0 bytes means
-		// the handler closed it; data means it is out of step.
-		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = n < 0 && (rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK)
-		return true
-	})
-	return err == nil && alive
 }
 
-func (u *upstream) close() {
-	if u.c != nil {
-		u.c.Close()
-		readerPool.Put(u.br)
-		writerPool.Put(u.bw)
-		u.c, u.br, u.bw, u.addr = nil, nil, nil, ""
+func (s *Server) closePools(all bool) {
+	s.poolMu.RLock()
+	defer s.poolMu.RUnlock()
+	for _, p := range s.pools {
+		p.close(all)
 	}
 }
 
@@ -204,6 +257,13 @@ func (s *Server) idleTimeout() time.Duration {
 	return 120 * time.Second
 }
 
+func (s *Server) bodyReadTimeout() time.Duration {
+	if s.BodyReadTimeout > 0 {
+		return s.BodyReadTimeout
+	}
+	return 60 * time.Second
+}
+
 func (s *Server) forget(lc *leanConn) {
 	s.mu.Lock()
 	delete(s.conns, lc)
@@ -214,14 +274,12 @@ func (s *Server) serve(lc *leanConn) {
 	defer s.wg.Done()
 	c := lc.c
 	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(c)
+	br.Reset(&lc.rd)
 	bw := writerPool.Get().(*bufio.Writer)
 	bw.Reset(c)
 	hd := headPool.Get().(*head)
-	var up upstream
 	handedOff := false
 	defer func() {
-		up.close()
 		headPool.Put(hd)
 		writerPool.Put(bw)
 		if !handedOff {
@@ -231,15 +289,19 @@ func (s *Server) serve(lc *leanConn) {
 		s.forget(lc)
 	}()
 	clientIP := clientAddr(c.RemoteAddr())
+	// A new connection gets the header timeout for its first byte too: a
+	// client that connects and sends nothing is not an idle keep-alive.
+	wait := s.readHeaderTimeout()
 	for {
 		lc.idle.Store(true)
 		if s.shutdown.Load() {
 			return
 		}
-		c.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+		c.SetReadDeadline(time.Now().Add(wait))
 		if _, err := br.Peek(1); err != nil {
 			return
 		}
+		wait = s.idleTimeout()
 		lc.idle.Store(false)
 		// Most heads arrive whole in the first read; only a partial one
 		// needs the (shorter) header deadline while the rest comes.
@@ -252,7 +314,7 @@ func (s *Server) serve(lc *leanConn) {
 		if err == nil {
 			c.SetReadDeadline(time.Time{})
 			var done bool
-			done, err = s.forward(c, br, bw, hd, &up, clientIP)
+			done, err = s.forward(lc, br, bw, hd, clientIP)
 			if err == nil {
 				if done {
 					return
@@ -299,7 +361,7 @@ func readHead(br *bufio.Reader, hd *head) error {
 
 // forward serves one request on the lean path, or returns errFallback
 // having consumed nothing. done reports that the connection must close.
-func (s *Server) forward(c net.Conn, br *bufio.Reader, bw *bufio.Writer, hd *head, up *upstream, clientIP string) (done bool, err error) {
+func (s *Server) forward(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *head, clientIP string) (done bool, err error) {
 	t := s.h.table.Load()
 	sl := t.slots[s.h.hostLabel(bstr(hd.host))]
 	if sl == nil || sl.Routes == nil || sl.Package == nil || !sl.Package.Host.EnableForwarding || hasPrefix(hd.path, "/admin/") {
@@ -348,19 +410,11 @@ func (s *Server) forward(c net.Conn, br *bufio.Reader, bw *bufio.Writer, hd *hea
 	// From here the request is ours: the head is consumed.
 	isHead := len(hd.method) == 4 && string(hd.method) == "HEAD"
 	clientClose := hd.close
-	status, upClose, err := s.exchange(c, br, bw, hd, up, addr, clientIP, isHead, clientClose)
+	status, err := s.exchange(lc, br, bw, hd, s.pool(lc, addr), clientIP, isHead, clientClose)
 	if err != nil {
-		up.close()
 		if status == 0 {
 			// Nothing was sent to the client yet: answer for the handler.
-			if _, ok := set.Addr(); !ok {
-				writeSimple(bw, http.StatusServiceUnavailable, "the function host is restarting; retry shortly", set.RetryAfter())
-				status = http.StatusServiceUnavailable
-			} else {
-				writeSimple(bw, http.StatusBadGateway, "bad gateway: the function handler did not answer", 0)
-				status = http.StatusBadGateway
-				sl.log("host", "forwarding to the handler failed: "+err.Error())
-			}
+			status = s.answerFailure(bw, sl, err)
 			bw.Flush()
 		}
 		if sl.Metrics != nil {
@@ -371,116 +425,188 @@ func (s *Server) forward(c net.Conn, br *bufio.Reader, bw *bufio.Writer, hd *hea
 	if sl.Metrics != nil {
 		sl.Metrics.Observe(status, time.Since(start))
 	}
-	if upClose {
-		up.close()
-	}
 	return clientClose, nil
 }
 
-// exchange sends the request to the handler and relays its response. status
-// is 0 while nothing was written to the client. upClose reports that the
-// handler connection cannot be reused.
-func (s *Server) exchange(c net.Conn, br *bufio.Reader, bw *bufio.Writer, hd *head, up *upstream, addr, clientIP string, isHead, clientClose bool) (status int, upClose bool, err error) {
+// answerFailure writes the answer to a request whose exchange failed
+// before anything reached the client, and returns its status.
+func (s *Server) answerFailure(bw *bufio.Writer, sl *Slot, err error) int {
+	switch {
+	case errors.Is(err, errClientGone):
+		return 499 // nobody reads an answer
+	case errors.Is(err, errBadChunk):
+		writeSimple(bw, http.StatusBadRequest, "bad request: malformed chunked request body", 0)
+		return http.StatusBadRequest
+	case errors.Is(err, errBodyTimeout):
+		writeSimple(bw, http.StatusRequestTimeout, "request timeout: "+errBodyTimeout.Error(), 0)
+		return http.StatusRequestTimeout
+	case errors.Is(err, errResponseTimeout):
+		writeSimple(bw, http.StatusGatewayTimeout, "gateway timeout: "+errResponseTimeout.Error(), 0)
+		sl.log("host", "forwarding to the handler failed: "+errResponseTimeout.Error())
+		return http.StatusGatewayTimeout
+	}
+	set := sl.Upstream
+	if _, ok := set.Addr(); !ok || errors.Is(err, errPoolClosed) {
+		writeSimple(bw, http.StatusServiceUnavailable, "the function host is restarting; retry shortly", set.RetryAfter())
+		return http.StatusServiceUnavailable
+	}
+	writeSimple(bw, http.StatusBadGateway, "bad gateway: the function handler did not answer", 0)
+	sl.log("host", "forwarding to the handler failed: "+err.Error())
+	return http.StatusBadGateway
+}
+
+// exchange sends the request to the handler on a connection from p and
+// relays its response. status is 0 while nothing was written to the
+// client; an error means the client connection must close.
+func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *head, p *connPool, clientIP string, isHead, clientClose bool) (status int, err error) {
 	hasBody := hd.chunked || hd.length > 0
-	// A kept-alive handler connection may have been closed by the handler
-	// (Node.js closes idle ones after 5s). A request with a body cannot be
-	// sent twice, so an idle connection is checked before it is used.
-	if up.c != nil && up.addr == addr && hasBody && time.Since(up.used) > time.Second && !up.alive() {
-		up.close()
-	}
-	fresh := false
-	if up.c == nil || up.addr != addr {
-		up.close()
-		if err := up.dial(addr); err != nil {
-			br.Discard(len(hd.raw))
-			return 0, true, err
-		}
-		fresh = true
-	}
-	up.used = time.Now()
-	writeRequestHead(up.bw, hd, clientIP)
 	headLen := len(hd.raw)
-	if !hasBody {
-		// The head stays in the buffer after Discard until the next read
-		// from the client, so it can be written again for one retry.
-		br.Discard(headLen)
-		err := up.bw.Flush()
-		if err == nil {
-			status, upClose, err = s.relayResponse(c, bw, up, hd, isHead, clientClose)
-		}
-		if err == nil || status != 0 || fresh {
-			return status, upClose, err
-		}
-		// A kept-alive connection the handler closed: one retry on a new one.
-		up.close()
-		if err := up.dial(addr); err != nil {
-			return 0, true, err
-		}
-		up.used = time.Now()
-		writeRequestHead(up.bw, hd, clientIP)
-		if err := up.bw.Flush(); err != nil {
-			return 0, true, err
-		}
-		return s.relayResponse(c, bw, up, hd, isHead, clientClose)
-	}
+	wait := s.h.limits.ResponseHeaderTimeout
+	// The head stays in the buffer after Discard until the next read from
+	// the client, so it can be written again for a retry.
 	br.Discard(headLen)
-	// A body: sent while the response is read, so a handler that answers
-	// as it reads (an echo) never waits on us.
-	bodyErr := make(chan error, 1)
-	small := !hd.chunked && hd.length <= int64(br.Buffered())
-	if small {
-		_, err := io.CopyN(up.bw, br, hd.length)
+	for attempt := 0; ; attempt++ {
+		pc, fresh, err := p.get(wait, s.done)
+		if err != nil {
+			return 0, err
+		}
+		// A kept-alive handler connection may have been closed by the
+		// handler (Node.js closes idle ones after 5s). A request with a
+		// body cannot be sent twice, so an idle connection is checked
+		// before it is used; so is every one after a failed attempt.
+		if !fresh && (hasBody && time.Since(pc.used) > time.Second || attempt > 0) && !pc.alive() {
+			p.discard(pc)
+			continue
+		}
+		pc.rd.client = lc.c
+		pc.rd.headBy.Store(0)
+		pc.rd.watch.Store(!hasBody)
+		pc.c.SetReadDeadline(time.Now().Add(watchInterval))
+		writeRequestHead(pc.bw, hd, clientIP)
+		if hasBody {
+			return s.exchangeBody(lc, br, bw, hd, pc, isHead, clientClose)
+		}
+		var upClose bool
+		err = pc.bw.Flush()
 		if err == nil {
-			err = up.bw.Flush()
+			pc.rd.headBy.Store(time.Now().Add(wait).UnixNano())
+			status, upClose, err = s.relayResponse(lc.c, bw, pc, hd.scratch[:0], isHead, clientClose)
+		}
+		if err == nil || status != 0 || fresh || errors.Is(err, errResponseTimeout) || errors.Is(err, errClientGone) {
+			release(pc, upClose || err != nil)
+			return status, err
+		}
+		// A kept-alive connection the handler closed: retry.
+		p.discard(pc)
+	}
+}
+
+// exchangeBody sends a request body while it relays the response, so a
+// handler that answers as it reads (an echo) never waits on us.
+func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *head, pc *pconn, isHead, clientClose bool) (status int, err error) {
+	wait := s.h.limits.ResponseHeaderTimeout
+	lc.rd.abort.Store(false)
+	lc.rd.bodyTimeout = s.bodyReadTimeout()
+	defer func() { lc.rd.bodyTimeout = 0 }()
+	bodyDone := func() {
+		pc.rd.headBy.Store(time.Now().Add(wait).UnixNano())
+		pc.rd.watch.Store(true)
+	}
+	bodyErr := make(chan error, 1)
+	if !hd.chunked && hd.length <= int64(br.Buffered()) {
+		_, err := io.CopyN(pc.bw, br, hd.length)
+		if err == nil {
+			err = pc.bw.Flush()
 		}
 		if err != nil {
-			return 0, true, err
+			release(pc, true)
+			return 0, err
 		}
+		bodyDone()
 		bodyErr <- nil
 	} else {
 		go func() {
 			var err error
 			if hd.chunked {
-				err = copyChunked(up.bw, br, func() error { return up.bw.Flush() })
+				err = relayChunked(pc.bw, br, pc.bw.Flush)
 			} else {
-				err = spliceN(up.bw, up.c, br, c, hd.length)
+				err = spliceN(pc.bw, pc.c, br, lc.c, hd.length, &lc.rd)
 			}
 			if err == nil {
-				err = up.bw.Flush()
+				err = pc.bw.Flush()
+			}
+			if err == nil {
+				bodyDone()
+			} else {
+				pc.c.Close() // the handler must not wait for the rest, nor we for its answer
 			}
 			bodyErr <- err
 		}()
 	}
-	status, upClose, err = s.relayResponse(c, bw, up, hd, isHead, clientClose)
-	if berr := <-bodyErr; berr != nil && err == nil {
+	status, upClose, err := s.relayResponse(lc.c, bw, pc, hd.scratch[:0], isHead, clientClose)
+	var berr error
+	select {
+	case berr = <-bodyErr:
+	default:
+		if err == nil {
+			// The response is whole; the rest of the body is on its way
+			// unless the handler answered without reading it.
+			t := time.NewTimer(time.Second)
+			select {
+			case berr = <-bodyErr:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		if berr == nil {
+			select {
+			case berr = <-bodyErr:
+			default:
+				// Stop the body: wake its reads and writes.
+				pc.c.Close()
+				lc.rd.abort.Store(true)
+				lc.c.SetReadDeadline(aLongTimeAgo)
+				berr = <-bodyErr
+				if berr == nil {
+					berr = errBodyUnread
+				}
+			}
+		}
+	}
+	switch {
+	case berr == nil:
+	case status == 0 && err != nil && !errors.Is(err, errResponseTimeout) && !errors.Is(err, errClientGone) &&
+		(errors.Is(berr, errBadChunk) || errors.Is(berr, errBodyTimeout)):
+		err = berr // what went wrong is the client's body: tell it
+	case err == nil:
 		// The handler answered without reading the whole body: the client
 		// connection is out of step, so it closes.
-		return status, true, errBodyUnread
+		err = errBodyUnread
 	}
-	return status, upClose, err
+	release(pc, upClose || err != nil || berr != nil)
+	return status, err
 }
 
-var errBodyUnread = errors.New("request body not fully sent")
+var (
+	errBodyUnread = errors.New("request body not fully sent")
+	aLongTimeAgo  = time.Unix(1, 0)
+)
 
-func (u *upstream) dial(addr string) error {
-	c, err := dialer.Dial("tcp", addr)
-	if err != nil {
-		return err
+// release gives a handler connection back to its pool, or closes it when
+// it is out of step.
+func release(pc *pconn, bad bool) {
+	if bad {
+		pc.pool.discard(pc)
+		return
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
-	u.c, u.addr = c, addr
-	u.br = readerPool.Get().(*bufio.Reader)
-	u.br.Reset(c)
-	u.bw = writerPool.Get().(*bufio.Writer)
-	u.bw.Reset(c)
-	return nil
+	pc.pool.put(pc)
 }
 
 // writeRequestHead writes the request head for the handler: the request
-// line and headers as sent, less hop-by-hop headers, plus the forwarding
-// headers and an invocation id.
+// line and headers as sent, less hop-by-hop headers and the client's
+// forwarding headers, plus the forwarding headers and an invocation id.
+// X-Forwarded-For names the client alone, as on the net/http path: what a
+// client says it forwards for cannot be trusted.
 func writeRequestHead(w *bufio.Writer, hd *head, clientIP string) {
 	w.Write(hd.method)
 	w.WriteByte(' ')
@@ -498,10 +624,6 @@ func writeRequestHead(w *bufio.Writer, hd *head, clientIP string) {
 		w.WriteString("\r\n")
 	}
 	w.WriteString("X-Forwarded-For: ")
-	if len(hd.xff) > 0 {
-		w.Write(hd.xff)
-		w.WriteString(", ")
-	}
 	w.WriteString(clientIP)
 	w.WriteString("\r\nX-Forwarded-Host: ")
 	w.Write(hd.host)
@@ -510,107 +632,173 @@ func writeRequestHead(w *bufio.Writer, hd *head, clientIP string) {
 	w.WriteString("\r\n\r\n")
 }
 
-// relayResponse reads the handler's response and writes it to the client.
-func (s *Server) relayResponse(c net.Conn, bw *bufio.Writer, up *upstream, hd *head, isHead, clientClose bool) (status int, upClose bool, err error) {
+// respHead is what readResponseHead learned of a response head.
+type respHead struct {
+	status         int
+	length         int64 // -1 when the response has no Content-Length
+	chunked        bool
+	noBody         bool
+	closeDelimited bool // the body ends when the handler closes
+	upClose        bool // the handler connection cannot be reused
+}
+
+// maxResponseHead bounds a response head from a handler (interim
+// responses included).
+const maxResponseHead = 1 << 20
+
+// readResponseHead reads a response head from src, skipping interim 1xx
+// responses, and writes the head for the client to dst: the status line
+// and end-to-end fields as sent, framing written anew, hop-by-hop fields
+// dropped. Every line must end in CRLF and every field name be a token;
+// anything else is errBadResponse. scratch formats numbers. n is the
+// number of bytes written to dst.
+func readResponseHead(dst *bufio.Writer, src *bufio.Reader, scratch []byte, isHead, clientClose bool) (rh respHead, n int, err error) {
 	var line []byte
-	for {
-		line, err = up.br.ReadSlice('\n')
+	total := 0
+	readLine := func() ([]byte, error) {
+		l, err := src.ReadSlice('\n')
 		if err != nil {
-			return 0, true, err
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return nil, errBadResponse
+			}
+			return nil, err
 		}
-		if len(line) < 12 || string(line[:7]) != "HTTP/1." {
-			return 0, true, errBadResponse
+		total += len(l)
+		if total > maxResponseHead || !endsCRLFOnly(l) {
+			return nil, errBadResponse
+		}
+		return l, nil
+	}
+	for {
+		line, err = readLine()
+		if err != nil {
+			return rh, 0, err
+		}
+		// HTTP/1.x SP 3DIGIT SP reason CRLF (the reason may be empty)
+		if len(line) < 14 || string(line[:7]) != "HTTP/1." || line[7] != '0' && line[7] != '1' || line[8] != ' ' ||
+			line[12] != ' ' && len(line) != 14 {
+			return rh, 0, errBadResponse
 		}
 		code, ok := parseUint(line[9:12])
-		if !ok || code < 100 || code > 999 {
-			return 0, true, errBadResponse
+		if !ok || code < 100 {
+			return rh, 0, errBadResponse
 		}
-		status = int(code)
-		if status >= 200 || status == 101 {
+		for _, c := range line[12 : len(line)-2] {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return rh, 0, errBadResponse
+			}
+		}
+		rh.status = int(code)
+		if rh.status >= 200 || rh.status == 101 {
 			break
 		}
-		// An interim 1xx: skip its headers and read the final response.
+		// An interim 1xx: skip its fields and read the final response.
 		for {
-			l, err := up.br.ReadSlice('\n')
+			l, err := readLine()
 			if err != nil {
-				return 0, true, err
+				return rh, 0, err
 			}
-			if len(l) <= 2 {
+			if len(l) == 2 {
 				break
 			}
+			if !validFieldLine(l[:len(l)-2]) {
+				return rh, 0, errBadResponse
+			}
 		}
 	}
-	if status == 101 {
-		return 0, true, errBadResponse // no upgrades on the lean path
+	if rh.status == 101 {
+		return rh, 0, errBadResponse // no upgrades on the lean path
 	}
 	upMinor := line[7]
-	bw.Write(line)
-	length := int64(-1)
-	chunked := false
-	upClose = upMinor == '0'
+	dst.Write(line)
+	n = len(line)
+	rh.length = -1
+	rh.upClose = upMinor == '0'
 	for {
-		l, err := up.br.ReadSlice('\n')
+		l, err := readLine()
 		if err != nil {
-			return status, true, err
+			return rh, n, err
 		}
-		if len(l) <= 2 {
+		if len(l) == 2 {
 			break
 		}
-		colon := indexByteB(l, ':')
-		if colon <= 0 {
-			return status, true, errBadResponse
+		if !validFieldLine(l[:len(l)-2]) {
+			return rh, n, errBadResponse
 		}
+		colon := indexByteB(l, ':')
 		name := l[:colon]
-		value := trimOWS(trimCRLF(l[colon+1:]))
+		value := trimOWS(l[colon+1 : len(l)-2])
 		switch {
 		case equalFold(name, "content-length"):
-			n, ok := parseUint(value)
-			if !ok || length >= 0 && n != length {
-				return status, true, errBadResponse
+			v, ok := parseUint(value)
+			if !ok || rh.length >= 0 && v != rh.length {
+				return rh, n, errBadResponse
 			}
-			length = n
+			rh.length = v
 			continue
 		case equalFold(name, "transfer-encoding"):
 			if !equalFold(value, "chunked") {
-				return status, true, errBadResponse
+				return rh, n, errBadResponse
 			}
-			chunked = true
+			rh.chunked = true
 			continue
 		case equalFold(name, "connection"):
 			if containsToken(value, "close") {
-				upClose = true
+				rh.upClose = true
 			}
 			if containsToken(value, "keep-alive") && upMinor == '0' {
-				upClose = false
+				rh.upClose = false
 			}
 			continue
 		case equalFold(name, "keep-alive"), equalFold(name, "proxy-connection"), equalFold(name, "upgrade"):
 			continue
 		}
-		bw.Write(l)
+		dst.Write(l)
+		n += len(l)
 	}
-	noBody := isHead || status == 204 || status == 304
-	closeDelimited := !noBody && !chunked && length < 0
-	if chunked {
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
-		length = -1
-	} else if length >= 0 {
-		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(hd.scratch[:0], length, 10))
-		bw.WriteString("\r\n")
+	rh.noBody = isHead || rh.status == 204 || rh.status == 304
+	rh.closeDelimited = !rh.noBody && !rh.chunked && rh.length < 0
+	if rh.chunked {
+		dst.WriteString("Transfer-Encoding: chunked\r\n")
+		n += 28
+		rh.length = -1
+	} else if rh.length >= 0 {
+		num := strconv.AppendInt(scratch[:0], rh.length, 10)
+		dst.WriteString("Content-Length: ")
+		dst.Write(num)
+		dst.WriteString("\r\n")
+		n += 18 + len(num)
 	}
-	if clientClose || closeDelimited {
-		bw.WriteString("Connection: close\r\n")
+	if clientClose || rh.closeDelimited {
+		dst.WriteString("Connection: close\r\n")
+		n += 19
 	}
-	bw.WriteString("\r\n")
+	dst.WriteString("\r\n")
+	n += 2
+	return rh, n, nil
+}
+
+// relayResponse reads the handler's response and writes it to the client.
+func (s *Server) relayResponse(c net.Conn, bw *bufio.Writer, pc *pconn, scratch []byte, isHead, clientClose bool) (status int, upClose bool, err error) {
+	rh, n, err := readResponseHead(bw, pc.br, scratch, isHead, clientClose)
+	pc.rd.headBy.Store(0) // the head is in: the body may take its time
+	if err != nil {
+		if bw.Buffered() == n {
+			// Nothing of it reached the client: answer for the handler.
+			bw.Reset(c)
+			return 0, true, err
+		}
+		return rh.status, true, err
+	}
+	status, upClose = rh.status, rh.upClose
 	switch {
-	case noBody:
-	case chunked:
-		err = copyChunked(bw, up.br, func() error { return flushIfIdle(bw, up.br) })
-	case length >= 0:
-		err = spliceN(bw, c, up.br, up.c, length)
+	case rh.noBody:
+	case rh.chunked:
+		err = relayChunked(bw, pc.br, func() error { return flushIfIdle(bw, pc.br) })
+	case rh.length >= 0:
+		err = spliceN(bw, c, pc.br, pc.c, rh.length, &pc.rd)
 	default:
-		_, err = io.Copy(bw, up.br)
+		_, err = io.Copy(bw, pc.br)
 		if err == nil {
 			upClose = true
 		}
@@ -622,7 +810,7 @@ func (s *Server) relayResponse(c net.Conn, bw *bufio.Writer, up *upstream, hd *h
 	if err := bw.Flush(); err != nil {
 		return status, true, err
 	}
-	if closeDelimited {
+	if rh.closeDelimited {
 		return status, true, errClientMustClose
 	}
 	return status, upClose, nil
@@ -648,8 +836,9 @@ const spliceMin = 32 << 10
 // (whose socket is dstConn). Small bodies go through the buffers, flushed as
 // they drain so streams keep flowing; large ones send what is buffered, then
 // let the kernel move the rest between the sockets without copying it
-// through user space.
-func spliceN(dst *bufio.Writer, dstConn net.Conn, src *bufio.Reader, srcConn net.Conn, n int64) error {
+// through user space. w sets srcConn's read deadlines and decides what a
+// read that timed out means.
+func spliceN(dst *bufio.Writer, dstConn net.Conn, src *bufio.Reader, srcConn net.Conn, n int64, w rearmer) error {
 	rf, ok := dstConn.(io.ReaderFrom)
 	if n < spliceMin || !ok || int64(src.Buffered()) >= n {
 		return copyNFlush(dst, src, n)
@@ -663,11 +852,28 @@ func spliceN(dst *bufio.Writer, dstConn net.Conn, src *bufio.Reader, srcConn net
 	if err := dst.Flush(); err != nil {
 		return err
 	}
-	written, err := rf.ReadFrom(&io.LimitedReader{R: srcConn, N: n})
-	if err == nil && written < n {
-		err = io.ErrUnexpectedEOF
+	if err := w.rearm(true); err != nil {
+		return err
 	}
-	return err
+	lr := &io.LimitedReader{R: srcConn}
+	for n > 0 {
+		lr.N = n
+		written, err := rf.ReadFrom(lr)
+		n -= written
+		switch {
+		case err == nil:
+			if n > 0 {
+				return io.ErrUnexpectedEOF
+			}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if err := w.rearm(written > 0); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	return nil
 }
 
 // copyNFlush copies n bytes of a response body, flushing whenever the
@@ -679,7 +885,7 @@ func copyNFlush(dst *bufio.Writer, src *bufio.Reader, n int64) error {
 				return err
 			}
 		}
-		b, err := src.Peek(min(int(n), max(1, src.Buffered())))
+		b, err := src.Peek(min(int(min(n, leanBufSize)), max(1, src.Buffered())))
 		if len(b) == 0 && err != nil {
 			if errors.Is(err, io.EOF) {
 				return io.ErrUnexpectedEOF
@@ -696,67 +902,6 @@ func copyNFlush(dst *bufio.Writer, src *bufio.Reader, n int64) error {
 		n -= int64(len(b))
 	}
 	return nil
-}
-
-// copyChunked copies a chunked body (chunks, last chunk, trailers) as it is.
-func copyChunked(dst *bufio.Writer, src *bufio.Reader, flush func() error) error {
-	for {
-		line, err := src.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		size, ok := parseChunkSize(line)
-		if !ok {
-			return errBadChunk
-		}
-		dst.Write(line)
-		if size == 0 {
-			// Trailers, then the blank line.
-			for {
-				l, err := src.ReadSlice('\n')
-				if err != nil {
-					return err
-				}
-				dst.Write(l)
-				if len(l) <= 2 {
-					return flush()
-				}
-			}
-		}
-		if err := copyNFlush(dst, src, size+2); err != nil {
-			return err
-		}
-		if err := flush(); err != nil {
-			return err
-		}
-	}
-}
-
-var errBadChunk = errors.New("malformed chunked body")
-
-func parseChunkSize(line []byte) (int64, bool) {
-	line = trimCRLF(line)
-	if i := indexByteB(line, ';'); i >= 0 {
-		line = line[:i]
-	}
-	line = trimOWS(line)
-	if len(line) == 0 || len(line) > 15 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range line {
-		switch {
-		case '0' <= c && c <= '9':
-			n = n<<4 | int64(c-'0')
-		case 'a' <= c && c <= 'f':
-			n = n<<4 | int64(c-'a'+10)
-		case 'A' <= c && c <= 'F':
-			n = n<<4 | int64(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return n, true
 }
 
 func trimCRLF(b []byte) []byte {

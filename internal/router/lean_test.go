@@ -50,6 +50,13 @@ type leanFixture struct {
 
 func newLeanFixture(t testing.TB, handler http.Handler) *leanFixture {
 	t.Helper()
+	return newLeanFixtureWith(t, handler, ConnLimits{}, nil)
+}
+
+// newLeanFixtureWith is newLeanFixture with limits for the handler
+// connections and a change to the Server before it serves.
+func newLeanFixtureWith(t testing.TB, handler http.Handler, limits ConnLimits, configure func(*Server)) *leanFixture {
+	t.Helper()
 	up := httptest.NewServer(handler)
 	f := &leanFixture{t: t, up: up, set: &fakeSet{addr: up.Listener.Addr().String()}}
 	var fns []*funcapp.Function
@@ -61,7 +68,7 @@ func newLeanFixture(t testing.TB, handler http.Handler) *leanFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(Config{Domain: "test"})
+	h := New(Config{Domain: "test", ConnLimits: limits})
 	slot := &Slot{
 		App: "shop", Name: "production", HostName: "shop.test", BaseURL: "http://shop.test",
 		Keys:       NewKeys([]hotswap.Key{{Scope: hotswap.ScopeMaster, Name: "_master", Value: "master-key-0123456789"}, {Scope: hotswap.ScopeHost, Name: "default", Value: "host-key-0123456789"}}),
@@ -71,6 +78,9 @@ func newLeanFixture(t testing.TB, handler http.Handler) *leanFixture {
 	h.Publish(NewTable("test", []*Slot{slot}, h.Transport()))
 	f.srv = NewServer(h, &http.Server{})
 	f.srv.leanHook = func() { f.lean.Add(1) }
+	if configure != nil {
+		configure(f.srv)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -188,8 +198,8 @@ func TestLeanForwarding(t *testing.T) {
 			wantStatus: 200, wantLean: true,
 			wantHeader: map[string]string{"X-Got-Host": "shop.test", "X-Got-Uri": "/api/echo/x?a=1&b=%20", "X-Got-X-Custom": "yes", "X-Got-X-Forwarded-For": "127.0.0.1", "X-Got-X-Forwarded-Host": "shop.test", "X-Got-X-Forwarded-Proto": "http"},
 			absent:     []string{"X-Got-X-Hop", "X-Got-Keep-Alive"}},
-		{name: "existing x-forwarded-for is appended to", req: "GET /api/echo/ HTTP/1.1\r\nHost: shop.test\r\nX-Forwarded-For: 10.1.2.3\r\n\r\n",
-			wantStatus: 200, wantLean: true, wantHeader: map[string]string{"X-Got-X-Forwarded-For": "10.1.2.3, 127.0.0.1"}},
+		{name: "a client's x-forwarded-for is replaced", req: "GET /api/echo/ HTTP/1.1\r\nHost: shop.test\r\nX-Forwarded-For: 10.1.2.3\r\nX-Forwarded-For: 10.4.5.6\r\n\r\n",
+			wantStatus: 200, wantLean: true, wantHeader: map[string]string{"X-Got-X-Forwarded-For": "127.0.0.1"}},
 		{name: "content-length body 3MiB", req: fmt.Sprintf("POST /api/echo/ HTTP/1.1\r\nHost: shop.test\r\nContent-Length: %d\r\n\r\n", len(big)), body: big,
 			wantStatus: 200, wantBody: big, wantLean: true},
 		{name: "chunked body", req: "POST /api/echo/ HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n",

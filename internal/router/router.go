@@ -92,6 +92,7 @@ type Handler struct {
 	started   time.Time
 	version   string
 	transport http.RoundTripper
+	limits    ConnLimits
 }
 
 // Observer receives one observation per request that reached a slot's
@@ -108,7 +109,11 @@ type Config struct {
 	Logger         *slog.Logger      // nil discards
 	MaxPayloadBody int64             // request body limit in payload mode; zero = DefaultMaxPayloadBody (8 MiB)
 	Payload        PayloadLimits     // concurrency bound of payload mode; zero fields take defaults
-	Version        string
+	// ConnLimits bound the connections to handler processes (timeouts,
+	// counts); zero fields take documented defaults. With Transport set,
+	// only the lean path applies them.
+	ConnLimits ConnLimits
+	Version    string
 }
 
 // New returns a Handler serving an empty table.
@@ -121,9 +126,10 @@ func New(cfg Config) *Handler {
 		maxBody:   cfg.MaxPayloadBody,
 		version:   cfg.Version,
 		started:   time.Now(),
+		limits:    cfg.ConnLimits.withDefaults(),
 	}
 	if h.transport == nil {
-		h.transport = NewTransport()
+		h.transport = newTransport(h.limits)
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -156,13 +162,17 @@ func (h *Handler) Table() *Table { return h.table.Load() }
 
 // NewTransport returns the transport used to reach handler processes: many
 // idle keep-alive connections per process, no compression, short dials (the
-// processes are on loopback).
-func NewTransport() *http.Transport {
+// processes are on loopback), bounded by the default ConnLimits.
+func NewTransport() *http.Transport { return newTransport(ConnLimits{}.withDefaults()) }
+
+func newTransport(l ConnLimits) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
 		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   l.MaxIdleConnsPerSet,
+		MaxConnsPerHost:       l.MaxConnsPerSet,
+		ResponseHeaderTimeout: l.ResponseHeaderTimeout,
+		IdleConnTimeout:       l.IdleConnTimeout,
 		DisableCompression:    true,
 		ExpectContinueTimeout: 0,
 		ForceAttemptHTTP2:     false,

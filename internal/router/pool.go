@@ -1,0 +1,403 @@
+package router
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The lean path's connections to handler processes. Each handler process
+// (one per process set) has a connPool: client connections borrow a
+// handler connection for one request and give it back, so an idle client
+// holds nothing upstream. A pool bounds the connections it keeps idle and
+// the connections open at once; a request waits for one to come free.
+
+// watchInterval is how often a request waiting on its handler looks at
+// whether the client is still there and the response head is overdue.
+const watchInterval = 500 * time.Millisecond
+
+var (
+	errResponseTimeout = errors.New("the function handler did not answer in time")
+	errClientGone      = errors.New("the client went away")
+	errBodyTimeout     = errors.New("the request body stopped arriving")
+	errPoolClosed      = errors.New("shutting down")
+)
+
+// pconn is a connection to a handler process.
+type pconn struct {
+	c    net.Conn
+	br   *bufio.Reader // reads through rd
+	bw   *bufio.Writer
+	rd   upReader
+	used time.Time
+	pool *connPool
+	done bool // closed and counted out of the pool
+}
+
+// rearmer sets a connection's next read deadline, and decides what a read
+// that timed out means.
+type rearmer interface {
+	// rearm is called before reading and after a read timed out; progressed
+	// reports bytes read since the last call. It returns the error to end
+	// the read with, or nil having set the next deadline.
+	rearm(progressed bool) error
+}
+
+// upReader reads from a handler connection for one request. Its reads
+// wake every watchInterval to notice a client that went away and a
+// response head that is overdue.
+type upReader struct {
+	c      net.Conn
+	client net.Conn // the client of the request under way; nil between requests
+	// headBy is when the response head must have come (UnixNano); zero
+	// while the request body is still being sent, and after the head.
+	headBy atomic.Int64
+	// watch is set once nothing else reads from the client (the body, if
+	// any, is sent), so the client can be looked at without waiting.
+	watch atomic.Bool
+}
+
+func (r *upReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.c.Read(p)
+		if n > 0 || err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || r.client == nil {
+			return n, err
+		}
+		if err := r.rearm(false); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// rearm ends the wait when the client went away or the head is overdue,
+// and sets the next wake-up otherwise.
+func (r *upReader) rearm(bool) error {
+	if r.client != nil && r.watch.Load() && !peerOpen(r.client) {
+		return errClientGone
+	}
+	now := time.Now()
+	if by := r.headBy.Load(); by != 0 && now.UnixNano() > by {
+		return errResponseTimeout
+	}
+	return r.c.SetReadDeadline(now.Add(watchInterval))
+}
+
+// clientReader reads from a client connection. While a request body is
+// read, every read must make progress within bodyTimeout.
+type clientReader struct {
+	c           net.Conn
+	bodyTimeout time.Duration // zero outside request bodies
+	// abort is set when the body is cut short on purpose, so the timeout
+	// that wakes its reader is not the client's fault.
+	abort atomic.Bool
+}
+
+func (r *clientReader) Read(p []byte) (int, error) {
+	if r.bodyTimeout <= 0 {
+		return r.c.Read(p)
+	}
+	r.rearm(true)
+	n, err := r.c.Read(p)
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, r.rearm(false)
+	}
+	return n, err
+}
+
+func (r *clientReader) rearm(progressed bool) error {
+	switch {
+	case r.abort.Load():
+		return errBodyUnread
+	case !progressed:
+		return errBodyTimeout
+	}
+	return r.c.SetReadDeadline(time.Now().Add(r.bodyTimeout))
+}
+
+// bodyTimeoutHandler serves the net/http side with the lean path's body
+// read timeout: each read of a request body must make progress in time.
+type bodyTimeoutHandler struct {
+	s *Server
+	h http.Handler
+}
+
+func (b bodyTimeoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: b.s.bodyReadTimeout()}
+	}
+	b.h.ServeHTTP(w, r)
+}
+
+// deadlineBody is a request body on the net/http side whose every read
+// gets a fresh read deadline; the deadline is lifted at the end of the
+// body, where net/http starts watching for the client going away.
+type deadlineBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (d *deadlineBody) Read(p []byte) (int, error) {
+	d.rc.SetReadDeadline(time.Now().Add(d.timeout))
+	n, err := d.ReadCloser.Read(p)
+	if err != nil {
+		d.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// peerOpen checks, without blocking, that the peer of c has neither closed
+// nor reset the connection. Bytes waiting to be read count as open.
+func peerOpen(c net.Conn) bool {
+	if bc, ok := c.(*bufferedConn); ok {
+		c = bc.Conn
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := false
+	var buf [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		open = n > 0 || n < 0 && (rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK)
+		return true
+	})
+	return err == nil && open
+}
+
+// alive checks, without blocking, that the handler has not closed the
+// connection and sent nothing out of turn.
+func (pc *pconn) alive() bool {
+	if pc.br.Buffered() > 0 {
+		return false // unexpected bytes: out of step
+	}
+	sc, ok := pc.c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	var buf [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		// EAGAIN means open and quiet; 0 bytes means the handler closed
+		// it; data means it is out of step.
+		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = n < 0 && (rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK)
+		return true
+	})
+	return err == nil && alive
+}
+
+// connPool holds the connections to one handler process.
+type connPool struct {
+	addr    string
+	maxIdle int
+	// tokens holds one value per open connection: its capacity is the
+	// most connections open at once.
+	tokens chan struct{}
+	// waiting counts requests waiting for a connection; while any wait, a
+	// returned connection is closed to free its token rather than kept.
+	waiting atomic.Int32
+
+	mu     sync.Mutex
+	idle   []*pconn // most recently used last
+	active map[*pconn]struct{}
+	closed bool
+	last   time.Time // last get or put, for dropping unused pools
+}
+
+func newConnPool(addr string, l ConnLimits) *connPool {
+	return &connPool{
+		addr:    addr,
+		maxIdle: l.MaxIdleConnsPerSet,
+		tokens:  make(chan struct{}, l.MaxConnsPerSet),
+		active:  make(map[*pconn]struct{}),
+		last:    time.Now(),
+	}
+}
+
+// get returns an idle connection, or a new one when none is idle and the
+// pool has room; otherwise it waits until one comes free, until wait
+// passes (errResponseTimeout) or until done is closed. fresh reports a
+// new connection.
+func (p *connPool) get(wait time.Duration, done <-chan struct{}) (pc *pconn, fresh bool, err error) {
+	if pc, ok := p.popIdle(); ok {
+		return pc, false, nil
+	}
+	select {
+	case p.tokens <- struct{}{}:
+	default:
+		if err := p.waitToken(wait, done); err != nil {
+			return nil, false, err
+		}
+		if pc, ok := p.popIdle(); ok {
+			<-p.tokens // the idle connection has its own
+			return pc, false, nil
+		}
+	}
+	pc, err = p.dial()
+	if err != nil {
+		<-p.tokens
+		return nil, false, err
+	}
+	return pc, true, nil
+}
+
+func (p *connPool) popIdle() (*pconn, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, false
+	}
+	p.last = time.Now()
+	if n := len(p.idle); n > 0 {
+		pc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.active[pc] = struct{}{}
+		return pc, true
+	}
+	return nil, false
+}
+
+// waitToken waits for room for a new connection.
+func (p *connPool) waitToken(wait time.Duration, done <-chan struct{}) error {
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
+	// An idle connection may be kept just before a waiter counts itself:
+	// look again now and then, and close such connections to free a token.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		select {
+		case p.tokens <- struct{}{}:
+			return nil
+		case <-tick.C:
+			if pc, ok := p.popIdle(); ok {
+				p.discard(pc)
+			}
+		case <-deadline.C:
+			return errResponseTimeout
+		case <-done:
+			return errPoolClosed
+		}
+	}
+}
+
+func (p *connPool) dial() (*pconn, error) {
+	c, err := dialer.Dial("tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	pc := &pconn{c: c, pool: p}
+	pc.rd.c = c
+	pc.br = bufio.NewReaderSize(&pc.rd, leanBufSize)
+	pc.bw = bufio.NewWriterSize(c, leanBufSize)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		c.Close()
+		return nil, errPoolClosed
+	}
+	p.active[pc] = struct{}{}
+	p.mu.Unlock()
+	return pc, nil
+}
+
+// put gives back a connection after a request that left it in step.
+func (p *connPool) put(pc *pconn) {
+	pc.rd.client = nil
+	pc.used = time.Now()
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.maxIdle || p.waiting.Load() > 0 {
+		p.mu.Unlock()
+		p.discard(pc)
+		return
+	}
+	delete(p.active, pc)
+	p.idle = append(p.idle, pc)
+	p.last = pc.used
+	p.mu.Unlock()
+}
+
+// discard closes a connection that cannot be reused and frees its room.
+func (p *connPool) discard(pc *pconn) {
+	p.mu.Lock()
+	if pc.done {
+		p.mu.Unlock()
+		return
+	}
+	pc.done = true
+	delete(p.active, pc)
+	p.mu.Unlock()
+	pc.c.Close()
+	<-p.tokens
+}
+
+// sweep closes connections idle since before cutoff and reports whether
+// the pool is empty and unused since then.
+func (p *connPool) sweep(cutoff time.Time) (unused bool) {
+	p.mu.Lock()
+	var stale []*pconn
+	kept := p.idle[:0]
+	for _, pc := range p.idle {
+		if pc.used.Before(cutoff) {
+			stale = append(stale, pc)
+		} else {
+			kept = append(kept, pc)
+		}
+	}
+	clear(p.idle[len(kept):])
+	p.idle = kept
+	for _, pc := range stale {
+		p.active[pc] = struct{}{} // discard takes it from active
+	}
+	unused = len(p.idle) == 0 && len(p.active) == len(stale) && p.last.Before(cutoff)
+	p.mu.Unlock()
+	for _, pc := range stale {
+		p.discard(pc)
+	}
+	return unused
+}
+
+// close closes every idle connection and, when all is true, every
+// connection in use too, after which the pool makes no more.
+func (p *connPool) close(all bool) {
+	p.mu.Lock()
+	p.closed = p.closed || all
+	conns := append([]*pconn(nil), p.idle...)
+	for _, pc := range conns {
+		p.active[pc] = struct{}{}
+	}
+	p.idle = nil
+	if all {
+		conns = conns[:0]
+		for pc := range p.active {
+			conns = append(conns, pc)
+		}
+	}
+	p.mu.Unlock()
+	for _, pc := range conns {
+		p.discard(pc)
+	}
+}
