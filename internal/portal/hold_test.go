@@ -53,6 +53,9 @@ func TestSlotHeldByRelease(t *testing.T) {
 		t.Error("production shows a hold it does not have")
 	}
 
+	_, body = b.get("/apps/orders/swap")
+	mustContain(t, body, `data-testid="swap-slot-held-staging">held by release `+rel.Name+`: a swap into or out of it is refused`)
+
 	b.get("/apps/orders/slots/staging")
 	status, body := b.upload("/apps/orders/slots/staging/deploy", map[string]string{"message": "manual"}, zip)
 	if status != http.StatusConflict || !strings.Contains(body, "held by release "+rel.Name) {
