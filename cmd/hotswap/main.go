@@ -96,6 +96,11 @@ type Config struct {
 	// PublicURL is the portal's address as browsers reach it (e.g. behind
 	// a TLS proxy); empty: as reached. https makes its cookies Secure.
 	PublicURL string
+	// Payload mode: the largest request body (0: router.DefaultMaxPayloadBody,
+	// 8 MiB) and the invocations in flight per process set (0:
+	// router.DefaultPayloadConcurrency, 32).
+	PayloadMaxBody     int64
+	PayloadConcurrency int
 	// AllowEmptyStore starts with a store that has no apps beside a
 	// packages folder that is not empty (see checkStore).
 	AllowEmptyStore bool
@@ -103,11 +108,6 @@ type Config struct {
 	// root, created at start if missing (default hotswap-handler). A
 	// server that is not root runs handlers as its own user.
 	HandlerUser string
-	// Payload mode: the largest request body (0: router.DefaultMaxPayloadBody,
-	// 8 MiB) and the invocations in flight per process set (0:
-	// router.DefaultPayloadConcurrency, 32).
-	PayloadMaxBody     int64
-	PayloadConcurrency int
 }
 
 // Main is the running server: every component, opened by Run and closed by Close.
@@ -275,12 +275,21 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start release engine: %w", err)
 	}
+	var web *portal.Portal // set below, before the API serves
 	api := httpapi.New(httpapi.Config{
 		Ops: m.ops, AdminToken: token, Domain: c.Domain, Logger: m.logger.With("component", "api"), Version: Version,
 		Store: m.db, Releases: m.releases, Metrics: m.metrics.Handler(),
+		RotateAdminToken: func(context.Context) (string, error) {
+			t, err := newAdminToken(filepath.Join(c.DataDir, "admin-token"))
+			if err != nil {
+				return "", err
+			}
+			web.SetAdminToken(t)
+			return t, nil
+		},
 	})
 
-	web, err := portal.New(ctx, portal.Config{
+	web, err = portal.New(ctx, portal.Config{
 		Ops: m.ops, Releases: m.releases, Store: m.db, Authenticate: api.TokenActor,
 		AdminToken: token, PublicURL: c.PublicURL, MaxPackageBytes: c.MaxPackageBytes,
 		Logger: m.logger.With("component", "portal"), Version: Version,
@@ -455,29 +464,40 @@ func adminToken(path string) (token string, created bool, err error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", false, fmt.Errorf("read admin token: %w", err)
 	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	token, err = newAdminToken(path)
+	if err != nil {
 		return "", false, err
 	}
-	token = "hs_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	return token, true, nil
+}
+
+// newAdminToken makes a new admin token and writes it to path (mode 0600),
+// replacing the file in one rename so that a crash leaves the old token or
+// the new one, never half of one.
+func newAdminToken(path string) (string, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	token := "hs_" + base64.RawURLEncoding.EncodeToString(raw[:])
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return "", false, fmt.Errorf("write admin token: %w", err)
+		return "", fmt.Errorf("write admin token: %w", err)
 	}
 	if _, err := f.WriteString(token + "\n"); err != nil {
 		f.Close()
-		return "", false, fmt.Errorf("write admin token: %w", err)
+		return "", fmt.Errorf("write admin token: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return "", false, fmt.Errorf("write admin token: %w", err)
+		return "", fmt.Errorf("write admin token: %w", err)
 	}
 	f.Close()
 	if err := os.Rename(tmp, path); err != nil {
-		return "", false, fmt.Errorf("write admin token: %w", err)
+		return "", fmt.Errorf("write admin token: %w", err)
 	}
-	return token, true, nil
+	return token, nil
 }
 
 // adminHandler serves the admin listener: the API under /api/, /kudu/,

@@ -212,6 +212,7 @@ var commands = []*command{
 		}, check: userCreateCheck, run: userCreate},
 	{name: "user list", summary: "list users and their roles", run: userList},
 	{name: "user delete", args: "NAME", summary: "delete a user (its token stops working)", min: 1, max: 1, run: userDelete},
+	{name: "user rotate", args: "NAME", summary: "give a user (or admin: the admin token) a new token and print it; the old one and its portal sessions stop working", min: 1, max: 1, run: userRotate},
 	{name: "whoami", summary: "print the user the token acts as, and its role", run: whoami},
 	{name: "artifact push", args: "FEED PATH --version V [--branch B] [--commit C]", summary: "push a folder or .zip file to a feed as an immutable version (may create releases)", min: 2, max: 2,
 		flags: func(fs *flag.FlagSet, o *options) {

@@ -133,6 +133,21 @@ func userCreate(ctx context.Context, x *cmdEnv, args []string) error {
 	return err
 }
 
+func userRotate(ctx context.Context, x *cmdEnv, args []string) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var u userJSON
+	if printed, err := x.call(ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(args[0])+"/token", nil, &u); printed || err != nil {
+		return err
+	}
+	where := ""
+	if u.Name == "admin" {
+		where = "; the server keeps it in <data>/admin-token"
+	}
+	_, err := fmt.Fprintf(x.stdout, "new token for %s (%s): %s (shown once; keep it%s)\nthe earlier token and the portal sessions signed in with it no longer work\n", u.Name, u.Role, u.Token, where)
+	return err
+}
+
 func userList(ctx context.Context, x *cmdEnv, args []string) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()

@@ -75,6 +75,22 @@ func TestReleaseCommands(t *testing.T) {
 			wantOut: "deleted user qa lead\n",
 		},
 		{
+			name:    "user rotate",
+			args:    []string{"user", "rotate", "qa-lead"},
+			status:  200,
+			answer:  `{"name":"qa-lead","role":"approver","token":"hsu_new"}`,
+			want:    request{Method: "POST", Path: "/api/v1/users/qa-lead/token"},
+			wantOut: "new token for qa-lead (approver): hsu_new (shown once; keep it)\nthe earlier token and the portal sessions signed in with it no longer work\n",
+		},
+		{
+			name:    "user rotate admin",
+			args:    []string{"user", "rotate", "admin"},
+			status:  200,
+			answer:  `{"name":"admin","role":"admin","token":"hs_new"}`,
+			want:    request{Method: "POST", Path: "/api/v1/users/admin/token"},
+			wantOut: "new token for admin (admin): hs_new (shown once; keep it; the server keeps it in <data>/admin-token)\nthe earlier token and the portal sessions signed in with it no longer work\n",
+		},
+		{
 			name:    "whoami",
 			args:    []string{"whoami"},
 			status:  200,
@@ -382,7 +398,7 @@ func TestReleaseUsageErrors(t *testing.T) {
 		wantStderr string // a part of stderr
 	}{
 		{name: "user create without role", args: []string{"user", "create", "qa-lead"}, wantStderr: "--role is required"},
-		{name: "user without subcommand", args: []string{"user"}, wantStderr: "hotswap: user needs a subcommand: create, list, delete\n"},
+		{name: "user without subcommand", args: []string{"user"}, wantStderr: "hotswap: user needs a subcommand: create, list, delete, rotate\n"},
 		{name: "whoami with argument", args: []string{"whoami", "x"}, wantStderr: "usage: hotswap whoami\n"},
 		{name: "artifact push without version", args: []string{"artifact", "push", "orders", "testdata/pkg.zip"}, wantStderr: "--version is required"},
 		{name: "artifact push without path", args: []string{"artifact", "push", "orders", "--version", "1"}, wantStderr: "usage: hotswap artifact push FEED PATH"},

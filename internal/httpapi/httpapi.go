@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/apierr"
@@ -32,14 +34,22 @@ type Config struct {
 	Store      *sqlite.DB      // users; nil: only the admin token works
 	Releases   *release.Engine // nil: no release endpoints
 	Metrics    http.Handler    // /metrics; nil: none
+
+	// RotateAdminToken makes, stores and returns a new admin token, and
+	// tells every other holder of the old one (the portal); the Server
+	// then takes it as the admin token. nil: the admin token cannot be
+	// rotated through the API.
+	RotateAdminToken func(ctx context.Context) (string, error)
 }
 
 // Server is the control-plane HTTP handler.
 type Server struct {
-	cfg Config
-	ops *ops.Service
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg        Config
+	adminToken atomic.Pointer[string] // the current admin token; "" for none
+	rotating   sync.Mutex             // one admin token rotation at a time
+	ops        *ops.Service
+	log        *slog.Logger
+	mux        *http.ServeMux
 }
 
 // New returns a Server with every route registered.
@@ -48,6 +58,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, ops: cfg.Ops, log: cfg.Logger, mux: http.NewServeMux()}
+	s.adminToken.Store(&cfg.AdminToken)
 	s.routes()
 	return s
 }
@@ -176,7 +187,7 @@ func (s *Server) tokenActor(ctx context.Context, token string) (actor, bool) {
 	if token == "" || len(token) > 512 {
 		return actor{}, false
 	}
-	if s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
+	if admin := *s.adminToken.Load(); admin != "" && subtle.ConstantTimeCompare([]byte(token), []byte(admin)) == 1 {
 		return actor{Name: "admin", Role: "admin"}, true
 	}
 	if s.cfg.Store == nil {

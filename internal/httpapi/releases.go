@@ -23,6 +23,7 @@ func (s *Server) releaseRoutes() {
 		m.HandleFunc("POST /api/v1/users", s.auth(manage, s.createUser))
 		m.HandleFunc("GET /api/v1/users", s.auth(manage, s.listUsers))
 		m.HandleFunc("DELETE /api/v1/users/{name}", s.auth(manage, s.deleteUser))
+		m.HandleFunc("POST /api/v1/users/{name}/token", s.auth(manage, s.rotateToken))
 	}
 	if s.cfg.Releases == nil {
 		return
@@ -65,20 +66,68 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "role %q is not admin, deployer or approver", in.Role))
 		return
 	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	token, hash, err := newUserToken()
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	token := "hsu_" + base64.RawURLEncoding.EncodeToString(raw[:])
-	sum := sha256.Sum256([]byte(token))
-	u := sqlite.User{Name: in.Name, Role: in.Role, TokenHash: hex.EncodeToString(sum[:])}
+	u := sqlite.User{Name: in.Name, Role: in.Role, TokenHash: hash}
 	if err := s.cfg.Store.CreateUser(r.Context(), u); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.log.Info("user created", "user", in.Name, "role", in.Role, "by", who.Name)
 	writeJSON(w, http.StatusCreated, map[string]string{"name": u.Name, "role": u.Role, "token": token})
+}
+
+// newUserToken returns a new random user token and the hash the store
+// keeps of it.
+func newUserToken() (token, hash string, err error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", "", err
+	}
+	token = "hsu_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	sum := sha256.Sum256([]byte(token))
+	return token, hex.EncodeToString(sum[:]), nil
+}
+
+// rotateToken gives a user, or the admin (user name admin), a new token.
+// The earlier token stops working at once, and so do the portal sessions
+// signed in with it.
+func (s *Server) rotateToken(w http.ResponseWriter, r *http.Request, who actor) {
+	name := r.PathValue("name")
+	if name == "admin" {
+		if s.cfg.RotateAdminToken == nil {
+			s.fail(w, r, hotswap.Errorf(hotswap.FailedPrecondition, "this server cannot rotate the admin token through the API; delete <data>/admin-token and restart"))
+			return
+		}
+		s.rotating.Lock()
+		token, err := s.cfg.RotateAdminToken(r.Context())
+		if err == nil {
+			s.adminToken.Store(&token)
+		}
+		s.rotating.Unlock()
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.log.Info("admin token rotated", "by", who.Name)
+		writeJSON(w, http.StatusOK, map[string]string{"name": "admin", "role": "admin", "token": token})
+		return
+	}
+	token, hash, err := newUserToken()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	u, err := s.cfg.Store.SetUserToken(r.Context(), name, hash)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("user token rotated", "user", name, "by", who.Name)
+	writeJSON(w, http.StatusOK, map[string]string{"name": u.Name, "role": u.Role, "token": token})
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ actor) {

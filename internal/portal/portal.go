@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotswap/hotswap"
@@ -62,7 +63,7 @@ type Portal struct {
 	cfg       Config
 	log       *slog.Logger
 	secret    []byte
-	adminHash string // tokenHash of the admin token
+	adminHash atomic.Pointer[string] // tokenHash of the admin token
 	public    *url.URL
 	https     bool // cookies are Secure whatever the request
 	cop       *http.CrossOriginProtection
@@ -93,7 +94,8 @@ func New(ctx context.Context, cfg Config) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Portal{cfg: cfg, log: cfg.Logger, secret: secret, adminHash: tokenHash(cfg.AdminToken), cop: http.NewCrossOriginProtection(), mux: http.NewServeMux()}
+	p := &Portal{cfg: cfg, log: cfg.Logger, secret: secret, cop: http.NewCrossOriginProtection(), mux: http.NewServeMux()}
+	p.SetAdminToken(cfg.AdminToken)
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
@@ -146,6 +148,13 @@ func parsePages() (map[string]*template.Template, error) {
 }
 
 // ServeHTTP implements http.Handler.
+// SetAdminToken replaces the admin token: sessions signed in with the
+// earlier one end.
+func (p *Portal) SetAdminToken(token string) {
+	h := tokenHash(token)
+	p.adminHash.Store(&h)
+}
+
 func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -174,7 +174,7 @@ func (p *Portal) session(ctx context.Context, value string) (release.Actor, bool
 		return release.Actor{}, false
 	}
 	who := release.Actor{Name: name, Role: "admin"}
-	hash := p.adminHash // the admin token's user is not in the users table
+	hash := *p.adminHash.Load() // the admin token's user is not in the users table
 	if name != adminUser {
 		u, err := p.cfg.Store.GetUser(ctx, name)
 		if err != nil {

@@ -84,6 +84,19 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 	return nil
 }
 
+// SetUserToken replaces a user's token hash: the earlier token stops
+// working, and so do portal sessions bound to it.
+func (db *DB) SetUserToken(ctx context.Context, name, hash string) (User, error) {
+	res, err := db.write.ExecContext(ctx, "UPDATE users SET token_hash = ? WHERE name = ?", hash, name)
+	if err != nil {
+		return User{}, wrap(err, "set token of user %s", name)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return User{}, hotswap.Errorf(hotswap.NotFound, "user %q not found", name)
+	}
+	return db.GetUser(ctx, name)
+}
+
 // Artifact is a build's package published to a feed.
 type Artifact struct {
 	Feed      string    `json:"feed"`
