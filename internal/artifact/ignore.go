@@ -25,7 +25,11 @@ type Ignore struct {
 }
 
 type ignoreRule struct {
-	re      *regexp.Regexp
+	re *regexp.Regexp
+	// prefix, on rules that leave things out, matches as Core Tools'
+	// .funcignore parser does: from the root, on any path that begins with
+	// what the pattern names, so ".env" also leaves out ".env.production".
+	prefix  *regexp.Regexp
 	negate  bool
 	dirOnly bool
 }
@@ -36,11 +40,23 @@ type ignoreRule struct {
 // one without matches a name at any depth; * and ? do not cross /, ** does;
 // [a-z] classes; \ escapes. A line that is not a valid pattern is an error
 // naming the line.
+//
+// Where Core Tools would leave out more than git, the pattern leaves out
+// more, so that nothing Core Tools keeps out of a package (secrets, most
+// often) gets into one: a UTF-8 byte order mark before the first line is
+// dropped, whitespace around a pattern is dropped (trailing whitespace
+// escaped with \ stays), and a pattern that leaves things out also leaves
+// out, from the root, every path that begins with it (Core Tools matches
+// prefixes: ".env" leaves out ".env.production").
 func ParseIgnore(r io.Reader) (*Ignore, error) {
 	ig := &Ignore{}
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
-		rule, ok, err := parseIgnoreLine(sc.Text())
+		line := sc.Text()
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\uFEFF")
+		}
+		rule, ok, err := parseIgnoreLine(line)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
@@ -55,11 +71,7 @@ func ParseIgnore(r io.Reader) (*Ignore, error) {
 }
 
 func parseIgnoreLine(line string) (ignoreRule, bool, error) {
-	line = strings.TrimSuffix(line, "\r")
-	// Trailing spaces are dropped unless escaped.
-	for strings.HasSuffix(line, " ") && !strings.HasSuffix(line, `\ `) {
-		line = line[:len(line)-1]
-	}
+	line = trimIgnoreSpace(line)
 	if line == "" || line[0] == '#' {
 		return ignoreRule{}, false, nil
 	}
@@ -77,11 +89,50 @@ func parseIgnoreLine(line string) (ignoreRule, bool, error) {
 	}
 	anchored := strings.Contains(line, "/")
 	line = strings.TrimPrefix(line, "/")
-	var b strings.Builder
-	b.WriteString("^")
-	if !anchored {
-		b.WriteString("(?:.*/)?")
+	glob, err := globRegexp(line)
+	if err != nil {
+		return r, false, err
 	}
+	depth := ""
+	if !anchored {
+		depth = "(?:.*/)?"
+	}
+	if r.re, err = regexp.Compile("^" + depth + glob + "$"); err != nil {
+		return r, false, fmt.Errorf("pattern %q: %w", line, err)
+	}
+	// A folder-only rule leaves out the folder and so all it holds, which
+	// is all Core Tools' prefix ("name/") would leave out.
+	if !r.negate && !r.dirOnly {
+		if r.prefix, err = regexp.Compile("^" + glob); err != nil {
+			return r, false, fmt.Errorf("pattern %q: %w", line, err)
+		}
+	}
+	return r, true, nil
+}
+
+// trimIgnoreSpace drops whitespace around a pattern line: a trailing \r,
+// trailing spaces and tabs unless escaped with \ (as git does), and leading
+// spaces and tabs (as Core Tools does; git would keep them and so publish
+// "  secrets.json").
+func trimIgnoreSpace(line string) string {
+	line = strings.TrimLeft(line, " \t\uFEFF")
+	for {
+		trimmed := strings.TrimRight(line, " \t\r")
+		if trimmed == line {
+			return line
+		}
+		if strings.HasSuffix(trimmed, `\`) && !strings.HasSuffix(trimmed, `\\`) {
+			// An escaped space or tab ends the pattern.
+			return line[:len(trimmed)+1]
+		}
+		line = trimmed
+	}
+}
+
+// globRegexp translates one gitignore pattern (without its leading /,
+// trailing / or !) into a regular expression, unanchored.
+func globRegexp(line string) (string, error) {
+	var b strings.Builder
 	for i := 0; i < len(line); i++ {
 		c := line[i]
 		switch {
@@ -106,13 +157,13 @@ func parseIgnoreLine(line string) (ignoreRule, bool, error) {
 		case c == '[':
 			j := strings.IndexByte(line[i+1:], ']')
 			if j < 0 {
-				return r, false, errors.New("unclosed [ in " + line)
+				return "", errors.New("unclosed [ in " + line)
 			}
 			class := line[i+1 : i+1+j]
 			if j == 0 { // "[]...]": ] first is literal
 				k := strings.IndexByte(line[i+2:], ']')
 				if k < 0 {
-					return r, false, errors.New("unclosed [ in " + line)
+					return "", errors.New("unclosed [ in " + line)
 				}
 				class, j = line[i+1:i+2+k], k+1
 			}
@@ -129,13 +180,7 @@ func parseIgnoreLine(line string) (ignoreRule, bool, error) {
 			b.WriteString(regexp.QuoteMeta(string(c)))
 		}
 	}
-	b.WriteString("$")
-	re, err := regexp.Compile(b.String())
-	if err != nil {
-		return r, false, fmt.Errorf("pattern %q: %w", line, err)
-	}
-	r.re = re
-	return r, true, nil
+	return b.String(), nil
 }
 
 // Match reports whether the slash-separated path rel (relative to the
@@ -149,7 +194,7 @@ func (ig *Ignore) Match(rel string, dir bool) bool {
 		if r.dirOnly && !dir {
 			continue
 		}
-		if r.re.MatchString(rel) {
+		if r.re.MatchString(rel) || (r.prefix != nil && r.prefix.MatchString(rel)) {
 			ignored = !r.negate
 		}
 	}
@@ -157,14 +202,14 @@ func (ig *Ignore) Match(rel string, dir bool) bool {
 }
 
 // neverPackaged reports whether a path is left out of every package made
-// from a folder, .funcignore or not: local.settings.json at the root holds
-// local secrets, and .git holds the repository.
+// from a folder, .funcignore or not: local.settings.json holds local
+// secrets, .git the repository and .vscode the editor's settings, at any
+// depth and in any case (on Windows and macOS LOCAL.SETTINGS.JSON is the
+// same file).
 func neverPackaged(rel string) bool {
-	if rel == "local.settings.json" {
-		return true
-	}
 	for part := range strings.SplitSeq(rel, "/") {
-		if part == ".git" {
+		switch strings.ToLower(part) {
+		case "local.settings.json", ".git", ".vscode":
 			return true
 		}
 	}
@@ -173,7 +218,7 @@ func neverPackaged(rel string) bool {
 
 // ZipProject zips a function app's folder for publishing as Core Tools does:
 // like ZipDir, leaving out what the folder's .funcignore names, and never
-// packaging local.settings.json or .git.
+// packaging local.settings.json, .git or .vscode.
 func ZipProject(dir string, w io.Writer) error {
 	ig := &Ignore{}
 	f, err := os.Open(filepath.Join(dir, IgnoreFile))
