@@ -118,7 +118,7 @@ func TestBadPackages(t *testing.T) {
 		{"absolute path", makeZip(t, append(base, zipEntry{name: "/etc/evil", body: "x"})), []string{"/etc/evil"}},
 		{"link outside", makeZip(t, append(base, zipEntry{name: "passwd", body: "../../../../etc/passwd", symlink: true})), []string{"passwd", "outside"}},
 		{"too many files", makeZip(t, many), []string{"100"}},
-		{"too large", bytes.Repeat([]byte("z"), 33<<20), []string{"larger"}},
+		{"too large", bytes.Repeat([]byte("z"), 33<<20), []string{"larger than the limit of 33554432 bytes"}},
 		{"missing host.json", makeZip(t, replaceEntry(base, "host.json", "\x00remove")), []string{"host.json"}},
 		{"invalid host.json", makeZip(t, replaceEntry(base, "host.json", `{"customHandler": [`)), []string{"host.json"}},
 		{"host.json without executable", makeZip(t, replaceEntry(base, "host.json", `{"version":"2.0","customHandler":{"description":{}}}`)), []string{"host.json", "defaultExecutablePath"}},
@@ -133,8 +133,12 @@ func TestBadPackages(t *testing.T) {
 				Error struct{ Kind, Message string }
 			}
 			status := s.call("POST", "/api/v1/apps/shop/slots/production/deploy", tc.zip, &res)
-			if status != http.StatusBadRequest {
-				t.Fatalf("status = %d, want 400 (%+v)", status, res)
+			want := http.StatusBadRequest
+			if tc.name == "too large" {
+				want = http.StatusRequestEntityTooLarge // like Spool and the Kudu pre-check
+			}
+			if status != want {
+				t.Fatalf("status = %d, want %d (%+v)", status, want, res)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(res.Error.Message, w) {

@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hotswap/hotswap"
 )
 
@@ -62,6 +64,9 @@ type Store struct {
 	tmp    string // dir/tmp
 	sums   string // dir/sums: the manifest of each package, see Verify
 	limits Limits
+	// sealed: stored content is made read-only and verified against its
+	// manifest before it is used again (see Open and OpenUnsealed).
+	sealed bool
 }
 
 // Open opens the store in dir, creating it if needed, and removes what
@@ -69,16 +74,30 @@ type Store struct {
 //
 // dir is made 0711: handlers running as another user can reach a package
 // whose digest they are given but cannot list the others. dir/tmp and
-// dir/sums are 0700. When the process runs as root, stored content is made
-// read-only (files 0444 or 0555, directories 0555), including content stored
-// by an earlier version, so such handlers can read and run it but not change
-// it.
+// dir/sums are 0700. When the process runs as root, the store is sealed:
+// stored content is made read-only (files 0444 or 0555, directories 0555),
+// including content stored by an earlier version, so handlers running as
+// another user can read and run it but not change it, and a package is
+// verified against its manifest before it is used again (see Verify).
 func Open(dir string, limits Limits) (*Store, error) {
+	return open(dir, limits, os.Geteuid() == 0)
+}
+
+// OpenUnsealed is Open for a server whose handlers run as its own user
+// even when that is root: they can write into their package directory
+// (and into sums/), so stored content is neither made read-only nor
+// verified before reuse, which would only refuse packages a handler wrote
+// its state into.
+func OpenUnsealed(dir string, limits Limits) (*Store, error) {
+	return open(dir, limits, false)
+}
+
+func open(dir string, limits Limits, sealed bool) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
-	s := &Store{dir: abs, tmp: filepath.Join(abs, "tmp"), sums: filepath.Join(abs, "sums"), limits: limits.withDefaults()}
+	s := &Store{dir: abs, tmp: filepath.Join(abs, "tmp"), sums: filepath.Join(abs, "sums"), limits: limits.withDefaults(), sealed: sealed}
 	if err := os.MkdirAll(s.dir, 0o711); err != nil {
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
@@ -94,13 +113,19 @@ func Open(dir string, limits Limits) (*Store, error) {
 	if err := s.openSums(); err != nil {
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
-	if sealed {
+	if s.sealed {
 		digests, err := s.List()
 		if err != nil {
 			return nil, fmt.Errorf("open artifact store: %w", err)
 		}
 		for _, d := range digests {
 			if dir := s.Dir(d); !isSealed(dir) {
+				// Stored by a server whose handlers could write into it:
+				// its manifest is taken anew from the content as it is,
+				// or what a handler wrote there would refuse it forever.
+				if err := s.record(d, dir); err != nil {
+					return nil, fmt.Errorf("open artifact store: %w", err)
+				}
 				if err := seal(dir); err != nil {
 					return nil, fmt.Errorf("open artifact store: make package %s read-only: %w", d, err)
 				}
@@ -143,10 +168,14 @@ func (s *Store) openSums() error {
 // Validation errors are *hotswap.Error of kind Invalid; check's error is
 // returned as is.
 //
-// If the digest is already stored, Put verifies the stored content (see
-// Verify), runs check on the stored directory (the caller's validation may
-// depend on settings that changed) and returns the digest without
-// extracting again. Concurrent Puts of the same content
+// A zip over MaxCompressed bytes is an error of kind TooLarge.
+//
+// If the digest is already stored, Put runs check on the stored directory
+// (the caller's validation may depend on settings that changed) and returns
+// the digest without extracting again. In a sealed store (see Open) it first
+// verifies the stored content (see Verify); content that changed is never
+// refused but replaced: the zip is extracted afresh and atomically swapped
+// in for the changed directory. Concurrent Puts of the same content
 // both succeed and leave one directory. A nil check accepts everything.
 func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) error) (digest string, err error) {
 	if check == nil {
@@ -170,20 +199,25 @@ func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) err
 		return "", fmt.Errorf("put package: read: %w", err)
 	}
 	if n > s.limits.MaxCompressed {
-		return "", hotswap.Errorf(hotswap.Invalid, "package is larger than %d bytes", s.limits.MaxCompressed)
+		return "", hotswap.Errorf(hotswap.TooLarge, "package is %s, larger than the limit of %d bytes", sizeOf(r, n), s.limits.MaxCompressed)
 	}
 	digest = hexSum(h)
 	final := filepath.Join(s.dir, digest)
+	replace := false
 	if isDir(final) {
-		// The stored content is used again: it must still be what was
-		// stored.
-		if err := s.Verify(digest); err != nil {
+		// The stored content is used again: in a sealed store it must
+		// still be what was stored, or it is replaced from this zip.
+		err := s.Verify(digest)
+		if err == nil {
+			if err := check(final); err != nil {
+				return "", err
+			}
+			return digest, nil
+		}
+		if hotswap.ErrorKind(err) != hotswap.FailedPrecondition {
 			return "", err
 		}
-		if err := check(final); err != nil {
-			return "", err
-		}
-		return digest, nil
+		replace = true
 	}
 
 	tmpdir, err := os.MkdirTemp(s.tmp, "put-*")
@@ -206,10 +240,26 @@ func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) err
 	if err := s.record(digest, tmpdir); err != nil {
 		return "", err
 	}
-	if sealed {
+	if s.sealed {
 		if err := seal(tmpdir); err != nil {
 			return "", fmt.Errorf("put package %s: make read-only: %w", digest, err)
 		}
+	}
+	if replace {
+		// The changed content goes to tmpdir in the same step, so the
+		// digest never names a missing or partial directory; tmpdir is
+		// then removed by the deferred RemoveAll.
+		err := unix.Renameat2(unix.AT_FDCWD, tmpdir, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE)
+		if err == nil {
+			if err := syncDir(s.dir); err != nil {
+				return "", fmt.Errorf("put package %s: %w", digest, err)
+			}
+			return digest, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("put package %s: replace changed content: %w", digest, err)
+		}
+		// Removed meanwhile: store it as new.
 	}
 	if err := os.Rename(tmpdir, final); err != nil {
 		if isDir(final) {
@@ -281,6 +331,20 @@ func (s *Store) List() ([]string, error) {
 		}
 	}
 	return digests, nil
+}
+
+// sizeOf describes the size of the zip read from r, of which n bytes were
+// read before the limit stopped reading: exact when r tells it.
+func sizeOf(r io.Reader, n int64) string {
+	switch r := r.(type) {
+	case interface{ Size() int64 }:
+		return fmt.Sprintf("%d bytes", r.Size())
+	case interface{ Stat() (fs.FileInfo, error) }:
+		if fi, err := r.Stat(); err == nil && fi.Mode().IsRegular() {
+			return fmt.Sprintf("%d bytes", fi.Size())
+		}
+	}
+	return fmt.Sprintf("more than %d bytes", n-1)
 }
 
 func validDigest(s string) bool {

@@ -8,7 +8,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -167,7 +169,6 @@ func TestPutInvalid(t *testing.T) {
 		{"too many entries", makeZip(t, many...), Limits{MaxFiles: 3}, "4 entries, more than the limit of 3"},
 		{"too large", makeZip(t, zent{name: "big", body: strings.Repeat("x", 2000)}), Limits{MaxUncompressed: 1000}, `larger than 1000 bytes uncompressed (at entry "big")`},
 		{"too large in sum", makeZip(t, zent{name: "a", body: strings.Repeat("x", 600)}, zent{name: "b", body: strings.Repeat("x", 600)}), Limits{MaxUncompressed: 1000}, `(at entry "b")`},
-		{"compressed too large", valid, Limits{MaxCompressed: 100}, "package is larger than 100 bytes"},
 		{"fifo", makeZip(t, zent{name: "p", mode: fs.ModeNamedPipe | 0o644}), Limits{}, `entry "p" is a special file`},
 		{"device", makeZip(t, zent{name: "d", mode: fs.ModeDevice | 0o644}), Limits{}, `entry "d" is a special file`},
 		{"link absolute", makeZip(t, zent{name: "l", mode: fs.ModeSymlink | 0o777, body: "/etc/passwd"}), Limits{}, `link "l" points outside the package`},
@@ -579,5 +580,31 @@ func TestZipDir(t *testing.T) {
 	}
 	if got, want := sum(z3.Bytes()), digest; got != want {
 		t.Errorf("digest after touching a file = %s, want %s", got, want)
+	}
+}
+
+// TestPutTooLarge: a zip over the size limit is TooLarge (413), like Spool's
+// refusal, and the message names the limit and the size.
+func TestPutTooLarge(t *testing.T) {
+	s := openStore(t, Limits{MaxCompressed: 100})
+	data := makeZip(t, zent{name: "big", body: strings.Repeat("x", 300)})
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+		want string
+	}{
+		{"size known", bytes.NewReader(data), fmt.Sprintf("package is %d bytes, larger than the limit of 100 bytes", len(data))},
+		{"size unknown", io.MultiReader(bytes.NewReader(data)), "package is more than 100 bytes, larger than the limit of 100 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Put(context.Background(), tc.r, nil)
+			if k := hotswap.ErrorKind(err); k != hotswap.TooLarge {
+				t.Fatalf("Put = %q, %v (kind %v); want a %v error", got, err, k, hotswap.TooLarge)
+			}
+			if msg := hotswap.ErrorMessage(err); msg != tc.want {
+				t.Errorf("message = %q, want %q", msg, tc.want)
+			}
+			checkClean(t, s)
+		})
 	}
 }

@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/hotswap/hotswap"
 )
 
 // storedModes returns want, a tree as built by tree, with the modes stored
 // content gets: read-only when the tests run as root.
 func storedModes(want map[string]string) map[string]string {
-	if !sealed {
+	if os.Geteuid() != 0 { // Open seals only as root
 		return want
 	}
 	r := strings.NewReplacer("dir 755", "dir 555", "file 755", "file 555", "file 644", "file 444")
@@ -36,9 +38,21 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// TestVerify: a stored package whose content changed after Put is refused
-// by Verify and by a Put of the same zip, with a message that names the
-// package and the path; unchanged content passes.
+// openSealed opens a sealed store, as Open does when running as root.
+func openSealed(t *testing.T) *Store {
+	t.Helper()
+	requireRoot(t)
+	s, err := open(filepath.Join(t.TempDir(), "store"), Limits{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestVerify: in a sealed store, a package whose content changed after Put
+// is refused by Verify, with a message that names the package and the
+// path; unchanged content passes. A Put of the same zip is not refused but
+// replaces the changed content with the zip's, sealed again.
 func TestVerify(t *testing.T) {
 	data := makeZip(t,
 		zent{name: "host.json", body: "{}"},
@@ -74,7 +88,7 @@ func TestVerify(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := openStore(t, Limits{})
+			s := openSealed(t)
 			digest, err := put(t, s, data, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -83,6 +97,7 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("Verify of untouched content: %v", err)
 			}
 			dir := s.Dir(digest)
+			stored := tree(t, dir)
 			unseal(t, dir)
 			if err := tc.tamper(dir); err != nil {
 				t.Fatal(err)
@@ -97,22 +112,94 @@ func TestVerify(t *testing.T) {
 					t.Errorf("Verify message %q does not contain %q", msg, want)
 				}
 			}
-			checked := false
-			_, err = put(t, s, data, func(string) error { checked = true; return nil })
-			if hotswap.ErrorMessage(err) != msg {
-				t.Errorf("Put of the same zip = %v, want %q", err, msg)
+			var checked map[string]string
+			got, err := put(t, s, data, func(dir string) error { checked = tree(t, dir); return nil })
+			if err != nil || got != digest {
+				t.Fatalf("Put of the same zip = %q, %v; want %q, nil", got, err, digest)
 			}
-			if checked {
-				t.Error("Put ran check on tampered content")
+			if diff := cmp.Diff(storedModes(checked), stored); diff != "" {
+				t.Errorf("Put checked other content than the zip's (-got +want):\n%s", diff)
 			}
+			if diff := cmp.Diff(tree(t, dir), stored); diff != "" {
+				t.Errorf("content after the repairing Put (-got +want):\n%s", diff)
+			}
+			if err := s.Verify(digest); err != nil {
+				t.Errorf("Verify after the repairing Put: %v", err)
+			}
+			checkClean(t, s, digest)
 		})
+	}
+}
+
+// TestUnsealedSkipsVerify: when the store is not sealed, handlers run as the
+// owner of the content and may write their state into their package
+// directory; neither Verify (a rollback) nor a Put of the same zip (a
+// redeploy) refuses the package then.
+func TestUnsealedSkipsVerify(t *testing.T) {
+	s, err := open(filepath.Join(t.TempDir(), "store"), Limits{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := makeZip(t, zent{name: "host.json", body: "{}"}, zent{name: "bin/handler", body: "#!/bin/sh\n", mode: 0o755})
+	digest, err := put(t, s, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := s.Dir(digest)
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() == 0o555 {
+		t.Fatalf("unsealed package directory: %v, %v; want it left writable", fi.Mode().Perm(), err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "state.txt"), []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(digest); err != nil {
+		t.Errorf("Verify after a handler wrote state.txt: %v", err)
+	}
+	checked := false
+	if got, err := put(t, s, data, func(string) error { checked = true; return nil }); err != nil || got != digest {
+		t.Errorf("Put of the same zip = %q, %v; want %q, nil", got, err, digest)
+	}
+	if !checked {
+		t.Error("Put of the same zip did not run check")
+	}
+	if err := s.Verify(strings.Repeat("0", 64)); hotswap.ErrorKind(err) != hotswap.NotFound {
+		t.Errorf("Verify of a missing package = %v, want a NotFound error", err)
+	}
+	checkClean(t, s, digest)
+}
+
+// TestOpenSealsRecords: a package stored unsealed, into which a handler
+// wrote, is sealed by the first sealed Open with a manifest of its content
+// as it is then, so the handler's writes do not refuse it afterwards.
+func TestOpenSealsRecords(t *testing.T) {
+	requireRoot(t)
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := open(dir, Limits{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, err := put(t, s, makeZip(t, zent{name: "host.json", body: "{}"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir(digest), "state.txt"), []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = open(dir, Limits{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if !isSealed(s.Dir(digest)) {
+		t.Error("package not sealed by a sealed Open")
+	}
+	if err := s.Verify(digest); err != nil {
+		t.Errorf("Verify after sealing: %v", err)
 	}
 }
 
 // TestVerifyWithoutManifest: a package stored before manifests existed gets
 // one at its first Verify, which then guards it.
 func TestVerifyWithoutManifest(t *testing.T) {
-	s := openStore(t, Limits{})
+	s := openSealed(t)
 	digest, err := put(t, s, makeZip(t, zent{name: "a", body: "a"}), nil)
 	if err != nil {
 		t.Fatal(err)
