@@ -284,6 +284,10 @@ func (s *Service) startSet(ctx context.Context, sl hotswap.Slot, d hotswap.Deplo
 		v, ok := lookup[name]
 		return v, ok
 	})
+	if err := checkExecutable(path, s.cfg.Runtime.User); err != nil {
+		log.add("host", "handler cannot start: "+err.Error())
+		return nil, hotswap.Errorf(hotswap.FailedPrecondition, "the handler of deployment %s cannot start: %v", d.ID, err)
+	}
 	spec := runtime.Spec{
 		Dir:          workDir,
 		Path:         path,
