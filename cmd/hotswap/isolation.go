@@ -16,9 +16,18 @@ import (
 // root; serve creates it when it is missing.
 const defaultHandlerUser = "hotswap-handler"
 
+// owned are the names hotswap creates directly in the data directory; the
+// modes of these only are set at start: --data may name a folder that
+// holds other things too.
+var owned = map[string]bool{
+	"hotswap.db": true, "hotswap.db-wal": true, "hotswap.db-shm": true, "hotswap.db-journal": true,
+	"admin-token": true, "admin-token.tmp": true, "lock": true,
+}
+
 // isolate keeps handlers away from what the server keeps to itself. It
 // returns the user handlers run as (nil: the server's own, when it is not
-// root) and the directory of their private homes.
+// root or when --handler-user is empty) and the directory of their private
+// homes.
 //
 // The data directory is laid out so that a handler running as the handler
 // user can reach its package and its home and nothing else:
@@ -32,25 +41,25 @@ const defaultHandlerUser = "hotswap-handler"
 //	homes/                 0711; homes/<set> 0700, owned by the handler user,
 //	                       the handler's HOME and TMPDIR, removed at stop
 //
-// Everything else directly in <data> loses its group and other permissions.
-// The modes are set at every start, so a data directory made by an earlier
-// version, or loosened by hand, is tightened too.
+// Nothing else in <data> is touched (--data may name a folder that holds
+// other things). The modes are set at every start, so a data directory made
+// by an earlier version, or loosened by hand, is tightened too.
 func (m *Main) isolate(ctx context.Context) (user *runtime.User, homes string, err error) {
 	dir, err := filepath.Abs(m.Config.DataDir)
 	if err != nil {
 		return nil, "", fmt.Errorf("data directory: %w", err)
 	}
 	if os.Geteuid() == 0 {
-		name := m.Config.HandlerUser
-		if name == "" {
-			return nil, "", errors.New("--handler-user is empty: a server running as root needs an unprivileged user to run handlers as")
-		}
-		var created bool
-		if user, created, err = runtime.EnsureUser(ctx, name); err != nil {
-			return nil, "", err
-		}
-		if created {
-			m.logger.Info("created the handler user", "user", name, "uid", user.UID)
+		if name := m.Config.HandlerUser; name == "" {
+			m.logger.Warn("--handler-user is empty: handlers run as root and can read the control plane's secrets (the admin token, the database) and change any package")
+		} else {
+			var created bool
+			if user, created, err = runtime.EnsureUser(ctx, name); err != nil {
+				return nil, "", err
+			}
+			if created {
+				m.logger.Info("created the handler user", "user", name, "uid", user.UID)
+			}
 		}
 	}
 	mode := fs.FileMode(0o700)
@@ -76,7 +85,7 @@ func (m *Main) isolate(ctx context.Context) (user *runtime.User, homes string, e
 		return nil, "", fmt.Errorf("data directory: %w", err)
 	}
 	for _, e := range ents {
-		if e.Name() == "packages" || e.Name() == "homes" || e.Type()&fs.ModeSymlink != 0 {
+		if !owned[e.Name()] || e.Type()&fs.ModeSymlink != 0 {
 			continue
 		}
 		info, err := e.Info()
@@ -92,7 +101,7 @@ func (m *Main) isolate(ctx context.Context) (user *runtime.User, homes string, e
 	// What handlers of an earlier run left in their homes goes; they are
 	// swept before any handler of this run starts.
 	homes = filepath.Join(dir, "homes")
-	if err := os.RemoveAll(homes); err != nil {
+	if err := runtime.RemoveAll(homes); err != nil {
 		return nil, "", fmt.Errorf("clean handler homes: %w", err)
 	}
 	if err := os.Mkdir(homes, 0o711); err != nil {

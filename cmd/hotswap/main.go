@@ -105,7 +105,8 @@ type Config struct {
 	// packages folder that is not empty (see checkStore).
 	AllowEmptyStore bool
 	// HandlerUser is the account handlers run as when the server runs as
-	// root, created at start if missing (default hotswap-handler). A
+	// root, created at start if missing (default hotswap-handler). Empty:
+	// handlers of a root server run as root (a warning is logged). A
 	// server that is not root runs handlers as its own user.
 	HandlerUser string
 }
@@ -173,7 +174,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.ReleaseTick, "release-tick", time.Second, "how often waiting release stages (approvals, gates, queues) are looked at")
 	fs.IntVar(&c.Retention, "retention", 20, "successful deployments kept per app (failed ones are kept apart, the last 5; a served, previously served or warm one is always kept)")
 	fs.BoolVar(&c.AllowEmptyStore, "allow-empty-store", false, "start even though the database is empty while the packages folder is not (the database was lost)")
-	fs.StringVar(&c.HandlerUser, "handler-user", c.HandlerUser, "unprivileged user handlers run as when the server runs as root; created if missing")
+	fs.StringVar(&c.HandlerUser, "handler-user", c.HandlerUser, "unprivileged user handlers run as when the server runs as root; created if missing; empty: run them as root (they can then read the server's secrets)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -214,7 +215,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.db, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "hotswap.db")); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	arts, err := artifact.Open(filepath.Join(c.DataDir, "packages"), artifact.Limits{
+	// Packages are sealed (read-only, verified before reuse) only when
+	// handlers run as another user, who cannot change them.
+	openArtifacts := artifact.Open
+	if handlerUser == nil {
+		openArtifacts = artifact.OpenUnsealed
+	}
+	arts, err := openArtifacts(filepath.Join(c.DataDir, "packages"), artifact.Limits{
 		MaxCompressed: c.MaxPackageBytes, MaxUncompressed: c.MaxUnpacked, MaxFiles: c.MaxPackageFiles,
 	})
 	if err != nil {

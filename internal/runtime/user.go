@@ -102,19 +102,26 @@ func (s *Set) removeHome() {
 	if s.home == "" {
 		return
 	}
-	err := os.RemoveAll(s.home)
+	if err := RemoveAll(s.home); err != nil {
+		s.log.Error("remove handler home", "dir", s.home, "err", err)
+	}
+}
+
+// RemoveAll is os.RemoveAll for what handlers left behind, in their homes
+// for example: unless the server is root, a directory a handler made
+// read-only (a Go module cache) cannot be emptied until it is writable
+// again, so when removing fails, RemoveAll makes every directory in dir
+// writable for its owner and tries again.
+func RemoveAll(dir string) error {
+	err := os.RemoveAll(dir)
 	if err != nil {
-		// Unless the server is root, a directory the handler made
-		// read-only cannot be emptied until it is writable again.
-		filepath.WalkDir(s.home, func(p string, d fs.DirEntry, err error) error {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				os.Chmod(p, 0o700)
 			}
 			return nil
 		})
-		err = os.RemoveAll(s.home)
+		err = os.RemoveAll(dir)
 	}
-	if err != nil {
-		s.log.Error("remove handler home", "dir", s.home, "err", err)
-	}
+	return err
 }
