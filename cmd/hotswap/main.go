@@ -109,6 +109,15 @@ type Config struct {
 	// handlers of a root server run as root (a warning is logged). A
 	// server that is not root runs handlers as its own user.
 	HandlerUser string
+	// The functions listener's bounds (see router.ConnLimits and
+	// router.Server): how long a handler may take to start its answer (0:
+	// 230 s, then 504), how long a request body may go without a byte
+	// arriving (0: 60 s, then 408), and the connections to one handler
+	// process, open at once and kept idle (0: 512 and 128).
+	ResponseHeaderTimeout time.Duration
+	BodyReadTimeout       time.Duration
+	MaxHandlerConns       int
+	MaxIdleHandlerConns   int
 }
 
 // Main is the running server: every component, opened by Run and closed by Close.
@@ -174,6 +183,10 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.ReleaseTick, "release-tick", time.Second, "how often waiting release stages (approvals, gates, queues) are looked at")
 	fs.IntVar(&c.Retention, "retention", 20, "successful deployments kept per app (failed ones are kept apart, the last 5; a served, previously served or warm one is always kept)")
 	fs.BoolVar(&c.AllowEmptyStore, "allow-empty-store", false, "start even though the database is empty while the packages folder is not (the database was lost)")
+	fs.DurationVar(&c.ResponseHeaderTimeout, "response-header-timeout", 0, "how long a function handler may take to start its answer before the client gets 504; 0 = 230s")
+	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", 0, "how long a request body may go without a byte arriving before the client gets 408; 0 = 60s")
+	fs.IntVar(&c.MaxHandlerConns, "max-handler-conns", 0, "connections open at once to one handler process (more requests wait for one); 0 = 512")
+	fs.IntVar(&c.MaxIdleHandlerConns, "max-idle-handler-conns", 0, "idle connections kept for reuse per handler process; 0 = 128")
 	fs.StringVar(&c.HandlerUser, "handler-user", c.HandlerUser, "unprivileged user handlers run as when the server runs as root; created if missing; empty: run them as root (they can then read the server's secrets)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -250,6 +263,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.metrics = metrics.New()
 	m.router = router.New(router.Config{
 		Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version,
+		ConnLimits:     router.ConnLimits{ResponseHeaderTimeout: c.ResponseHeaderTimeout, MaxConnsPerSet: c.MaxHandlerConns, MaxIdleConnsPerSet: c.MaxIdleHandlerConns},
 		MaxPayloadBody: c.PayloadMaxBody, Payload: router.PayloadLimits{Concurrency: c.PayloadConcurrency},
 	})
 	m.ops, err = ops.Open(ctx, ops.Config{
@@ -307,6 +321,7 @@ func (m *Main) Run(ctx context.Context) error {
 	admin := adminHandler(api, web, c.Domain)
 
 	m.fnServer = router.NewServer(m.router, &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)})
+	m.fnServer.BodyReadTimeout = c.BodyReadTimeout
 	m.apiServer = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug)}
 	go m.fnServer.Serve(m.fnLn)
 	go m.apiServer.Serve(m.apiLn)
