@@ -9,8 +9,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -196,29 +200,131 @@ func TestPayloadBinaryRoundTrip(t *testing.T) {
 	}
 }
 
+var (
+	holdOnce sync.Once
+	holdDir  string
+	holdErr  error
+)
+
+// holdPackage returns a folder holding the holdapp test handler, built once
+// per run, ready to zip: a payload-mode function whose invocations stay in
+// the handler until the test lets them go (see holdInvocations).
+func holdPackage(t testing.TB) string {
+	t.Helper()
+	holdOnce.Do(func() {
+		if holdDir, holdErr = os.MkdirTemp("", "hotswap-holdapp-"); holdErr != nil {
+			return
+		}
+		src := filepath.Join(repoRoot(), "cmd/hotswap/testdata/holdapp")
+		if holdErr = os.CopyFS(filepath.Join(holdDir, "holdapp"), os.DirFS(src)); holdErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(holdDir, "holdapp", "handler"), "./cmd/hotswap/testdata/holdapp")
+		cmd.Dir = repoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			holdErr = fmt.Errorf("build holdapp: %v\n%s", err, out)
+		}
+	})
+	if holdErr != nil {
+		t.Fatal(holdErr)
+	}
+	return filepath.Join(holdDir, "holdapp")
+}
+
+// holdInvocations starts n requests to holdapp's hold function on host and
+// returns once all n are in the handler (each dialed back to the test), or
+// fails the test after a generous deadline. release lets them answer and
+// returns their statuses and bodies.
+func holdInvocations(t *testing.T, s *server, host string, n int) (release func() []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	results := make(chan string, n)
+	for range n {
+		go func() {
+			req, err := http.NewRequest("POST", "http://"+s.fnAddr+"/api/hold?addr="+ln.Addr().String(), strings.NewReader("hold"))
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			req.Host = host
+			resp, err := s.client.Do(req)
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			results <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+		}()
+	}
+	var in []net.Conn
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(30 * time.Second))
+	for len(in) < n {
+		c, err := ln.Accept()
+		if err != nil {
+			for _, c := range in {
+				c.Close()
+			}
+			select {
+			case r := <-results:
+				t.Fatalf("%d of %d invocations reached the handler; one answered %s", len(in), n, r)
+			default:
+			}
+			t.Fatalf("%d of %d invocations reached the handler within 30s: %v", len(in), n, err)
+		}
+		in = append(in, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range in {
+			c.Close()
+		}
+	})
+	return func() []string {
+		for _, c := range in {
+			c.Close()
+		}
+		var got []string
+		for range n {
+			got = append(got, <-results)
+		}
+		return got
+	}
+}
+
 // TestPayloadConcurrencyBound holds both turns of a slot whose payload
-// concurrency is 2 with requests whose bodies are still coming: a third
-// gets 503 with Retry-After, and once the two finish, requests pass again.
+// concurrency is 2 with invocations known to be in the handler: a third
+// gets 503 with Retry-After after waiting about a second, and once the two
+// finish, requests pass again.
 func TestPayloadConcurrencyBound(t *testing.T) {
 	t.Parallel()
-	s := payloadServer(t, func(m *Main) { m.Config.PayloadConcurrency = 2 })
+	s := startServerWith(t, "", func(m *Main) { m.Config.PayloadConcurrency = 2 })
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "holds"}, nil)
+	s.deploy("holds", "production", zipDir(t, holdPackage(t)))
 
-	var held []net.Conn
-	for range 2 {
-		c, err := net.Dial("tcp", s.fnAddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := io.WriteString(c, "POST /api/echo HTTP/1.1\r\nHost: orders.localhost\r\nContent-Length: 10\r\n\r\nhello"); err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
+	release := holdInvocations(t, s, "holds.localhost", 2)
+
+	// Were the third let in, it would answer at once: its dial back is
+	// accepted and closed.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // both are in the handler, waiting for the rest of their bodies
-
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 	start := time.Now()
-	resp, body := s.fn("POST", "orders.localhost", "/api/echo", nil, []byte("third"))
+	resp, body := s.fn("POST", "holds.localhost", "/api/hold?addr="+ln.Addr().String(), nil, []byte("third"))
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("third request: %d (Retry-After %q) %s, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
@@ -226,21 +332,13 @@ func TestPayloadConcurrencyBound(t *testing.T) {
 		t.Errorf("the third was refused after %v, want it to wait about a second for a turn first", d)
 	}
 
-	for _, c := range held {
-		if _, err := io.WriteString(c, "world"); err != nil {
-			t.Fatal(err)
-		}
-		c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		r, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(r.Body)
-		if r.StatusCode != http.StatusOK || string(b) != "helloworld" {
-			t.Errorf("held request: %d %q, want 200 helloworld", r.StatusCode, b)
+	for _, got := range release() {
+		if got != "200 held" {
+			t.Errorf("held request: %q, want 200 held", got)
 		}
 	}
-	if resp, body := s.fn("POST", "orders.localhost", "/api/echo", nil, []byte("fourth")); resp.StatusCode != http.StatusOK || string(body) != "fourth" {
-		t.Errorf("after the two finished: %d %q, want 200 fourth", resp.StatusCode, body)
+	again := holdInvocations(t, s, "holds.localhost", 1)
+	if got := again(); got[0] != "200 held" {
+		t.Errorf("after the two finished: %q, want 200 held", got[0])
 	}
 }
