@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,12 @@ func TestReleaseSafetyWalkthrough(t *testing.T) {
 	ci := s.as(s.createUser("ci", "deployer"))
 	qa := s.as(s.createUser("qa-lead", "approver"))
 	def := pipelineYAML(pipelineOpts{})
-	ci.must(201, "POST", "/api/v1/pipelines", []byte(def), nil)
+	// ci is among its approvers: a deployer may not apply that, an admin may.
+	var e struct{ Error struct{ Message string } }
+	if code := ci.call("POST", "/api/v1/pipelines", []byte(def), &e); code != http.StatusForbidden || !strings.Contains(e.Error.Message, "may not name itself an approver") {
+		t.Errorf("a deployer naming itself an approver = %d %q, want 403", code, e.Error.Message)
+	}
+	s.must(201, "POST", "/api/v1/pipelines", []byte(def), nil)
 
 	ids := ci.pushArtifact("orders", "1.0.1", "main")
 	if len(ids) != 1 {
@@ -44,7 +50,6 @@ func TestReleaseSafetyWalkthrough(t *testing.T) {
 	}
 
 	// 16: the held slot refuses a manual deploy and swap, naming the release.
-	var e struct{ Error struct{ Message string } }
 	if code := ci.call("POST", "/api/v1/apps/orders/slots/staging/deploy", pkg, &e); code != http.StatusConflict || !strings.Contains(e.Error.Message, "held by release "+r.Name) {
 		t.Errorf("manual deploy onto the held staging = %d %q, want 409 naming %s", code, e.Error.Message, r.Name)
 	}
@@ -60,6 +65,10 @@ func TestReleaseSafetyWalkthrough(t *testing.T) {
 	qa.must(200, "GET", "/api/v1/apps/orders/slots/staging", nil, &slot)
 	if slot.HeldBy == nil || slot.HeldBy.Release != r.Name {
 		t.Errorf("staging heldBy = %+v, want %s", slot.HeldBy, r.Name)
+	}
+	// The check below passes on an empty list: warm must be there first.
+	if !slices.ContainsFunc(slot.Functions, func(f struct{ Name, InvokeURL string }) bool { return f.Name == "warm" && f.InvokeURL != "" }) {
+		t.Fatalf("an approver sees no function warm with an invoke URL on staging: %+v", slot.Functions)
 	}
 	for _, f := range slot.Functions {
 		if strings.Contains(f.InvokeURL, "code=") {

@@ -98,9 +98,12 @@ type Config struct {
 	PublicURL string
 	// Payload mode: the largest request body (0: router.DefaultMaxPayloadBody,
 	// 8 MiB) and the invocations in flight per process set (0:
-	// router.DefaultPayloadConcurrency, 32).
+	// router.DefaultPayloadConcurrency, 32), and how long a request body
+	// may take to arrive, all of it (0: router.DefaultPayloadBodyTimeout,
+	// 30 s; then 408).
 	PayloadMaxBody     int64
 	PayloadConcurrency int
+	PayloadBodyTimeout time.Duration
 	// AllowEmptyStore starts with a store that has no apps beside a
 	// packages folder that is not empty (see checkStore).
 	AllowEmptyStore bool
@@ -180,6 +183,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.PublicURL, "public-url", "", "the portal's URL as browsers reach it, e.g. https://hotswap.example.com behind a TLS proxy (https: Secure cookies)")
 	fs.Int64Var(&c.PayloadMaxBody, "payload-max-body", 0, "largest request body a payload-mode function accepts (larger: 413); 0 = 8 MiB")
 	fs.IntVar(&c.PayloadConcurrency, "payload-concurrency", 0, "payload-mode invocations in flight per process set (more wait up to 1s, then 503); 0 = 32")
+	fs.DurationVar(&c.PayloadBodyTimeout, "payload-body-timeout", 0, "time a payload-mode request body may take to arrive, all of it, before the client gets 408; 0 = 30s")
 	fs.DurationVar(&c.ReleaseTick, "release-tick", time.Second, "how often waiting release stages (approvals, gates, queues) are looked at")
 	fs.IntVar(&c.Retention, "retention", 20, "successful deployments kept per app (failed ones are kept apart, the last 5; a served, previously served or warm one is always kept)")
 	fs.BoolVar(&c.AllowEmptyStore, "allow-empty-store", false, "start even though the database is empty while the packages folder is not (the database was lost)")
@@ -264,7 +268,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.router = router.New(router.Config{
 		Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version,
 		ConnLimits:     router.ConnLimits{ResponseHeaderTimeout: c.ResponseHeaderTimeout, MaxConnsPerSet: c.MaxHandlerConns, MaxIdleConnsPerSet: c.MaxIdleHandlerConns},
-		MaxPayloadBody: c.PayloadMaxBody, Payload: router.PayloadLimits{Concurrency: c.PayloadConcurrency},
+		MaxPayloadBody: c.PayloadMaxBody, Payload: router.PayloadLimits{Concurrency: c.PayloadConcurrency, BodyTimeout: c.PayloadBodyTimeout},
 	})
 	m.ops, err = ops.Open(ctx, ops.Config{
 		Domain:       c.Domain,

@@ -153,7 +153,9 @@ func releaseServer(t *testing.T, dir string, o pipelineOpts) (s, ci, qa *server,
 	prod0 = s.deploy("orders", "production", zipDir(t, examplePackage(t, "envapp")))
 	ci = s.as(s.createUser("ci", "deployer"))
 	qa = s.as(s.createUser("qa-lead", "approver"))
-	ci.must(201, "POST", "/api/v1/pipelines", []byte(pipelineYAML(o)), nil)
+	// An admin applies it: ci is among its approvers, which a deployer may
+	// not make itself.
+	s.must(201, "POST", "/api/v1/pipelines", []byte(pipelineYAML(o)), nil)
 	return s, ci, qa, prod0
 }
 

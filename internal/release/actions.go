@@ -51,6 +51,11 @@ func (e *Engine) ApplyPipeline(ctx context.Context, actor Actor, definition []by
 	} else if hotswap.ErrorKind(err) != hotswap.NotFound {
 		return sqlite.Pipeline{}, err
 	}
+	if actor.Role != "admin" {
+		if definition, def, err = keepWebhook(definition, def, oldDef, resolver{ctx, e}); err != nil {
+			return sqlite.Pipeline{}, err
+		}
+	}
 	if err := checkDuties(actor, oldDef, def); err != nil {
 		return sqlite.Pipeline{}, err
 	}
@@ -180,50 +185,93 @@ func (e *Engine) create(ctx context.Context, p sqlite.Pipeline, def *pipeline.Pi
 	return copyRelease(r)
 }
 
-// Get returns a release by id or by name (pipeline-number).
+// Get returns a release by id or by name (pipeline-number). A name that
+// more than one release answers to (a pipeline renamed, another created
+// under its old name before that was refused) is a Conflict naming their
+// ids, never one of them at random.
 func (e *Engine) Get(ctx context.Context, idOrName string) (*Release, error) {
 	e.mu.Lock()
-	for _, r := range e.active {
-		if r.ID == idOrName || r.Name == idOrName {
-			c, err := copyRelease(r)
-			e.mu.Unlock()
-			return c, err
-		}
+	if r := e.active[idOrName]; r != nil {
+		c, err := copyRelease(r)
+		e.mu.Unlock()
+		return c, err
 	}
 	e.mu.Unlock()
 	row, err := e.store.GetRelease(ctx, idOrName)
-	if hotswap.ErrorKind(err) == hotswap.NotFound {
-		row, err = e.findByName(ctx, idOrName)
+	if err == nil {
+		return decode(row.Doc)
 	}
+	if hotswap.ErrorKind(err) != hotswap.NotFound {
+		return nil, err
+	}
+	rows, err := e.findByName(ctx, idOrName)
 	if err != nil {
 		return nil, err
 	}
-	return decode(row.Doc)
+	var found []*Release
+	seen := make(map[string]bool)
+	e.mu.Lock()
+	for _, r := range e.active {
+		if r.Name == idOrName {
+			c, err := copyRelease(r)
+			if err != nil {
+				e.mu.Unlock()
+				return nil, err
+			}
+			found, seen[r.ID] = append(found, c), true
+		}
+	}
+	e.mu.Unlock()
+	for _, row := range rows {
+		if seen[row.ID] {
+			continue
+		}
+		r, err := decode(row.Doc)
+		if err != nil {
+			return nil, err
+		}
+		found, seen[row.ID] = append(found, r), true
+	}
+	switch len(found) {
+	case 0:
+		return nil, hotswap.Errorf(hotswap.NotFound, "release %q not found", idOrName)
+	case 1:
+		return found[0], nil
+	}
+	ids := make([]string, len(found))
+	for i, r := range found {
+		ids[i] = r.ID
+	}
+	slices.Sort(ids)
+	return nil, hotswap.Errorf(hotswap.Conflict, "release name %q is ambiguous: use the release id %s or %s", idOrName, strings.Join(ids[:len(ids)-1], ", "), ids[len(ids)-1])
 }
 
-func (e *Engine) findByName(ctx context.Context, name string) (sqlite.ReleaseRow, error) {
-	// A release keeps the name it was created with; its pipeline may have
-	// been renamed since, so the pipeline is looked up by every name it
-	// had, and the release also answers to the pipeline's current name.
+// findByName returns the stored releases that answer to name. A release
+// keeps the name it was created with; its pipeline may have been renamed
+// since, so the pipeline is looked up by every name it had, and the
+// release also answers to the pipeline's current name.
+func (e *Engine) findByName(ctx context.Context, name string) ([]sqlite.ReleaseRow, error) {
 	i := strings.LastIndexByte(name, '-')
-	if i > 0 {
-		ids, err := e.store.PipelineIDsNamed(ctx, name[:i])
+	if i <= 0 {
+		return nil, nil
+	}
+	ids, err := e.store.PipelineIDsNamed(ctx, name[:i])
+	if err != nil {
+		return nil, err
+	}
+	var out []sqlite.ReleaseRow
+	for _, id := range ids {
+		rows, err := e.store.ListReleases(ctx, id, "", 0)
 		if err != nil {
-			return sqlite.ReleaseRow{}, err
+			return nil, err
 		}
-		for _, id := range ids {
-			rows, err := e.store.ListReleases(ctx, id, "", 0)
-			if err != nil {
-				return sqlite.ReleaseRow{}, err
-			}
-			for _, row := range rows {
-				if fmt.Sprint(row.Number) == name[i+1:] {
-					return row, nil
-				}
+		for _, row := range rows {
+			if fmt.Sprint(row.Number) == name[i+1:] {
+				out = append(out, row)
 			}
 		}
 	}
-	return sqlite.ReleaseRow{}, hotswap.Errorf(hotswap.NotFound, "release %q not found", name)
+	return out, nil
 }
 
 func copyRelease(r *Release) (*Release, error) {
@@ -414,9 +462,12 @@ func downstream(def *pipeline.Pipeline, stage string) []string {
 }
 
 // Abandon ends an active release: waiting stages are cancelled and its slots
-// freed. A stage in the middle of an action finishes that action first.
+// freed. A stage in the middle of an action finishes that action first. The
+// activity log of each app the release acts on says who abandoned it (a
+// release abandoned by a forced action is logged by that action instead).
 func (e *Engine) Abandon(ctx context.Context, actor Actor, idOrName string) (*Release, error) {
-	return e.withActive(ctx, idOrName, func(r *Release, def *pipeline.Pipeline) error {
+	var apps []string
+	r, err := e.withActive(ctx, idOrName, func(r *Release, def *pipeline.Pipeline) error {
 		now := e.now()
 		for _, st := range r.Stages {
 			if st.State == StageRunning {
@@ -424,6 +475,26 @@ func (e *Engine) Abandon(ctx context.Context, actor Actor, idOrName string) (*Re
 			}
 		}
 		e.endLocked(r, Abandoned, "abandoned by "+actor.Name)
+		for _, sd := range def.Stages { // def is never nil for an active release
+			for _, app := range stageApps(sd) {
+				if !slices.Contains(apps, app) {
+					apps = append(apps, app)
+				}
+			}
+		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if len(apps) == 0 {
+		apps = []string{""} // the all-apps activity log still shows it
+	}
+	for _, app := range apps {
+		a := sqlite.Activity{App: app, Actor: actor.Name, Action: "release.abandon", Detail: fmt.Sprintf("release %s (%s %s) abandoned by %s", r.Name, r.Feed, r.Version, actor.Name), Result: "succeeded"}
+		if err := e.store.AddActivity(context.WithoutCancel(ctx), a); err != nil {
+			e.log.Error("record release abandon", "release", r.Name, "app", app, "err", err)
+		}
+	}
+	return r, nil
 }

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -12,45 +13,70 @@ import (
 	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
-// approvalRules describes each stage's approval, by stage name: who
-// approves, how many must, whether the requester may, and the timeout. A
-// stage without approval is absent.
-func approvalRules(def *pipeline.Pipeline) map[string]string {
+// stageRules describes what each stage does, by stage name: its trigger
+// (after, manual), its actions (deploy, swap with its target and preview),
+// its checks, gates, approval and queue. Approvers are sorted, so their
+// order is no change.
+func stageRules(def *pipeline.Pipeline) map[string]string {
 	out := make(map[string]string)
 	if def == nil {
 		return out
 	}
 	for _, sd := range def.Stages {
-		a := sd.Approval
-		if a == nil {
-			continue
+		c := *sd
+		if sd.Approval != nil {
+			a := *sd.Approval
+			a.Approvers = slices.Sorted(slices.Values(a.Approvers))
+			c.Approval = &a
 		}
-		approvers := slices.Clone(a.Approvers)
-		sort.Strings(approvers)
-		out[sd.Name] = fmt.Sprintf("approvers %s; required %d; requesterCanApprove %t; timeout %v", strings.Join(approvers, ","), a.Required, a.RequesterCanApprove, a.Timeout)
+		b, err := json.Marshal(&c)
+		if err != nil {
+			b = []byte(fmt.Sprintf("%#v", c)) // never: a Stage is plain data
+		}
+		out[sd.Name] = string(b)
 	}
 	return out
 }
 
-// checkDuties keeps approvals a check on the people who release: changing
-// an existing pipeline's approvers or approval rules (adding, removing or
-// editing a stage's approval) needs the admin role, and a non-admin who
-// creates a pipeline may not name itself an approver that may approve its
-// own releases. Otherwise a deployer could approve its own releases.
+func hasApproval(def *pipeline.Pipeline) bool {
+	if def == nil {
+		return false
+	}
+	return slices.ContainsFunc(def.Stages, func(sd *pipeline.Stage) bool { return sd.Approval != nil })
+}
+
+func stageNames(def *pipeline.Pipeline) []string {
+	var out []string
+	if def != nil {
+		for _, sd := range def.Stages {
+			out = append(out, sd.Name)
+		}
+	}
+	return out
+}
+
+// checkDuties keeps approvals a check on the people who release. A
+// non-admin may not name itself an approver of any stage, of a new pipeline
+// or of an existing one: it could approve the releases others (ci) create.
+// And in a pipeline that has an approval, before or after the change, a
+// non-admin may change nothing about its stages: not their approvals, nor
+// what they deploy or swap where, nor their order, triggers, checks or
+// gates, since moving a swap into production out from under its approval
+// would let every release through unapproved. The rest of the definition
+// (description, artifact feed, trigger branches, notify) stays open.
 func checkDuties(actor Actor, old, next *pipeline.Pipeline) error {
 	if actor.Role == "admin" {
 		return nil
 	}
-	if old == nil {
-		// A new pipeline guards nothing yet; only self-approval is refused.
-		for _, sd := range next.Stages {
-			if a := sd.Approval; a != nil && a.RequesterCanApprove && slices.Contains(a.Approvers, actor.Name) {
-				return hotswap.Errorf(hotswap.Forbidden, "%s (role %s) may not name itself an approver of stage %s with requesterCanApprove: true: it could approve its own releases; ask an admin to apply this definition", actor.Name, actor.Role, sd.Name)
-			}
+	for _, sd := range next.Stages {
+		if a := sd.Approval; a != nil && slices.Contains(a.Approvers, actor.Name) {
+			return hotswap.Errorf(hotswap.Forbidden, "%s (role %s) may not name itself an approver of stage %s of pipeline %s: it could approve releases it takes part in; ask an admin to apply this definition", actor.Name, actor.Role, sd.Name, next.Name)
 		}
+	}
+	if old == nil || (!hasApproval(old) && !hasApproval(next)) {
 		return nil
 	}
-	was, now := approvalRules(old), approvalRules(next)
+	was, now := stageRules(old), stageRules(next)
 	var changed []string
 	for name, rule := range now {
 		if was[name] != rule {
@@ -62,41 +88,28 @@ func checkDuties(actor Actor, old, next *pipeline.Pipeline) error {
 			changed = append(changed, name)
 		}
 	}
-	if len(changed) == 0 {
-		return nil
-	}
 	sort.Strings(changed)
-	return hotswap.Errorf(hotswap.Forbidden, "%s (role %s) may not change the approvals of pipeline %s (stage %s): changing approvers or approval rules needs the admin role", actor.Name, actor.Role, next.Name, strings.Join(changed, ", "))
+	what := "stage " + strings.Join(changed, ", ")
+	if len(changed) == 0 {
+		if slices.Equal(stageNames(old), stageNames(next)) {
+			return nil
+		}
+		what = "the order of its stages"
+	}
+	return hotswap.Errorf(hotswap.Forbidden, "%s (role %s) may not change the stages of pipeline %s (%s): in a pipeline with an approval, changing a stage's approval, actions, targets, order, trigger, checks or gates needs the admin role", actor.Name, actor.Role, next.Name, what)
 }
 
 // recordDecision writes an approval or rejection to the activity log of
 // each app the stage acts on (its deploy, swap, checks and gates), so the
 // audit trail shows who let what into which slot.
 func (e *Engine) recordDecision(ctx context.Context, actor Actor, r *Release, sd *pipeline.Stage, decision, comment string) {
-	var apps []string
-	add := func(app, slot string) {
-		if app != "" && !slices.Contains(apps, app) {
-			apps = append(apps, app)
-		}
-	}
+	apps := stageApps(sd)
 	slot := ""
 	if sd.Deploy != nil {
-		add(sd.Deploy.App, sd.Deploy.Slot)
 		slot = sd.Deploy.Slot
 	}
 	if sd.Swap != nil {
-		add(sd.Swap.App, sd.Swap.Target)
 		slot = sd.Swap.Target
-	}
-	for _, c := range sd.Checks {
-		add(c.App, c.Slot)
-	}
-	for _, g := range sd.Gates {
-		if g.HTTP != nil {
-			add(g.HTTP.App, g.HTTP.Slot)
-		} else if g.Metric != nil {
-			add(g.Metric.App, g.Metric.Slot)
-		}
 	}
 	if len(apps) == 0 {
 		apps = []string{""} // the all-apps activity log still shows it
@@ -115,4 +128,32 @@ func (e *Engine) recordDecision(ctx context.Context, actor Actor, r *Release, sd
 			e.log.Error("record release decision", "release", r.Name, "app", app, "err", err)
 		}
 	}
+}
+
+// stageApps returns the apps a stage acts on: its deploy, swap, checks and
+// gates, each once.
+func stageApps(sd *pipeline.Stage) []string {
+	var apps []string
+	add := func(app string) {
+		if app != "" && !slices.Contains(apps, app) {
+			apps = append(apps, app)
+		}
+	}
+	if sd.Deploy != nil {
+		add(sd.Deploy.App)
+	}
+	if sd.Swap != nil {
+		add(sd.Swap.App)
+	}
+	for _, c := range sd.Checks {
+		add(c.App)
+	}
+	for _, g := range sd.Gates {
+		if g.HTTP != nil {
+			add(g.HTTP.App)
+		} else if g.Metric != nil {
+			add(g.Metric.App)
+		}
+	}
+	return apps
 }

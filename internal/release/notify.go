@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/pipeline"
 )
 
 // Event is what a pipeline's webhook receives.
@@ -195,14 +198,104 @@ func RedactURL(raw string) string {
 	return s
 }
 
-var webhookValue = regexp.MustCompile(`(webhook[ \t]*:[ \t]*)("[^"\n]*"|'[^'\n]*'|[^\s,}#]+)`)
+// WithheldDefinition is shown to non-admins instead of a pipeline
+// definition whose webhook URL could not be cut out of its text.
+const WithheldDefinition = "# This definition is withheld: its webhook URL, which may carry a secret,\n# could not be hidden from its text. Ask an admin to read or change it.\n"
 
-// RedactDefinition returns a pipeline definition with its webhook URL
-// reduced to scheme://host/…, for anyone but admins.
+// RedactDefinition returns a pipeline definition for anyone but admins:
+// every occurrence of its webhook URL, plainly or escaped as YAML or JSON
+// would, reduced to scheme://host/… (RedactURL). The URL is taken from the
+// parsed definition, not guessed from the text, and the result is parsed
+// again: when the webhook could still be read from it (written some other
+// way, or its path, query or user info still in the text), or the
+// definition does not parse, the whole text is withheld
+// (WithheldDefinition).
 func RedactDefinition(def string) string {
-	return webhookValue.ReplaceAllStringFunc(def, func(m string) string {
-		sub := webhookValue.FindStringSubmatch(m)
-		v := strings.Trim(sub[2], `"'`)
-		return sub[1] + strconv.Quote(RedactURL(v))
+	pl, err := pipeline.Parse([]byte(def), nil)
+	if err != nil {
+		return WithheldDefinition
+	}
+	secret := pl.Webhook
+	shown := RedactURL(secret)
+	if secret == "" || shown == secret {
+		return def
+	}
+	out := def
+	for _, form := range webhookForms(secret) {
+		out = strings.ReplaceAll(out, form, shown)
+	}
+	again, err := pipeline.Parse([]byte(out), nil)
+	if err != nil || again.Webhook == secret || leaksURL(out, secret) {
+		return WithheldDefinition
+	}
+	return out
+}
+
+// webhookForms returns the ways raw may be spelled in a YAML or JSON
+// document, longest first: plain, inside single quotes, and inside double
+// quotes with Go's, JSON's (with and without HTML escapes) and "\/"
+// escapes.
+func webhookForms(raw string) []string {
+	forms := []string{raw, strings.ReplaceAll(raw, "'", "''")}
+	for _, q := range []string{strconv.Quote(raw), strconv.QuoteToASCII(raw)} {
+		forms = append(forms, q[1:len(q)-1])
+	}
+	for _, html := range []bool{true, false} {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(raw) == nil {
+			j := strings.TrimSuffix(b.String(), "\n")
+			forms = append(forms, j[1:len(j)-1])
+		}
+	}
+	for _, f := range forms[2:] {
+		forms = append(forms, strings.ReplaceAll(f, "/", `\/`))
+	}
+	slices.SortFunc(forms, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
 	})
+	return slices.Compact(forms)
+}
+
+// leaksURL reports whether text still holds the parts of raw that
+// RedactURL hides: its user info, path, query or fragment.
+func leaksURL(text, raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return strings.Contains(text, raw)
+	}
+	parts := []string{u.RawQuery, u.Fragment, u.EscapedPath(), u.Path}
+	if u.User != nil {
+		parts = append(parts, u.User.String())
+	}
+	for _, p := range parts {
+		if p != "" && p != "/" && strings.Contains(text, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepWebhook undoes the redaction of old's webhook in a definition a
+// non-admin applies: one fetched redacted and applied again would
+// otherwise replace the webhook with scheme://host/…. It returns the
+// definition with the old URL back, or data unchanged when its webhook is
+// not old's redacted one.
+func keepWebhook(data []byte, def, old *pipeline.Pipeline, r pipeline.Resolver) ([]byte, *pipeline.Pipeline, error) {
+	if old == nil || old.Webhook == "" || def.Webhook == old.Webhook || def.Webhook != RedactURL(old.Webhook) {
+		return data, def, nil
+	}
+	shown := RedactURL(old.Webhook)
+	q := strconv.Quote(old.Webhook)
+	for _, form := range []string{old.Webhook, q[1 : len(q)-1], strings.ReplaceAll(old.Webhook, "'", "''")} {
+		text := []byte(strings.ReplaceAll(string(data), shown, form))
+		if next, err := pipeline.Parse(text, r); err == nil && next.Webhook == old.Webhook {
+			return text, next, nil
+		}
+	}
+	return nil, nil, hotswap.Errorf(hotswap.Invalid, "pipeline %s: notify.webhook is the redacted %s; give its whole URL, or leave it to an admin", def.Name, shown)
 }

@@ -196,7 +196,8 @@ type PipelineVersion struct {
 
 // ApplyPipeline stores a definition: a new pipeline when id has none, else a
 // new version of it (which may carry a new name: renaming keeps history).
-// It returns the stored pipeline. Conflict when another pipeline has name.
+// It returns the stored pipeline. Conflict when another pipeline has or
+// had name.
 func (db *DB) ApplyPipeline(ctx context.Context, id, name, definition, actor string) (Pipeline, error) {
 	now := db.now()
 	var p Pipeline
@@ -208,6 +209,22 @@ func (db *DB) ApplyPipeline(ctx context.Context, id, name, definition, actor str
 		}
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
+		}
+		// A name another pipeline had stays its: that pipeline's releases
+		// still answer to it, and a second pipeline numbering from 1 under
+		// it would give two releases one name.
+		var current string
+		if err := tx.QueryRowContext(ctx, "SELECT name FROM pipelines WHERE id = ?", id).Scan(&current); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if current != name {
+			err := tx.QueryRowContext(ctx, "SELECT p.name FROM pipeline_versions v JOIN pipelines p ON p.id = v.pipeline_id WHERE v.name = ? AND v.pipeline_id != ? LIMIT 1", name, id).Scan(&other)
+			if err == nil {
+				return hotswap.Errorf(hotswap.Conflict, "pipeline name %q was the name of pipeline %s, whose releases still answer to it; choose another name", name, other)
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
 		}
 		var version int
 		err = tx.QueryRowContext(ctx, "SELECT version FROM pipelines WHERE id = ?", id).Scan(&version)
