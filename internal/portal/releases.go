@@ -146,7 +146,13 @@ func (p *Portal) editPipelinePage(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
-	p.render(w, r, http.StatusOK, "editor", &view{Title: "Edit " + pl.Name, Nav: "pipelines", Data: editorData{Name: pl.Name, Definition: pl.Definition}})
+	def := pl.Definition
+	if actor(r).Role != "admin" {
+		// The webhook URL usually carries a secret; applying the redacted
+		// text back keeps the webhook (release.Engine.ApplyPipeline).
+		def = release.RedactDefinition(def)
+	}
+	p.render(w, r, http.StatusOK, "editor", &view{Title: "Edit " + pl.Name, Nav: "pipelines", Data: editorData{Name: pl.Name, Definition: def}})
 }
 
 // applyPipeline stores a definition; on error the editor comes back with the
