@@ -11,7 +11,8 @@ import (
 )
 
 // TestDeployFolderLeavesOutSecrets: a folder deploy honours .funcignore as
-// Core Tools does, and never uploads local.settings.json or .git.
+// Core Tools does, and never uploads local.settings.json (at any depth, in
+// any case), .git or .vscode.
 func TestDeployFolderLeavesOutSecrets(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -20,12 +21,12 @@ func TestDeployFolderLeavesOutSecrets(t *testing.T) {
 	}{
 		{
 			name: "no .funcignore",
-			want: []string{"a.ts", "hello/", "hello/function.json", "host.json", "keep.ts", "notes.md", "sub/", "sub/local.settings.json", "test/", "test/x.js"},
+			want: []string{"a.ts", "hello/", "hello/function.json", "host.json", "keep.ts", "notes.md", "sub/", "sub/x.js", "test/", "test/x.js"},
 		},
 		{
 			name:       "gitignore syntax",
 			funcignore: "# comment\n*.ts\n!keep.ts\ntest/\n/notes.md\n.funcignore\n",
-			want:       []string{"hello/", "hello/function.json", "host.json", "keep.ts", "sub/", "sub/local.settings.json"},
+			want:       []string{"hello/", "hello/function.json", "host.json", "keep.ts", "sub/", "sub/x.js"},
 		},
 	}
 	for _, tc := range tests {
@@ -41,7 +42,10 @@ func TestDeployFolderLeavesOutSecrets(t *testing.T) {
 				"keep.ts":                 "x",
 				"notes.md":                "x",
 				"test/x.js":               "x",
-				"sub/local.settings.json": "{}", // only the root one is special
+				"sub/local.settings.json": "{}",
+				"sub/Local.Settings.json": "{}",
+				"sub/x.js":                "x",
+				".vscode/settings.json":   "{}",
 			} {
 				writeFile(t, filepath.Join(dir, name), content)
 			}
