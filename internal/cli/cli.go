@@ -180,7 +180,7 @@ var commands = []*command{
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "only the deployments to slot `name`")
 		}, run: deploymentsList},
-	{name: "swap", args: "APP --slot SOURCE [--target SLOT] [--preview] [--force] | APP --complete | APP --cancel",
+	{name: "swap", args: "APP --slot SOURCE [--target SLOT] [--preview] [--force] | APP --complete [--force] | APP --cancel [--force]",
 		summary: "swap a slot into the target (default production); --preview stops after preparing, --complete or --cancel ends the preview", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "the source slot `name`")

@@ -118,6 +118,8 @@ func TestForceFlag(t *testing.T) {
 		{[]string{"deploy", "orders", zipPath, "--slot", "staging", "--force"}, deployAnswerJS, "/api/v1/apps/orders/slots/staging/deploy", "force=true"},
 		{[]string{"swap", "orders", "--slot", "staging", "--force"}, `{"app":"orders","source":"staging","target":"production","phase":"completed"}`, "/api/v1/apps/orders/swap", "force=true"},
 		{[]string{"rollback", "orders", "--slot", "staging", "--to", "d-1", "--force"}, deployAnswerJS, "/api/v1/apps/orders/slots/staging/rollback", "force=true"},
+		{[]string{"swap", "orders", "--complete", "--force"}, `{"app":"orders","source":"staging","target":"production","phase":"completed"}`, "/api/v1/apps/orders/swap/complete", "force=true"},
+		{[]string{"swap", "orders", "--cancel", "--force"}, `{"app":"orders","source":"staging","target":"production","phase":"cancelled"}`, "/api/v1/apps/orders/swap/cancel", "force=true"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.args[0], func(t *testing.T) {

@@ -55,9 +55,9 @@ func swap(ctx context.Context, x *cmdEnv, args []string) error {
 			target = hotswap.ProductionSlot
 		}
 		p, body = appPath(app)+"/swap", swapBody{Slot: o.slot, Target: target, Preview: o.preview}
-		if o.force {
-			p += "?force=true"
-		}
+	}
+	if o.force {
+		p += "?force=true"
 	}
 	var r swapResult
 	if printed, err := x.call(ctx, http.MethodPost, p, body, &r); printed || err != nil {

@@ -35,8 +35,9 @@ func stripCode(u string) string {
 	return base
 }
 
-// force reads the ?force= parameter: true deploys, swaps or rolls back past
-// a release's hold on the slot, abandoning that release.
+// force reads the ?force= parameter: true deploys, swaps, rolls back,
+// completes or cancels a swap preview, changes settings or deletes past a
+// release's hold on the slot, abandoning that release.
 func force(r *http.Request) (bool, error) {
 	v := r.URL.Query().Get("force")
 	if v == "" {

@@ -265,7 +265,12 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request, _ actor) {
 }
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, who actor) {
-	if err := s.ops.DeleteApp(r.Context(), who.Name, r.PathValue("app")); err != nil {
+	forced, err := force(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.ops.DeleteApp(r.Context(), who.Name, r.PathValue("app"), ops.HoldOptions{Force: forced}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -311,7 +316,12 @@ func (s *Server) getSlot(w http.ResponseWriter, r *http.Request, who actor) {
 }
 
 func (s *Server) deleteSlot(w http.ResponseWriter, r *http.Request, who actor) {
-	if err := s.ops.DeleteSlot(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot")); err != nil {
+	forced, err := force(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.ops.DeleteSlot(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot"), ops.HoldOptions{Force: forced}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -396,7 +406,12 @@ func (s *Server) swap(w http.ResponseWriter, r *http.Request, who actor) {
 }
 
 func (s *Server) completeSwap(w http.ResponseWriter, r *http.Request, who actor) {
-	res, err := s.ops.CompleteSwap(r.Context(), who.Name, r.PathValue("app"))
+	forced, err := force(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.ops.CompleteSwap(r.Context(), who.Name, r.PathValue("app"), ops.HoldOptions{Force: forced})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -405,7 +420,12 @@ func (s *Server) completeSwap(w http.ResponseWriter, r *http.Request, who actor)
 }
 
 func (s *Server) cancelSwap(w http.ResponseWriter, r *http.Request, who actor) {
-	res, err := s.ops.CancelSwap(r.Context(), who.Name, r.PathValue("app"))
+	forced, err := force(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.ops.CancelSwap(r.Context(), who.Name, r.PathValue("app"), ops.HoldOptions{Force: forced})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -530,11 +550,16 @@ func (s *Server) patchSettings(w http.ResponseWriter, r *http.Request, who actor
 		Set   []hotswap.Setting `json:"set"`
 		Unset []string          `json:"unset"`
 	}
+	forced, err := force(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	if err := decode(r, &in); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	st, err := s.ops.UpdateSettings(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot"), in.Set, in.Unset)
+	st, err := s.ops.UpdateSettings(r.Context(), who.Name, r.PathValue("app"), r.PathValue("slot"), in.Set, in.Unset, ops.HoldOptions{Force: forced})
 	if err != nil {
 		s.fail(w, r, err)
 		return

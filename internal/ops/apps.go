@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -239,9 +240,27 @@ func invokeKey(keys []hotswap.Key, fn, level string) string {
 }
 
 // DeleteApp removes an app, its slots and records, and stops its processes.
-func (s *Service) DeleteApp(ctx context.Context, actor, name string) error {
+// A release holding one of its slots refuses it unless forced.
+func (s *Service) DeleteApp(ctx context.Context, actor, name string, ho HoldOptions) error {
+	var slots []string
+	s.mu.Lock()
+	for k := range s.slots {
+		if k.app == name {
+			slots = append(slots, k.slot)
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(slots)
+	forced, err := s.checkHolds("delete", name, ho.Release, ho.Force, slots...)
+	if err != nil {
+		return err
+	}
 	op, err := s.begin(ctx, name, "app.delete", "", actor)
 	if err != nil {
+		return err
+	}
+	if err := s.abandonHolds(context.WithoutCancel(ctx), actor, "delete", name, forced); err != nil {
+		s.end(ctx, op, err)
 		return err
 	}
 	s.mu.Lock()
@@ -364,12 +383,22 @@ func (s *Service) slotLocked(ctx context.Context, app, slot string) (*slotState,
 }
 
 // DeleteSlot removes a slot (never production) and stops its processes.
-func (s *Service) DeleteSlot(ctx context.Context, actor, app, slot string) error {
+// A release holding the slot refuses it unless forced: recreating it would
+// make the release fail after its approvals.
+func (s *Service) DeleteSlot(ctx context.Context, actor, app, slot string, ho HoldOptions) error {
 	if slot == hotswap.ProductionSlot {
 		return hotswap.Errorf(hotswap.FailedPrecondition, "the production slot cannot be deleted")
 	}
+	forced, err := s.checkHolds("delete", app, ho.Release, ho.Force, slot)
+	if err != nil {
+		return err
+	}
 	op, err := s.begin(ctx, app, "slot.delete", slot, actor)
 	if err != nil {
+		return err
+	}
+	if err := s.abandonHolds(context.WithoutCancel(ctx), actor, "delete", app, forced); err != nil {
+		s.end(ctx, op, err)
 		return err
 	}
 	s.mu.Lock()

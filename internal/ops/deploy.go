@@ -113,7 +113,8 @@ func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 	if err != nil {
 		return hotswap.Deployment{}, nil, err
 	}
-	if err := s.checkHolds(ctx, req.Actor, "deploy", req.App, req.Release, req.Force, req.Slot); err != nil {
+	forced, err := s.checkHolds("deploy", req.App, req.Release, req.Force, req.Slot)
+	if err != nil {
 		return hotswap.Deployment{}, nil, err
 	}
 	now := time.Now().UTC()
@@ -123,6 +124,10 @@ func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 	}
 	op := &sqlite.Operation{ID: newID("op-"), App: req.App, Kind: "deploy", Slot: req.Slot, Target: d.ID, Actor: req.Actor, State: "running", StartedAt: now}
 	if err := s.beginOp(ctx, *op); err != nil {
+		return d, nil, err
+	}
+	if err := s.abandonHolds(ctx, req.Actor, "deploy", req.App, forced); err != nil {
+		s.end(ctx, op, err)
 		return d, nil, err
 	}
 	if err := s.store.CreateDeployment(ctx, d); err != nil {

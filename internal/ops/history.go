@@ -83,7 +83,8 @@ func (s *Service) RollbackTo(ctx context.Context, req RollbackRequest) (hotswap.
 	if err := s.cfg.Artifacts.Verify(d.Digest); err != nil {
 		return d, &hotswap.Error{Kind: hotswap.ErrorKind(err), Msg: fmt.Sprintf("refusing to roll back to deployment %s: %s", d.ID, hotswap.ErrorMessage(err)), Err: err}
 	}
-	if err := s.checkHolds(ctx, actor, "rollback", app, "", req.Force, slot); err != nil {
+	forced, err := s.checkHolds("rollback", app, "", req.Force, slot)
+	if err != nil {
 		return d, err
 	}
 	op, err := s.begin(ctx, app, "rollback", slot, actor)
@@ -91,6 +92,10 @@ func (s *Service) RollbackTo(ctx context.Context, req RollbackRequest) (hotswap.
 		return d, err
 	}
 	ctx = context.WithoutCancel(ctx)
+	if err := s.abandonHolds(ctx, actor, "rollback", app, forced); err != nil {
+		s.end(ctx, op, err)
+		return d, err
+	}
 	err = s.rollback(ctx, app, slot, d)
 	s.end(ctx, op, err)
 	result := "succeeded"

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/hotswap/hotswap"
 )
@@ -56,27 +57,62 @@ func (s *Service) HeldBy(app, slot string) (Hold, bool) {
 	return h.HeldBy(app, slot)
 }
 
-// checkHolds refuses action on the slots a release holds (other than
-// own, the release doing it), or with force abandons that release and
-// records who forced it. It must be called without s.mu held.
-func (s *Service) checkHolds(ctx context.Context, actor, action, app, own string, force bool, slots ...string) error {
+// HoldOptions says how an action treats the releases holding its slots.
+// The zero value refuses action on any held slot.
+type HoldOptions struct {
+	// Release is the id of the release acting: it may act on the slots it
+	// holds.
+	Release string
+	// Force goes past another release's hold, abandoning that release
+	// once the action has begun.
+	Force bool
+}
+
+// forcedHold is a hold a forced action goes past.
+type forcedHold struct {
+	hold Hold
+	slot string
+}
+
+// checkHolds refuses action on the slots a release holds (other than own,
+// the release doing it), or with force returns the holds to abandon with
+// abandonHolds once the action's operation has begun, so that a forced
+// action refused for another reason leaves the release waiting. It must be
+// called without s.mu held.
+func (s *Service) checkHolds(action, app, own string, force bool, slots ...string) ([]forcedHold, error) {
 	h := s.holds()
 	if h == nil {
-		return nil
+		return nil, nil
 	}
+	var forced []forcedHold
 	for _, slot := range slots {
 		hold, ok := h.HeldBy(app, slot)
 		if !ok || hold.ReleaseID == own {
 			continue
 		}
 		if own != "" || !force {
-			return holdError(app, slot, action, hold)
+			return nil, holdError(app, slot, action, hold)
 		}
-		if err := h.ForceRelease(ctx, hold.ReleaseID, actor, action, app, slot); err != nil {
-			return fmt.Errorf("abandon release %s held %s/%s: %w", hold.Release, app, slot, err)
+		if !slices.ContainsFunc(forced, func(f forcedHold) bool { return f.hold.ReleaseID == hold.ReleaseID }) {
+			forced = append(forced, forcedHold{hold, slot})
 		}
-		s.activity(ctx, app, actor, "release.abandon", slot, fmt.Sprintf("release %s abandoned: %s forced a %s past its hold", hold.Release, actor, action), "succeeded")
-		s.log.Warn("release abandoned by a forced action", "release", hold.Release, "actor", actor, "action", action, "app", app, "slot", slot)
+	}
+	return forced, nil
+}
+
+// abandonHolds abandons the releases a forced action went past and records
+// who forced them. It must be called without s.mu held.
+func (s *Service) abandonHolds(ctx context.Context, actor, action, app string, forced []forcedHold) error {
+	h := s.holds()
+	if h == nil {
+		return nil
+	}
+	for _, f := range forced {
+		if err := h.ForceRelease(ctx, f.hold.ReleaseID, actor, action, app, f.slot); err != nil {
+			return fmt.Errorf("abandon release %s held %s/%s: %w", f.hold.Release, app, f.slot, err)
+		}
+		s.activity(ctx, app, actor, "release.abandon", f.slot, fmt.Sprintf("release %s abandoned: %s forced a %s past its hold", f.hold.Release, actor, action), "succeeded")
+		s.log.Warn("release abandoned by a forced action", "release", f.hold.Release, "actor", actor, "action", action, "app", app, "slot", f.slot)
 	}
 	return nil
 }
@@ -98,7 +134,7 @@ func (s *Service) slotLog(app, slot, text string) {
 	}
 }
 
-// CheckHold refuses action (deploy, swap, rollback) on app/slot while a
+// CheckHold refuses action (deploy, swap, rollback...) on app/slot while a
 // release holds it, with the error a forceless request gets; nil when free.
 func (s *Service) CheckHold(app, slot, action string) error {
 	if hold, ok := s.HeldBy(app, slot); ok {

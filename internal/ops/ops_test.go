@@ -110,7 +110,7 @@ func TestRefusedEndIsRecordedLater(t *testing.T) {
 	exec(t, raw, refuseEnds)
 
 	// The change itself is stored; only its end is refused.
-	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "1"), nil); err != nil {
+	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "1"), nil, HoldOptions{}); err != nil {
 		t.Fatalf("settings change while ends are refused = %v, want success", err)
 	}
 	running, err := s.store.RunningOperations(ctx)
@@ -127,7 +127,7 @@ func TestRefusedEndIsRecordedLater(t *testing.T) {
 	}
 
 	// While the store still refuses, another change says why it cannot start.
-	_, err = s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "2"), nil)
+	_, err = s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "2"), nil, HoldOptions{})
 	if hotswap.ErrorKind(err) != hotswap.Unavailable || !strings.Contains(hotswap.ErrorMessage(err), op.ID) {
 		t.Fatalf("settings change while the end is unrecorded = %v (kind %v), want Unavailable naming %s", err, hotswap.ErrorKind(err), op.ID)
 	}
@@ -145,7 +145,7 @@ func TestRefusedEndIsRecordedLater(t *testing.T) {
 	if i < 0 || ops[i].State != sqlite.OpSucceeded || ops[i].EndedAt.After(endedBy) {
 		t.Fatalf("stored operations = %+v, want %s succeeded, ended before %v", ops, op.ID, endedBy)
 	}
-	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "3"), nil); err != nil {
+	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "3"), nil, HoldOptions{}); err != nil {
 		t.Fatalf("settings change after the store recovered = %v", err)
 	}
 }
@@ -181,11 +181,11 @@ func TestRefusedEndFlushedByNextOperation(t *testing.T) {
 	}
 	raw := rawDB(t, path)
 	exec(t, raw, refuseEnds)
-	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "1"), nil); err != nil {
+	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "1"), nil, HoldOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	exec(t, raw, "DROP TRIGGER refuse_end")
-	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "2"), nil); err != nil {
+	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "2"), nil, HoldOptions{}); err != nil {
 		t.Fatalf("settings change right after the store recovered = %v", err)
 	}
 	waitNoRunning(t, s, 5*time.Second)
@@ -201,7 +201,7 @@ func TestCloseWithUnrecordedEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	exec(t, rawDB(t, path), refuseEnds)
-	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "1"), nil); err != nil {
+	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "1"), nil, HoldOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})

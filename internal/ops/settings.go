@@ -25,7 +25,10 @@ func (s *Service) ListSettings(ctx context.Context, app, slot string) ([]hotswap
 // When the slot runs a deployment, a process set with the new environment is
 // started and made ready before the slot flips to it, so the change costs no
 // failed request.
-func (s *Service) UpdateSettings(ctx context.Context, actor, app, slot string, set []hotswap.Setting, unset []string) ([]hotswap.Setting, error) {
+//
+// A release holding the slot refuses it unless forced: the changed
+// settings would travel into production with the approved build.
+func (s *Service) UpdateSettings(ctx context.Context, actor, app, slot string, set []hotswap.Setting, unset []string, ho HoldOptions) ([]hotswap.Setting, error) {
 	seen := make(map[string]bool)
 	for i, st := range set {
 		if isWarmupSetting(st.Name) {
@@ -50,12 +53,20 @@ func (s *Service) UpdateSettings(ctx context.Context, actor, app, slot string, s
 	if len(set) == 0 && len(unset) == 0 {
 		return nil, hotswap.Errorf(hotswap.Invalid, "no setting to set or unset")
 	}
+	forced, err := s.checkHolds("settings change", app, ho.Release, ho.Force, slot)
+	if err != nil {
+		return nil, err
+	}
 	op, err := s.begin(ctx, app, "settings", slot, actor)
 	if err != nil {
 		s.logDiskFull(app, slot, "settings change", err)
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
+	if err := s.abandonHolds(ctx, actor, "settings change", app, forced); err != nil {
+		s.end(ctx, op, err)
+		return nil, err
+	}
 	out, err := s.updateSettings(ctx, app, slot, set, unset)
 	s.logDiskFull(app, slot, "settings change", err)
 	s.end(ctx, op, err)

@@ -128,7 +128,8 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 	if err != nil {
 		return res, err
 	}
-	if err := s.checkHolds(ctx, req.Actor, "swap", req.App, req.Release, req.Force, req.Source, req.Target); err != nil {
+	forced, err := s.checkHolds("swap", req.App, req.Release, req.Force, req.Source, req.Target)
+	if err != nil {
 		return res, err
 	}
 	op := &sqlite.Operation{ID: newID("op-"), App: req.App, Kind: "swap", Slot: req.Source, Target: req.Target, Actor: req.Actor, State: sqlite.OpRunning, StartedAt: start.UTC()}
@@ -136,6 +137,10 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 		return res, err
 	}
 	ctx = context.WithoutCancel(ctx)
+	if err := s.abandonHolds(ctx, req.Actor, "swap", req.App, forced); err != nil {
+		s.end(ctx, op, err)
+		return res, err
+	}
 	p, err := s.prepareSwap(ctx, req, op)
 	if err != nil {
 		s.end(ctx, op, err)
@@ -328,20 +333,34 @@ func (s *Service) previewOf(ctx context.Context, app string) (*slotState, error)
 	return nil, hotswap.Errorf(hotswap.FailedPrecondition, "app %s has no swap in preview", app)
 }
 
-// CompleteSwap flips a swap in preview.
-func (s *Service) CompleteSwap(ctx context.Context, actor, app string) (SwapResult, error) {
+// CompleteSwap flips a swap in preview. A release holding either slot
+// (one whose preview runs its checks, say) refuses it as Swap does.
+func (s *Service) CompleteSwap(ctx context.Context, actor, app string, ho HoldOptions) (SwapResult, error) {
 	start := time.Now()
 	st, err := s.previewOf(ctx, app)
 	if err != nil {
 		return SwapResult{}, err
 	}
+	s.mu.Lock()
 	p := st.preview
+	s.mu.Unlock()
+	if p == nil {
+		return SwapResult{}, hotswap.Errorf(hotswap.FailedPrecondition, "app %s has no swap in preview", app)
+	}
 	res := SwapResult{App: app, Source: p.req.Source, Target: p.req.Target, SourceDeployment: p.targetNew.deployment}
 	if p.sourceNew != nil {
 		res.TargetDeployment = p.sourceNew.deployment
 	}
+	forced, err := s.checkHolds("swap", app, ho.Release, ho.Force, p.req.Source, p.req.Target)
+	if err != nil {
+		return res, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	if err := s.abandonHolds(ctx, actor, "swap", app, forced); err != nil {
+		return res, err
+	}
 	p.req.Actor = actor
-	flip, err := s.flip(context.WithoutCancel(ctx), p)
+	flip, err := s.flip(ctx, p)
 	if err != nil {
 		return res, err
 	}
@@ -350,17 +369,34 @@ func (s *Service) CompleteSwap(ctx context.Context, actor, app string) (SwapResu
 }
 
 // CancelSwap ends a swap in preview: the source slot serves what it served.
-func (s *Service) CancelSwap(ctx context.Context, actor, app string) (SwapResult, error) {
+// A release holding either slot refuses it as Swap does.
+func (s *Service) CancelSwap(ctx context.Context, actor, app string, ho HoldOptions) (SwapResult, error) {
 	st, err := s.previewOf(ctx, app)
+	if err != nil {
+		return SwapResult{}, err
+	}
+	s.mu.Lock()
+	p := st.preview
+	s.mu.Unlock()
+	if p == nil {
+		return SwapResult{}, hotswap.Errorf(hotswap.FailedPrecondition, "app %s has no swap in preview", app)
+	}
+	forced, err := s.checkHolds("cancel", app, ho.Release, ho.Force, p.req.Source, p.req.Target)
 	if err != nil {
 		return SwapResult{}, err
 	}
 	ctx = context.WithoutCancel(ctx)
 	s.mu.Lock()
-	p := st.preview
+	if st.preview != p {
+		s.mu.Unlock()
+		return SwapResult{}, hotswap.Errorf(hotswap.FailedPrecondition, "the swap preview of app %s ended meanwhile", app)
+	}
 	st.preview = nil
 	s.publishLocked()
 	s.mu.Unlock()
+	if err := s.abandonHolds(ctx, actor, "cancel", app, forced); err != nil {
+		s.log.Error("abandon release after a forced swap cancel", "app", app, "err", err)
+	}
 	for _, x := range []*prepared{p.targetNew, p.sourceNew} {
 		if x != nil {
 			s.park(x.key, x.deployment, x.set)

@@ -62,7 +62,7 @@ func (p *Portal) deleteApp(w http.ResponseWriter, r *http.Request) {
 		p.renderApp(w, r, http.StatusBadRequest, failForm(r, "delete-app", "confirm", err))
 		return
 	}
-	if err := p.cfg.Ops.DeleteApp(r.Context(), actor(r).Name, app); err != nil {
+	if err := p.cfg.Ops.DeleteApp(r.Context(), actor(r).Name, app, ops.HoldOptions{}); err != nil {
 		p.renderApp(w, r, statusOf(err), failForm(r, "delete-app", "confirm", err))
 		return
 	}
@@ -111,7 +111,7 @@ func (p *Portal) createSlot(w http.ResponseWriter, r *http.Request) {
 
 func (p *Portal) deleteSlot(w http.ResponseWriter, r *http.Request) {
 	app, slot := r.PathValue("app"), r.PathValue("slot")
-	if err := p.cfg.Ops.DeleteSlot(r.Context(), actor(r).Name, app, slot); err != nil {
+	if err := p.cfg.Ops.DeleteSlot(r.Context(), actor(r).Name, app, slot, ops.HoldOptions{}); err != nil {
 		p.setFlash(w, r, hotswap.ErrorMessage(err), true)
 		http.Redirect(w, r, appURL(app), http.StatusSeeOther)
 		return
@@ -369,7 +369,7 @@ func (p *Portal) setSetting(w http.ResponseWriter, r *http.Request) {
 		p.renderSlot(w, r, http.StatusBadRequest, failForm(r, id, "name", err))
 		return
 	}
-	if _, err := p.cfg.Ops.UpdateSettings(r.Context(), actor(r).Name, app, slot, []hotswap.Setting{st}, nil); err != nil {
+	if _, err := p.cfg.Ops.UpdateSettings(r.Context(), actor(r).Name, app, slot, []hotswap.Setting{st}, nil, ops.HoldOptions{}); err != nil {
 		p.renderSlot(w, r, statusOf(err), failForm(r, id, "value", err))
 		return
 	}
@@ -379,7 +379,7 @@ func (p *Portal) setSetting(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) deleteSetting(w http.ResponseWriter, r *http.Request) {
 	app, slot := r.PathValue("app"), r.PathValue("slot")
 	name := r.PostFormValue("name")
-	if _, err := p.cfg.Ops.UpdateSettings(r.Context(), actor(r).Name, app, slot, nil, []string{name}); err != nil {
+	if _, err := p.cfg.Ops.UpdateSettings(r.Context(), actor(r).Name, app, slot, nil, []string{name}, ops.HoldOptions{}); err != nil {
 		p.setFlash(w, r, hotswap.ErrorMessage(err), true)
 		http.Redirect(w, r, slotURL(app, slot)+"#settings", http.StatusSeeOther)
 		return
@@ -509,7 +509,7 @@ func (p *Portal) swap(w http.ResponseWriter, r *http.Request) {
 
 func (p *Portal) completeSwap(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
-	res, err := p.cfg.Ops.CompleteSwap(r.Context(), actor(r).Name, app)
+	res, err := p.cfg.Ops.CompleteSwap(r.Context(), actor(r).Name, app, ops.HoldOptions{})
 	if err != nil {
 		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
 		return
@@ -519,7 +519,7 @@ func (p *Portal) completeSwap(w http.ResponseWriter, r *http.Request) {
 
 func (p *Portal) cancelSwap(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
-	res, err := p.cfg.Ops.CancelSwap(r.Context(), actor(r).Name, app)
+	res, err := p.cfg.Ops.CancelSwap(r.Context(), actor(r).Name, app, ops.HoldOptions{})
 	if err != nil {
 		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
 		return

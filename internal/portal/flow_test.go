@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
 	"github.com/hotswap/hotswap/internal/sqlite"
 )
@@ -208,7 +209,7 @@ func TestRoles(t *testing.T) {
 	if _, err := e.ops.CreateApp(ctx, "admin", "orders"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.ops.UpdateSettings(ctx, "admin", "orders", "production", []hotswap.Setting{{Name: "SECRET_VALUE", Value: "hunter2"}}, nil); err != nil {
+	if _, err := e.ops.UpdateSettings(ctx, "admin", "orders", "production", []hotswap.Setting{{Name: "SECRET_VALUE", Value: "hunter2"}}, nil, ops.HoldOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	b := e.browser()

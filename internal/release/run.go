@@ -203,13 +203,13 @@ func (e *Engine) swap(ctx context.Context, s stepState, actor string) error {
 	for i, c := range s.def.Checks {
 		c.App, c.Slot = sw.App, sw.Slot
 		if err := e.check(ctx, s.rel.ID, s.st.Name, i, c); err != nil {
-			if _, cerr := e.ops.CancelSwap(ctx, actor, sw.App); cerr != nil {
+			if _, cerr := e.ops.CancelSwap(ctx, actor, sw.App, ops.HoldOptions{Release: s.rel.ID}); cerr != nil {
 				e.log.Error("cancel swap preview", "err", cerr)
 			}
 			return fmt.Errorf("in swap preview: %w", err)
 		}
 	}
-	_, err = e.ops.CompleteSwap(ctx, actor, sw.App)
+	_, err = e.ops.CompleteSwap(ctx, actor, sw.App, ops.HoldOptions{Release: s.rel.ID})
 	return err
 }
 

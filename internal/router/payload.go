@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -26,6 +26,9 @@ const (
 	// DefaultPayloadQueueWait is how long an invocation over that bound
 	// waits for a turn before it is answered 503.
 	DefaultPayloadQueueWait = time.Second
+	// DefaultPayloadBodyTimeout is how long a payload-mode request body
+	// may take to arrive, all of it, before the client is answered 408.
+	DefaultPayloadBodyTimeout = 30 * time.Second
 )
 
 // PayloadLimits bound the payload-mode invocations in flight: each holds its
@@ -34,6 +37,10 @@ const (
 type PayloadLimits struct {
 	Concurrency int           // per process set; zero = DefaultPayloadConcurrency
 	QueueWait   time.Duration // wait for a turn, then 503; zero = DefaultPayloadQueueWait
+	// BodyTimeout bounds reading the whole request body, which happens
+	// before a turn is taken, so a slow client holds no turn; past it the
+	// client gets 408. Zero = DefaultPayloadBodyTimeout.
+	BodyTimeout time.Duration
 }
 
 func (l PayloadLimits) withDefaults() PayloadLimits {
@@ -42,6 +49,9 @@ func (l PayloadLimits) withDefaults() PayloadLimits {
 	}
 	if l.QueueWait <= 0 {
 		l.QueueWait = DefaultPayloadQueueWait
+	}
+	if l.BodyTimeout <= 0 {
+		l.BodyTimeout = DefaultPayloadBodyTimeout
 	}
 	return l
 }
@@ -92,12 +102,28 @@ func (g payloadGate) leave() {
 // status written.
 //
 // Memory: a body over the limit is refused before it is read; the body is
-// held once, the JSON envelope is encoded from it as the handler reads it,
-// and the answer is held once and decoded in place; a bounded number of
-// invocations per process set run at once.
+// held once, grown as it arrives, the JSON envelope is encoded from it as
+// the handler reads it, and the answer is held once and decoded in place; a
+// bounded number of invocations per process set run at once.
+//
+// The caller has checked the key. The body is read before a turn is taken,
+// within one deadline for all of it, so slow clients hold neither a turn
+// nor more memory than they have sent.
 func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *funcapp.Function, params []funcapp.Param, addr string) int {
 	if r.ContentLength > h.maxBody {
 		return tooLarge(w, h.maxBody)
+	}
+	body, err := h.readRequestBody(w, r)
+	if err != nil {
+		switch {
+		case errors.Is(err, errTooLarge):
+			return tooLarge(w, h.maxBody)
+		case errors.Is(err, errBodyDeadline):
+			w.Header().Set("Connection", "close")
+			http.Error(w, fmt.Sprintf("request timeout: the request body did not arrive within %v", h.payload.limits.BodyTimeout), http.StatusRequestTimeout)
+			return http.StatusRequestTimeout
+		}
+		return 499
 	}
 	if !s.payload.enter(r.Context(), h.payload.limits.QueueWait) {
 		if r.Context().Err() != nil {
@@ -108,13 +134,6 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 		return http.StatusServiceUnavailable
 	}
 	defer s.payload.leave()
-	body, err := readBody(r.Body, r.ContentLength, h.maxBody)
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			return tooLarge(w, h.maxBody)
-		}
-		return 499
-	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -184,7 +203,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 		return http.StatusBadGateway
 	}
 	defer resp.Body.Close()
-	out, err := readBody(resp.Body, resp.ContentLength, 2*h.maxBody)
+	out, err := readHandlerAnswer(resp.Body, resp.ContentLength, 2*h.maxBody)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			s.log("host", fmt.Sprintf("invocation %s of %s: the handler's answer is larger than %d bytes", id, fn.Name, 2*h.maxBody))
@@ -242,28 +261,82 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	return status
 }
 
-// errTooLarge is readBody's error for a body over its limit.
-var errTooLarge = errors.New("body too large")
+var (
+	// errTooLarge is readBody's error for a body over its limit.
+	errTooLarge = errors.New("body too large")
+	// errBodyDeadline is readRequestBody's error when the whole body did
+	// not arrive within the payload body timeout.
+	errBodyDeadline = errors.New("the request body did not arrive in time")
+)
 
-// readBody reads all of rc into one buffer: of exactly size bytes when the
-// size is known, else grown as it comes. It reads at most limit bytes and
-// returns errTooLarge past them.
+// readRequestBody reads r's body, all of it within the payload body
+// timeout. The net/http side renews a read deadline on every read
+// (deadlineBody), which a client sending a byte now and then would keep
+// alive; here one deadline covers the whole body instead.
+func (h *Handler) readRequestBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rd := io.Reader(r.Body)
+	if d, ok := r.Body.(*deadlineBody); ok {
+		rd = d.ReadCloser
+	}
+	deadline := time.Now().Add(h.payload.limits.BodyTimeout)
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(deadline); err == nil {
+		// Lifted after the body, where net/http starts watching for the
+		// client going away.
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	body, err := readBody(rd, r.ContentLength, h.maxBody)
+	if err != nil && !errors.Is(err, errTooLarge) && (errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(deadline)) {
+		return nil, errBodyDeadline
+	}
+	return body, err
+}
+
+// readBody reads all of a client's body into one buffer, grown as the
+// bytes arrive (never past size when the size is known): a declared size
+// alone allocates nothing. It reads at most limit bytes and returns
+// errTooLarge past them.
 func readBody(rc io.Reader, size, limit int64) ([]byte, error) {
+	return readInto(rc, size, limit, 32<<10)
+}
+
+// readHandlerAnswer reads all of a handler's answer into one buffer: of
+// exactly size bytes when the size is known, else grown as it comes. It
+// reads at most limit bytes and returns errTooLarge past them.
+func readHandlerAnswer(rc io.Reader, size, limit int64) ([]byte, error) {
+	if size >= 0 {
+		return readInto(rc, size, limit, size)
+	}
+	return readInto(rc, size, limit, 32<<10)
+}
+
+// readInto reads rc to its end into a buffer of initial bytes, grown as
+// needed, never past size when size >= 0. It reads at most limit bytes.
+func readInto(rc io.Reader, size, limit, initial int64) ([]byte, error) {
 	if size > limit {
 		return nil, errTooLarge
 	}
 	if size >= 0 {
-		b := make([]byte, size)
-		if _, err := io.ReadFull(rc, b); err != nil {
-			return nil, err
-		}
-		return b, nil
+		initial = min(initial, size)
 	}
-	b := make([]byte, 0, 32<<10)
+	b := make([]byte, 0, initial)
 	for {
+		if size >= 0 && int64(len(b)) == size {
+			// The reader ends the body at its declared length.
+			return b, nil
+		}
 		if len(b) == cap(b) {
-			// Grow by half, not double: less slack in the last buffer.
-			b = slices.Grow(b, cap(b)/2)
+			// Four times while the declared size is not reached (fewer
+			// copies: it is coming), twice when the size is unknown.
+			c := max(2*int64(cap(b)), 512)
+			if size >= 0 {
+				c = min(2*c, size)
+			} else {
+				c = min(c, limit+1)
+			}
+			nb := make([]byte, len(b), c)
+			copy(nb, b)
+			b = nb
 		}
 		n, err := rc.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
@@ -271,6 +344,9 @@ func readBody(rc io.Reader, size, limit int64) ([]byte, error) {
 			return nil, errTooLarge
 		}
 		if err == io.EOF {
+			if size >= 0 && int64(len(b)) < size {
+				return nil, io.ErrUnexpectedEOF
+			}
 			return b, nil
 		}
 		if err != nil {

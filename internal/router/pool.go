@@ -130,7 +130,14 @@ type bodyTimeoutHandler struct {
 
 func (b bodyTimeoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: b.s.bodyReadTimeout()}
+		// A copy: net/http looks at its own request's Body after the
+		// handler to decide whether to read what is left of it, and reads
+		// up to 256 KiB of any body it does not know (asking for it with
+		// 100 Continue), so a refused request would make it read the body.
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.Body = &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: b.s.bodyReadTimeout()}
+		r = r2
 	}
 	b.h.ServeHTTP(w, r)
 }
