@@ -94,14 +94,26 @@ func (e *Engine) runSteps(id, stage string, attempt int) error {
 	ctx := e.ctx
 	actor := s.rel.Requester + " (release " + s.rel.Name + ")"
 	if d := s.def.Deploy; d != nil && s.deployed == "" {
+		// The hold is taken before the deploy starts: in the gap between
+		// the deploy and its record a manual swap would otherwise carry
+		// the unapproved build on. A failed deploy lets go of a hold it
+		// took.
+		key := slotKey(d.App, d.Slot)
+		took := false
+		e.record(id, func(r *Release, _ time.Time) {
+			took = !r.holds(key)
+			r.hold(key)
+		})
 		depID, err := e.deploy(ctx, s, actor)
 		if err != nil {
+			if took {
+				e.record(id, func(r *Release, _ time.Time) { r.unhold(key) })
+			}
 			return err
 		}
 		e.record(id, func(r *Release, now time.Time) {
 			st := r.stage(stage)
 			st.DeploymentID, st.Step = depID, "swap"
-			r.hold(slotKey(d.App, d.Slot))
 			st.logf(now, fmt.Sprintf("deployed %s %s to %s/%s as %s", r.Feed, r.Version, d.App, d.Slot, depID))
 		})
 		s.deployed = depID
