@@ -198,7 +198,34 @@ func (m *Manager) forker() {
 	}
 }
 
-func (m *Manager) fork(cmd *exec.Cmd) error {
+func (m *Manager) fork(cmd *exec.Cmd) (*exec.Cmd, error) {
+	// ETXTBSY: the executable was written moments ago (a deploy), and a
+	// process forked elsewhere in this server at that moment still holds
+	// the write descriptor until it execs (golang/go#22315). It goes away by
+	// itself; try again, on a fresh Cmd since one cannot start twice.
+	delay := 5 * time.Millisecond
+	for try := 0; ; try++ {
+		err := m.forkOnce(cmd)
+		if !errors.Is(err, syscall.ETXTBSY) || try == 8 {
+			return cmd, err
+		}
+		time.Sleep(delay)
+		delay *= 2
+		cmd = cloneCmd(cmd)
+	}
+}
+
+// cloneCmd returns a Cmd that has not been started, set up as cmd.
+func cloneCmd(cmd *exec.Cmd) *exec.Cmd {
+	c := exec.Command(cmd.Path)
+	c.Args, c.Env, c.Dir = cmd.Args, cmd.Env, cmd.Dir
+	c.Stdin, c.Stdout, c.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
+	c.ExtraFiles, c.SysProcAttr = cmd.ExtraFiles, cmd.SysProcAttr
+	c.Cancel, c.WaitDelay = cmd.Cancel, cmd.WaitDelay
+	return c
+}
+
+func (m *Manager) forkOnce(cmd *exec.Cmd) error {
 	req := forkRequest{cmd: cmd, errc: make(chan error, 1)}
 	select {
 	case m.forkc <- req:

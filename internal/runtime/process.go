@@ -54,7 +54,7 @@ func (m *Manager) startProcess(spec *Spec, port int, home, setMark string, log *
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW // *os.File: no copying goroutines in exec
-	err = m.fork(cmd)
+	cmd, err = m.fork(cmd)
 	outW.Close()
 	errW.Close()
 	if err != nil {
