@@ -6,6 +6,8 @@
 //     mode and through hotswap in payload mode, for a tiny and a 64 KiB body;
 //   - allocations per request and a CPU profile of the forwarding path
 //     (go test -bench BenchmarkLeanForward in internal/router);
+//   - 2,000 idle keep-alive clients beside the 64 active ones (200 with
+//     -smoke): every active request must still be answered;
 //   - swaps every few seconds under 64 and 256 keep-alive clients;
 //   - deploy to first response against a bare start of the same binary;
 //   - server memory with idle and deployed slots.
@@ -67,6 +69,7 @@ type config struct {
 	allocTime   string        // -benchtime of the allocation benchmark
 	profileTime string        // -benchtime of the profiled benchmark run
 	elapsed     time.Duration // whole run, for the report
+	only        string        // run only scenarios whose title contains it; "" = all
 }
 
 // bench is a run in progress, handed to every scenario.
@@ -111,6 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	fs.IntVar(&c.deployed, "deployed-slots", 10, "footprint: deployed slots")
 	fs.IntVar(&c.allocCount, "alloc-count", 5, "go test -count of the allocation benchmark")
 	fs.StringVar(&c.profileTime, "profile-time", "10s", "go test -benchtime of the CPU-profiled run")
+	fs.StringVar(&c.only, "only", "", "run only the scenarios whose title contains this (e.g. Idle); the report then has just those")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -162,6 +166,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	began := time.Now().UTC()
 	var sections []*section
 	for _, sc := range scenarios(e) {
+		if !strings.Contains(sc.name, c.only) {
+			continue
+		}
 		logf("scenario %s", sc.name)
 		s, err := sc.run(ctx, b)
 		if err != nil {
