@@ -126,6 +126,11 @@ func openEnv(ctx context.Context, hotswapBin string, useNginx bool, logf func(st
 	if err != nil {
 		return nil, err
 	}
+	// The data directories live here: a server running as root runs its
+	// handlers as an unprivileged user, who must be able to pass through.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return nil, err
+	}
 	e = &env{tmp: tmp, root: root, hostHeader: "bench.localhost", payloadHost: "benchpay.localhost"}
 	defer func() {
 		if err != nil {
