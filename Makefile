@@ -18,15 +18,21 @@ run: build
 	./bin/hotswap serve
 
 # deps installs what the tests need on a fresh Debian machine: Node.js for the
-# Node example, Chromium for the portal's browser tests. Go modules come from
-# the module proxy.
+# Node example and for Azurite, Chromium for the portal's browser tests, and
+# Azurite (Microsoft's Azure Storage emulator, pinned) into .deps/azurite for
+# the queue and blob tests (internal/azurite finds it there). Go modules come
+# from the module proxy.
+AZURITE_VERSION ?= 3.37.0
 deps:
 	@missing=""; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
+	@test -x .deps/azurite/node_modules/.bin/azurite || \
+		npm install --prefix .deps/azurite --no-audit --no-fund azurite@$(AZURITE_VERSION)
 	$(GO) mod download
 
 vet:
