@@ -165,15 +165,15 @@ func TestBadPackages(t *testing.T) {
 
 	t.Run("unsupported trigger is listed, the rest works", func(t *testing.T) {
 		entries := append(append([]zipEntry{}, base...), zipEntry{name: "onqueue/function.json",
-			body: `{"bindings":[{"type":"queueTrigger","direction":"in","name":"msg","queueName":"orders"}]}`})
+			body: `{"bindings":[{"type":"eventHubTrigger","direction":"in","name":"msg","eventHubName":"orders"}]}`})
 		s.deploy("shop", "production", makeZip(t, entries))
 		var fn struct {
 			Runnable bool
 			Reason   string
 		}
 		s.must(http.StatusOK, "GET", "/api/v1/apps/shop/slots/production/functions/onqueue", nil, &fn)
-		if fn.Runnable || !strings.Contains(fn.Reason, "queueTrigger") {
-			t.Errorf("onqueue = %+v, want not runnable naming queueTrigger", fn)
+		if fn.Runnable || !strings.Contains(fn.Reason, "eventHubTrigger") {
+			t.Errorf("onqueue = %+v, want not runnable naming eventHubTrigger", fn)
 		}
 		if resp, _ := s.fn("GET", "shop.localhost", "/api/health", nil, nil); resp.StatusCode != 200 {
 			t.Errorf("health = %d, want 200", resp.StatusCode)

@@ -29,7 +29,7 @@ func TestLoadGood(t *testing.T) {
 		{Name: "Cleanup", Trigger: "timer", Runnable: true},
 		{Name: "Hello", Trigger: "http", Route: "Hello", Runnable: true, Forward: true},
 		{Name: "Products", Trigger: "http", Route: "products/{category:alpha}/{id:int?}", Reason: `binding "audit" (type queue) is not supported`},
-		{Name: "Worker", Trigger: "queueTrigger", Reason: `binding "item" (type queueTrigger) is not supported`},
+		{Name: "Worker", Trigger: "queue", Runnable: true},
 	}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("functions mismatch (-got +want):\n%s", diff)

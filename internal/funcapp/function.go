@@ -12,6 +12,7 @@ import (
 const (
 	TriggerHTTP  = "http"
 	TriggerTimer = "timer"
+	TriggerQueue = "queue" // queueTrigger; see internal/trigger
 )
 
 // Authorization levels of HTTP functions.
@@ -52,6 +53,7 @@ type Function struct {
 	Route       string    // route template as written; defaults to the function name
 	OutputName  string    // name of the http output binding ("res" or "$return"); "" when none
 	Forward     bool      // eligible for forwarding mode: one httpTrigger, one http output, nothing else
+	Outputs     []Output  // queue and blob output bindings, written after a successful invocation
 	Schedule    *Schedule // timer functions
 	// RunOnStartup runs a timer function once each time its deployment
 	// starts in a slot (function.json runOnStartup).
@@ -225,6 +227,15 @@ func ParseFunction(name string, data []byte) (*Function, error) {
 				f.UseMonitor = *tb.UseMonitor
 			}
 		}
+	case strings.EqualFold(tb.Type, "queueTrigger"):
+		f.Trigger = TriggerQueue
+		var q struct {
+			QueueName string `json:"queueName"`
+		}
+		_ = json.Unmarshal(raw.Bindings[trigger], &q)
+		if strings.TrimSpace(q.QueueName) == "" {
+			return nil, fail("binding %q: queueName is missing", tb.Name)
+		}
 	default:
 		f.Trigger = tb.Type
 		unsupported(tb, "")
@@ -232,6 +243,13 @@ func ParseFunction(name string, data []byte) (*Function, error) {
 	for i := range j.Bindings {
 		b := &j.Bindings[i]
 		if i == trigger {
+			continue
+		}
+		if o, ok, why := storageOutput(b, raw.Bindings[i]); ok {
+			if why != "" && f.Runnable {
+				f.Runnable, f.Reason = false, why
+			}
+			f.Outputs = append(f.Outputs, o)
 			continue
 		}
 		if !strings.EqualFold(b.Type, "http") || strings.EqualFold(b.Direction, "in") {

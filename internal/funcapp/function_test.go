@@ -99,9 +99,16 @@ func TestParseFunction(t *testing.T) {
 		{
 			name: "unsupported trigger",
 			fn:   "Worker",
+			json: `{"bindings": [{"type": "eventHubTrigger", "direction": "in", "name": "item", "eventHubName": "q"}]}`,
+			want: &Function{Name: "Worker", Trigger: "eventHubTrigger", TriggerName: "item",
+				Reason:   `binding "item" (type eventHubTrigger) is not supported`,
+				Bindings: []Binding{{Type: "eventHubTrigger", Direction: "in", Name: "item"}}},
+		},
+		{
+			name: "queue trigger",
+			fn:   "Worker",
 			json: `{"bindings": [{"type": "queueTrigger", "direction": "in", "name": "item", "queueName": "q"}]}`,
-			want: &Function{Name: "Worker", Trigger: "queueTrigger", TriggerName: "item",
-				Reason:   `binding "item" (type queueTrigger) is not supported`,
+			want: &Function{Name: "Worker", Trigger: "queue", TriggerName: "item", Runnable: true,
 				Bindings: []Binding{{Type: "queueTrigger", Direction: "in", Name: "item"}}},
 		},
 		{
@@ -160,6 +167,7 @@ func TestParseFunctionErrors(t *testing.T) {
 		{"bad route constraint", "F", `{"bindings": [{"type": "httpTrigger", "name": "req", "route": "a/{id:number}"}]}`, `F/function.json: binding "req": route "a/{id:number}": parameter "id": unknown constraint "number"`},
 		{"two http outputs", "F", `{"bindings": [{"type": "httpTrigger", "name": "req"}, {"type": "http", "direction": "out", "name": "a"}, {"type": "http", "direction": "out", "name": "b"}]}`, `F/function.json: more than one http output binding ("a" and "b")`},
 		{"no schedule", "F", `{"bindings": [{"type": "timerTrigger", "name": "t"}]}`, `F/function.json: binding "t": schedule is missing`},
+		{"no queueName", "F", `{"bindings": [{"type": "queueTrigger", "name": "m"}]}`, `F/function.json: binding "m": queueName is missing`},
 		{"bad schedule", "F", `{"bindings": [{"type": "timerTrigger", "name": "t", "schedule": "0 */5 * * *"}]}`, `F/function.json: binding "t": schedule "0 */5 * * *": want 6 fields (second minute hour day month day-of-week), got 5`},
 		{"bad function name", "my.func", `{}`, `my.func/function.json: function name "my.func": character '.' is not allowed (use letters, digits, _ and -)`},
 		{"long function name", strings.Repeat("a", 129), `{}`, strings.Repeat("a", 129) + `/function.json: function name "aaaaaaaaaaaaaaaaaaaa"... is longer than 128 characters`},
