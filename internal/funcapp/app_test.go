@@ -28,7 +28,7 @@ func TestLoadGood(t *testing.T) {
 	want := []summary{
 		{Name: "Cleanup", Trigger: "timer", Runnable: true},
 		{Name: "Hello", Trigger: "http", Route: "Hello", Runnable: true, Forward: true},
-		{Name: "Products", Trigger: "http", Route: "products/{category:alpha}/{id:int?}", Reason: `binding "audit" (type queue) is not supported`},
+		{Name: "Products", Trigger: "http", Route: "products/{category:alpha}/{id:int?}", Runnable: true},
 		{Name: "Worker", Trigger: "queue", Runnable: true},
 	}
 	if diff := cmp.Diff(got, want); diff != "" {

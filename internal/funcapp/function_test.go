@@ -112,12 +112,12 @@ func TestParseFunction(t *testing.T) {
 				Bindings: []Binding{{Type: "queueTrigger", Direction: "in", Name: "item"}}},
 		},
 		{
-			name: "unsupported output",
+			name: "blob output beside the http output",
 			fn:   "Save",
 			json: `{"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req"}, {"type": "http", "direction": "out", "name": "res"},
 				{"type": "blob", "direction": "out", "name": "doc", "path": "c/{rand-guid}"}]}`,
-			want: &Function{Name: "Save", Trigger: "http", TriggerName: "req", AuthLevel: "function", Route: "Save", OutputName: "res",
-				Reason:   `binding "doc" (type blob) is not supported`,
+			want: &Function{Name: "Save", Runnable: true, Trigger: "http", TriggerName: "req", AuthLevel: "function", Route: "Save", OutputName: "res",
+				Outputs:  []Output{{Name: "doc", Type: OutputBlob, Path: "c/{rand-guid}"}},
 				Bindings: []Binding{httpIn, httpOut, {Type: "blob", Direction: "out", Name: "doc"}}},
 		},
 		{
