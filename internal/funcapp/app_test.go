@@ -13,7 +13,7 @@ func TestLoadGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantHost := &Host{ExecutablePath: "handler", Arguments: []string{"--port", "%PORT%"}, EnableForwarding: true, RoutePrefix: "api"}
+	wantHost := &Host{ExecutablePath: "handler", Arguments: []string{"--port", "%PORT%"}, EnableForwarding: true, RoutePrefix: "api", Queues: DefaultQueueOptions()}
 	if diff := cmp.Diff(app.Host, wantHost); diff != "" {
 		t.Errorf("host mismatch (-got +want):\n%s", diff)
 	}

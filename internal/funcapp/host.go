@@ -28,11 +28,12 @@ const maxFileSize = 1 << 20
 
 // Host is the part of host.json that hotswap acts on.
 type Host struct {
-	ExecutablePath   string   // customHandler.description.defaultExecutablePath (required)
-	WorkingDirectory string   // customHandler.description.workingDirectory, cleaned, relative to the app root; "" = root
-	Arguments        []string // customHandler.description.arguments, raw; %SETTING% is expanded later by ExpandArgs
-	EnableForwarding bool     // customHandler.enableForwardingHttpRequest
-	RoutePrefix      string   // extensions.http.routePrefix; "api" when absent, "" when explicitly empty; no leading or trailing slashes
+	ExecutablePath   string       // customHandler.description.defaultExecutablePath (required)
+	WorkingDirectory string       // customHandler.description.workingDirectory, cleaned, relative to the app root; "" = root
+	Arguments        []string     // customHandler.description.arguments, raw; %SETTING% is expanded later by ExpandArgs
+	EnableForwarding bool         // customHandler.enableForwardingHttpRequest
+	RoutePrefix      string       // extensions.http.routePrefix; "api" when absent, "" when explicitly empty; no leading or trailing slashes
+	Queues           QueueOptions // extensions.queues, defaults filled in
 }
 
 type hostJSON struct {
@@ -49,6 +50,7 @@ type hostJSON struct {
 		HTTP *struct {
 			RoutePrefix *string `json:"routePrefix"`
 		} `json:"http"`
+		Queues *queuesJSON `json:"queues"`
 	} `json:"extensions"`
 }
 
@@ -116,6 +118,15 @@ func ParseHost(data []byte) (*Host, error) {
 		}
 		h.RoutePrefix = p
 	}
+	var q *queuesJSON
+	if j.Extensions != nil {
+		q = j.Extensions.Queues
+	}
+	qo, err := parseQueues(q)
+	if err != nil {
+		return nil, hotswap.Errorf(hotswap.Invalid, "%s: %s", file, err)
+	}
+	h.Queues = qo
 	return h, nil
 }
 

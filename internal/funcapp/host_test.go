@@ -2,6 +2,7 @@ package funcapp
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -38,12 +39,28 @@ func TestParseHost(t *testing.T) {
 			json: `{"customHandler": {"description": {"defaultExecutablePath": "../handler", "workingDirectory": "app"}}}`,
 			want: &Host{ExecutablePath: "../handler", WorkingDirectory: "app", RoutePrefix: "api"},
 		},
+		{
+			name: "queues",
+			json: `{"customHandler": {"description": {"defaultExecutablePath": "h"}}, "extensions": {"queues": {"batchSize": 4, "maxPollingInterval": "00:00:02",
+				"visibilityTimeout": "00:00:01.5", "maxDequeueCount": 2, "messageEncoding": "None"}}}`,
+			want: &Host{ExecutablePath: "h", RoutePrefix: "api", Queues: QueueOptions{BatchSize: 4, NewBatchThreshold: 2,
+				MaxPollingInterval: 2 * time.Second, VisibilityTimeout: 1500 * time.Millisecond, MaxDequeueCount: 2}},
+		},
+		{
+			name: "queues: polling interval in milliseconds, threshold set",
+			json: `{"customHandler": {"description": {"defaultExecutablePath": "h"}}, "extensions": {"queues": {"maxPollingInterval": 2000, "newBatchThreshold": 0}}}`,
+			want: &Host{ExecutablePath: "h", RoutePrefix: "api", Queues: QueueOptions{BatchSize: 16, NewBatchThreshold: 0,
+				MaxPollingInterval: 2 * time.Second, MaxDequeueCount: 5, Base64: true}},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseHost([]byte(tc.json))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.want.Queues == (QueueOptions{}) {
+				tc.want.Queues = DefaultQueueOptions()
 			}
 			if diff := cmp.Diff(got, tc.want); diff != "" {
 				t.Errorf("ParseHost mismatch (-got +want):\n%s", diff)
@@ -75,6 +92,11 @@ func TestParseHostErrors(t *testing.T) {
 		{"absolute working directory", `{"customHandler": {"description": {"defaultExecutablePath": "h", "workingDirectory": "/srv"}}}`, `host.json: customHandler.description.workingDirectory "/srv" must be a path relative to the app root`},
 		{"prefix empty segment", `{"customHandler": {"description": {"defaultExecutablePath": "h"}}, "extensions": {"http": {"routePrefix": "a//b"}}}`, `host.json: extensions.http.routePrefix "a//b" has an empty segment`},
 		{"prefix brace", `{"customHandler": {"description": {"defaultExecutablePath": "h"}}, "extensions": {"http": {"routePrefix": "{x}"}}}`, `host.json: extensions.http.routePrefix "{x}": character '{' is not allowed`},
+		{"queues batch size", `{"customHandler": {"description": {"defaultExecutablePath": "h"}}, "extensions": {"queues": {"batchSize": 33}}}`, `host.json: extensions.queues.batchSize 33 is not between 1 and 32`},
+		{"queues polling", `{"customHandler": {"description": {"defaultExecutablePath": "h"}}, "extensions": {"queues": {"maxPollingInterval": "2s"}}}`, `host.json: extensions.queues.maxPollingInterval "2s" is not a time span such as "00:00:30"`},
+		{"queues polling too short", `{"customHandler": {"description": {"defaultExecutablePath": "h"}}, "extensions": {"queues": {"maxPollingInterval": 50}}}`, `host.json: extensions.queues.maxPollingInterval 50ms is less than 100ms`},
+		{"queues encoding", `{"customHandler": {"description": {"defaultExecutablePath": "h"}}, "extensions": {"queues": {"messageEncoding": "utf8"}}}`, `host.json: extensions.queues.messageEncoding "utf8" is not base64 or none`},
+		{"queues dequeue count", `{"customHandler": {"description": {"defaultExecutablePath": "h"}}, "extensions": {"queues": {"maxDequeueCount": 0}}}`, `host.json: extensions.queues.maxDequeueCount 0 is less than 1`},
 		{"trailing data", `{"customHandler": {"description": {"defaultExecutablePath": "h"}}} x`, `host.json: invalid JSON at line 1, column 68: invalid character 'x' after top-level value`},
 	}
 	for _, tc := range tests {
