@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hotswap/hotswap/internal/funcapp"
+	"github.com/hotswap/hotswap/internal/invoke"
 )
 
 // Defaults of payload mode, for the zero fields of Config.
@@ -218,7 +219,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 		http.Error(w, "internal server error: the function failed", http.StatusInternalServerError)
 		return http.StatusInternalServerError
 	}
-	a, err := parseAnswer(out)
+	a, err := invoke.ParseAnswer(out)
 	if err != nil {
 		s.log("host", fmt.Sprintf("invocation %s of %s: the handler's answer is not valid JSON: %v", id, fn.Name, err))
 		http.Error(w, "bad gateway: the function handler answered invalid JSON", http.StatusBadGateway)
@@ -227,21 +228,16 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	for _, line := range a.Logs {
 		s.log(fn.Name, line)
 	}
-	var raw span
-	switch fn.OutputName {
-	case "":
-		w.WriteHeader(http.StatusNoContent)
-		return http.StatusNoContent
-	case "$return":
-		raw = a.ReturnValue
-	default:
-		raw = a.Outputs[fn.OutputName]
-	}
-	if raw.null() {
+	if fn.OutputName == "" {
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent
 	}
-	status, hdr, respBody, err := decodeHTTPOutput(raw)
+	raw := a.Output(fn.OutputName)
+	if invoke.Null(raw) {
+		w.WriteHeader(http.StatusNoContent)
+		return http.StatusNoContent
+	}
+	status, hdr, respBody, err := invoke.DecodeHTTPOutput(raw)
 	if err != nil {
 		s.log("host", fmt.Sprintf("invocation %s of %s: output %s: %v", id, fn.Name, fn.OutputName, err))
 		http.Error(w, "bad gateway: the function's http output is invalid", http.StatusBadGateway)
