@@ -215,7 +215,7 @@ func (s *Server) pool(lc *leanConn, addr string) *connPool {
 // of handler processes no longer used, until Shutdown.
 func (s *Server) sweepPools() {
 	defer s.sweep.Done()
-	every := min(s.h.limits.IdleConnTimeout/2, 10*time.Second)
+	every := max(min(s.h.limits.IdleConnTimeout/2, 10*time.Second), 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

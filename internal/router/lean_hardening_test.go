@@ -371,6 +371,27 @@ func TestLeanSlowBodyGets408(t *testing.T) {
 	}
 }
 
+func TestStdSlowBodyTimesOut(t *testing.T) {
+	// What the lean path hands to net/http (here an HTTP/1.0 request) has
+	// the same body read timeout.
+	f := newLeanFixtureWith(t, echoHandler(), ConnLimits{}, func(s *Server) {
+		s.BodyReadTimeout = 300 * time.Millisecond
+	})
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /api/echo/ HTTP/1.0\r\nHost: shop.test\r\nContent-Length: 100000\r\n\r\nsome")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("read: %v (want the request ended after the body timeout)", err)
+	}
+	if f.lean.Load() != 0 {
+		t.Error("the lean path took an HTTP/1.0 request")
+	}
+}
+
 func TestLeanIdleClientsDoNotPinHandlerConns(t *testing.T) {
 	cc := newConnCounter(t, echoHandler())
 	f := newLeanFixture(t, echoHandler())
