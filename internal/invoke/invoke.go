@@ -140,16 +140,39 @@ func (iv *Invoker) Invoke(ctx context.Context, addr string, req Request) (Result
 		return Result{}, err
 	}
 	defer resp.Body.Close()
-	limit := iv.MaxAnswer
+	res, err := readResult(resp, iv.MaxAnswer)
+	if err != nil {
+		return Result{}, answeredError{err}
+	}
+	return res, nil
+}
+
+// answeredError is an error after the handler answered.
+type answeredError struct{ err error }
+
+func (e answeredError) Error() string { return e.err.Error() }
+func (e answeredError) Unwrap() error { return e.err }
+
+// Answered reports whether the handler answered the invocation that
+// failed with err, so the function ran (or was refused by the handler): a
+// *StatusError, an answer too large or not valid JSON. It is false when the
+// handler could not be reached or did not answer in time.
+func Answered(err error) bool {
+	var a answeredError
+	return errors.As(err, &a)
+}
+
+// readResult reads and parses a handler's answer.
+func readResult(resp *http.Response, limit int64) (Result, error) {
 	if limit <= 0 {
 		limit = DefaultMaxAnswer
 	}
-	out, err := ReadAnswer(resp.Body, resp.ContentLength, limit)
-	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
-	if !ok {
-		// A failed function: what was read of the answer is an excerpt.
-		return Result{}, &StatusError{Status: resp.StatusCode, Excerpt: excerpt(out)}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// A failed function: the start of its answer is an excerpt.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4*excerptLen))
+		return Result{}, &StatusError{Status: resp.StatusCode, Excerpt: excerpt(b)}
 	}
+	out, err := ReadAnswer(resp.Body, resp.ContentLength, limit)
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			return Result{}, fmt.Errorf("%w (over %d bytes)", ErrTooLarge, limit)
@@ -177,11 +200,10 @@ func excerpt(b []byte) string {
 
 // ReadAnswer reads all of a handler's answer into one buffer, of exactly
 // size bytes when size >= 0, else grown as it comes. It reads at most limit
-// bytes and returns ErrTooLarge past them, with what it read when it could.
+// bytes and returns ErrTooLarge past them.
 func ReadAnswer(r io.Reader, size, limit int64) ([]byte, error) {
 	if size > limit {
-		b, _ := io.ReadAll(io.LimitReader(r, excerptLen))
-		return b, ErrTooLarge
+		return nil, ErrTooLarge
 	}
 	initial := int64(32 << 10)
 	if size >= 0 {

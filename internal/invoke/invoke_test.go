@@ -115,13 +115,15 @@ func TestInvokeErrors(t *testing.T) {
 		status int    // for a *StatusError
 		is     error  // errors.Is
 		want   string // in the message
+		// answered is what Answered says: false only when no answer came.
+		answered bool
 	}{
 		{name: "failed function", h: &handler{status: 500, answer: `{"error":"boom"}` + strings.Repeat("x", 1000)},
-			status: 500, want: `the handler answered 500: {"error":"boom"}xxx`},
-		{name: "not found", h: &handler{status: 404}, status: 404, want: "the handler answered 404"},
+			status: 500, answered: true, want: `the handler answered 500: {"error":"boom"}xxx`},
+		{name: "not found", h: &handler{status: 404}, status: 404, answered: true, want: "the handler answered 404"},
 		{name: "answer too large", h: &handler{answer: `{"Logs":["` + strings.Repeat("x", 2000) + `"]}`},
-			iv: Invoker{MaxAnswer: 1000}, is: ErrTooLarge, want: "over 1000 bytes"},
-		{name: "not JSON", h: &handler{answer: `{"Logs":`}, want: "not valid JSON"},
+			iv: Invoker{MaxAnswer: 1000}, is: ErrTooLarge, answered: true, want: "over 1000 bytes"},
+		{name: "not JSON", h: &handler{answer: `{"Logs":`}, answered: true, want: "not valid JSON"},
 		{name: "timeout", h: &handler{answer: `{}`, delay: 5 * time.Second},
 			iv: Invoker{Timeout: 100 * time.Millisecond}, is: context.DeadlineExceeded},
 	} {
@@ -145,6 +147,9 @@ func TestInvokeErrors(t *testing.T) {
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("err = %v, want one that is %v", err, tc.is)
 			}
+			if got := Answered(err); got != tc.answered {
+				t.Errorf("Answered(%v) = %v, want %v", err, got, tc.answered)
+			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one saying %q", err, tc.want)
 			}
@@ -161,5 +166,16 @@ func TestInvokeEmptyAnswer(t *testing.T) {
 	}
 	if res.Outputs != nil || res.Logs != nil || res.ReturnValue != nil {
 		t.Errorf("result = %+v, want none", res)
+	}
+}
+
+func TestInvokeUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	srv.Close()
+	var iv Invoker
+	_, err := iv.Invoke(context.Background(), addr, Request{Function: "F"})
+	if err == nil || Answered(err) {
+		t.Fatalf("err = %v (answered %v), want an error with no answer", err, Answered(err))
 	}
 }
