@@ -1,0 +1,84 @@
+package trigger
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Trigger states, as GET /admin/functions and the portal show them.
+const (
+	StateListening   = "listening"    // the last poll found work
+	StateIdle        = "idle"         // the last poll found none
+	StateFailing     = "failing"      // the last poll failed; Error says why
+	StateDisabled    = "disabled"     // AzureWebJobs.<name>.Disabled in the slot
+	StateNotRunnable = "not runnable" // e.g. its connection setting is missing; Error says why
+)
+
+// State is what a trigger of one function in one slot is doing.
+type State struct {
+	Function    string
+	Queue       string
+	State       string
+	Error       string // why it is failing or not runnable; the last failure otherwise
+	Note        string // e.g. "queue work does not exist yet"
+	Invocations int64  // succeeded or failed, since the listener started
+	Failures    int64
+	Poisoned    int64 // messages moved to the poison queue
+}
+
+// Stats counts one queue function's work; safe for concurrent use.
+type Stats struct {
+	invocations, failures, poison atomic.Int64
+
+	mu       sync.Mutex
+	idle     bool
+	pollErr  string // the last poll's error; "" when it worked
+	lastFail string
+	note     string
+}
+
+func (s *Stats) polled(n int) {
+	s.mu.Lock()
+	s.idle, s.pollErr = n == 0, ""
+	s.mu.Unlock()
+}
+
+func (s *Stats) failPoll(err error) {
+	s.mu.Lock()
+	s.pollErr = err.Error()
+	s.mu.Unlock()
+}
+
+func (s *Stats) setNote(n string) {
+	s.mu.Lock()
+	s.note = n
+	s.mu.Unlock()
+}
+
+func (s *Stats) succeeded() { s.invocations.Add(1) }
+
+func (s *Stats) failed(err error) {
+	s.invocations.Add(1)
+	s.failures.Add(1)
+	s.mu.Lock()
+	s.lastFail = err.Error()
+	s.mu.Unlock()
+}
+
+func (s *Stats) poisoned() { s.poison.Add(1) }
+
+// state fills st from the counters.
+func (s *Stats) state(st *State) {
+	st.Invocations, st.Failures, st.Poisoned = s.invocations.Load(), s.failures.Load(), s.poison.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.Note, st.Error = s.note, s.lastFail
+	switch {
+	case s.pollErr != "":
+		st.State, st.Error = StateFailing, s.pollErr
+	case s.idle:
+		st.State = StateIdle
+	default:
+		st.State = StateListening
+	}
+}

@@ -1,0 +1,381 @@
+// Package trigger runs the queue-triggered functions of the process sets
+// that serve slots: one listener per (app, slot, process set), with a
+// poller per function that is runnable and not disabled in the slot.
+//
+// The service (internal/ops) hands the Manager every serving set each time
+// it publishes its routing table (Serve), so listening follows serving: a
+// set's listener starts after the set is published, and stops pulling as
+// soon as a flip, deploy or settings change replaces it. Its invocations in
+// flight hold the set (runtime.Set.Acquire), so the set's drain waits for
+// them within the drain grace: none is cut off by a swap.
+package trigger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
+	"github.com/hotswap/hotswap/internal/azstorage"
+	"github.com/hotswap/hotswap/internal/funcapp"
+	"github.com/hotswap/hotswap/internal/invoke"
+	"github.com/hotswap/hotswap/internal/runtime"
+)
+
+// Serving is a process set that serves a slot's deployment.
+type Serving struct {
+	App, Slot  string
+	Deployment string
+	Package    *funcapp.App
+	Set        *runtime.Set
+	Settings   map[string]string         // the app settings the set runs with
+	Log        func(source, text string) // the slot's log; nil discards
+}
+
+// Invoker calls a function of a handler in payload mode (*invoke.Invoker).
+type Invoker interface {
+	Invoke(ctx context.Context, addr string, req invoke.Request) (invoke.Result, error)
+}
+
+// Outputs writes a successful invocation's output bindings
+// (*binding.Writer).
+type Outputs interface {
+	WriteOutputs(ctx context.Context, app *funcapp.App, settings map[string]string, fn *funcapp.Function, res invoke.Result, vals map[string]string) error
+}
+
+// Config configures a Manager.
+type Config struct {
+	Invoker Invoker      // nil: an invoke.Invoker with its defaults
+	Outputs Outputs      // nil: a function with output bindings is not run
+	Logger  *slog.Logger // nil discards
+	// Check reports why a function cannot run with the slot's settings
+	// (e.g. an output's connection is missing); nil checks nothing.
+	Check func(fn *funcapp.Function, settings map[string]string) error
+}
+
+// Manager keeps one listener per serving process set.
+type Manager struct {
+	cfg    Config
+	ctx    context.Context // invocations; ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // pollers and invocations
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[string]*listener // by listenerKey
+}
+
+// New returns a Manager with no listener.
+func New(cfg Config) *Manager {
+	if cfg.Invoker == nil {
+		cfg.Invoker = &invoke.Invoker{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{cfg: cfg, listeners: make(map[string]*listener)}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m
+}
+
+// listener pulls the queues of one serving set's functions.
+type listener struct {
+	serving Serving
+	cancel  context.CancelFunc // stops pulling
+	states  []*fnListener
+}
+
+type fnListener struct {
+	state State  // static part: Function, Queue, and State/Error when not polling
+	stats *Stats // nil when not polling
+}
+
+// Serve makes the listeners match sets: it starts one for each new serving
+// set and stops pulling on the others at once, leaving their invocations in
+// flight to finish. It does not block; the service calls it under its lock
+// each time it publishes a routing table.
+func (m *Manager) Serve(sets []Serving) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	keep := make(map[string]bool, len(sets))
+	for _, s := range sets {
+		if s.Set == nil || s.Package == nil {
+			continue
+		}
+		k := listenerKey(s)
+		keep[k] = true
+		if m.listeners[k] == nil {
+			m.listeners[k] = m.start(s)
+		}
+	}
+	for k, l := range m.listeners {
+		if !keep[k] {
+			l.cancel()
+			delete(m.listeners, k)
+		}
+	}
+}
+
+// States returns the queue triggers of a slot, sorted by function name.
+func (m *Manager) States(app, slot string) []State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []State
+	for _, l := range m.listeners {
+		if l.serving.App != app || l.serving.Slot != slot {
+			continue
+		}
+		for _, f := range l.states {
+			st := f.state
+			if f.stats != nil {
+				f.stats.state(&st)
+			}
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Function < out[j].Function })
+	return out
+}
+
+// Close stops every listener and waits for the invocations in flight; those
+// still running when ctx ends are cut off, and their messages made visible
+// again at once.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	for k, l := range m.listeners {
+		l.cancel()
+		delete(m.listeners, k)
+	}
+	m.mu.Unlock()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		m.cancel()
+		<-done
+	}
+	m.cancel()
+	return nil
+}
+
+// listenerKey tells serving sets apart: the same set moving to another slot
+// (a swap completing a preview) or running with other settings gets a new
+// listener.
+func listenerKey(s Serving) string {
+	names := make([]string, 0, len(s.Settings))
+	for n := range s.Settings {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x00%s\x00%s\x00%p", s.App, s.Slot, s.Deployment, s.Set)
+	for _, n := range names {
+		b.WriteString("\x00" + n + "=" + s.Settings[n])
+	}
+	return b.String()
+}
+
+// start starts the pollers of s's queue functions; m.mu is held.
+func (m *Manager) start(s Serving) *listener {
+	pull, cancel := context.WithCancel(m.ctx)
+	l := &listener{serving: s, cancel: cancel}
+	logf := func(text string) {
+		if s.Log != nil {
+			s.Log("host", text)
+		}
+	}
+	disabled := disabledFunctions(s.Settings)
+	for _, fn := range s.Package.Functions {
+		if fn.Trigger != funcapp.TriggerQueue {
+			continue
+		}
+		var tb struct {
+			QueueName  string `json:"queueName"`
+			Connection string `json:"connection"`
+		}
+		for i, b := range fn.Bindings {
+			if b.Name == fn.TriggerName && i < len(fn.RawBindings) {
+				_ = json.Unmarshal(fn.RawBindings[i], &tb)
+			}
+		}
+		f := &fnListener{state: State{Function: fn.Name, Queue: tb.QueueName}}
+		l.states = append(l.states, f)
+		notRunnable := func(why string) {
+			f.state.State, f.state.Error = StateNotRunnable, why
+			logf(fmt.Sprintf("queue function %s does not run: %s", fn.Name, why))
+		}
+		switch {
+		case disabled[strings.ToLower(fn.Name)]:
+			f.state.State = StateDisabled
+			continue
+		case !fn.Runnable:
+			notRunnable(fn.Reason)
+			continue
+		case len(fn.Outputs) > 0 && m.cfg.Outputs == nil:
+			notRunnable("output bindings are not supported here")
+			continue
+		}
+		if m.cfg.Check != nil {
+			if err := m.cfg.Check(fn, s.Settings); err != nil {
+				notRunnable(err.Error())
+				continue
+			}
+		}
+		queue, err := expandSetting(tb.QueueName, s.Settings)
+		if err == nil {
+			f.state.Queue = queue
+		}
+		var q, poison *azqueue.QueueClient
+		if err == nil {
+			var acct azstorage.Account
+			acct, err = azstorage.Resolve(s.Settings, tb.Connection)
+			if err == nil {
+				q, err = acct.Queue(queue)
+			}
+			if err == nil {
+				poison, err = acct.Queue(queue + "-poison")
+			}
+		}
+		if err != nil {
+			notRunnable(fmt.Sprintf("queue trigger %q: %v", fn.TriggerName, err))
+			continue
+		}
+		f.stats = new(Stats)
+		p := &poller{
+			fn: fn.Name, queue: queue, q: q, poison: poison, opts: s.Package.Host.Queues,
+			handle: m.handler(s, fn), log: logf, stats: f.stats,
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			p.run(pull, m.ctx, &m.wg)
+		}()
+	}
+	if len(l.states) > 0 {
+		m.cfg.Logger.Info("queue listener started", "app", s.App, "slot", s.Slot, "deployment", s.Deployment, "functions", len(l.states))
+	}
+	return l
+}
+
+// handler returns the invocation of fn for one message on s's set.
+func (m *Manager) handler(s Serving, fn *funcapp.Function) func(ctx context.Context, msg *message) error {
+	return func(ctx context.Context, msg *message) error {
+		if !s.Set.Acquire() {
+			return errNotRun
+		}
+		defer s.Set.Release()
+		addr, ok := s.Set.Addr()
+		if !ok {
+			return fmt.Errorf("the handler is down")
+		}
+		item, _ := json.Marshal(string(msg.Text))
+		meta := map[string]json.RawMessage{
+			"DequeueCount":    json.RawMessage(strconv.FormatInt(msg.DequeueCount, 10)),
+			"Id":              jsonString(msg.ID),
+			"InsertionTime":   jsonString(azureTime(msg.Inserted)),
+			"ExpirationTime":  jsonString(azureTime(msg.Expires)),
+			"NextVisibleTime": jsonString(azureTime(msg.NextVisible)),
+			"PopReceipt":      jsonString(msg.PopReceipt),
+		}
+		res, err := m.cfg.Invoker.Invoke(ctx, addr, invoke.Request{
+			Function: fn.Name,
+			Data:     map[string]json.RawMessage{fn.TriggerName: item},
+			Metadata: meta,
+		})
+		if s.Log != nil {
+			for _, line := range res.Logs {
+				s.Log(fn.Name, line)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if len(fn.Outputs) == 0 {
+			return nil
+		}
+		vals := map[string]string{
+			"QueueTrigger": string(msg.Text), "Id": msg.ID, "DequeueCount": strconv.FormatInt(msg.DequeueCount, 10),
+			"InsertionTime": azureTime(msg.Inserted), "ExpirationTime": azureTime(msg.Expires),
+			"NextVisibleTime": azureTime(msg.NextVisible), "PopReceipt": msg.PopReceipt,
+		}
+		// A JSON object's top-level values bind by name, as on Azure.
+		var obj map[string]any
+		if json.Unmarshal(msg.Text, &obj) == nil {
+			for k, v := range obj {
+				switch v := v.(type) {
+				case string:
+					vals[k] = v
+				case float64, bool:
+					vals[k] = fmt.Sprint(v)
+				}
+			}
+		}
+		if err := m.cfg.Outputs.WriteOutputs(ctx, s.Package, s.Settings, fn, res, vals); err != nil {
+			return fmt.Errorf("write outputs: %w", err)
+		}
+		return nil
+	}
+}
+
+// azureTime formats a time as the Functions host does in queue metadata.
+func azureTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05-07:00")
+}
+
+func jsonString(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// expandSetting resolves a %NAME% value from the app settings, as Azure
+// does for queueName.
+func expandSetting(v string, settings map[string]string) (string, error) {
+	name, ok := strings.CutPrefix(v, "%")
+	if !ok {
+		return v, nil
+	}
+	name, ok = strings.CutSuffix(name, "%")
+	if !ok || name == "" {
+		return v, nil
+	}
+	s, ok := settings[name]
+	if !ok || s == "" {
+		return "", fmt.Errorf("queueName %s: app setting %s is not set", v, name)
+	}
+	return s, nil
+}
+
+// disabledFunctions returns, lower-cased, the functions disabled by
+// AzureWebJobs.<name>.Disabled (true or 1).
+func disabledFunctions(settings map[string]string) map[string]bool {
+	m := make(map[string]bool)
+	for k, v := range settings {
+		name, ok := strings.CutPrefix(k, "AzureWebJobs.")
+		if !ok {
+			continue
+		}
+		fn, ok := strings.CutSuffix(name, ".Disabled")
+		if !ok {
+			continue
+		}
+		if v := strings.ToLower(strings.TrimSpace(v)); v == "true" || v == "1" {
+			m[strings.ToLower(fn)] = true
+		}
+	}
+	return m
+}
