@@ -106,6 +106,9 @@ func (h *Handler) adminFunctions(w http.ResponseWriter, r *http.Request, s *Slot
 				Runnable:   f.Runnable,
 				Reason:     f.Reason,
 			}
+			if why, broken := s.Broken[f.Name]; broken && f.Runnable {
+				j.Runnable, j.Reason = false, why
+			}
 			if f.Trigger == "http" {
 				j.InvokeURLTemplate = InvokeURL(s.BaseURL, prefix, f.Route)
 			}

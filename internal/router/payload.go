@@ -228,12 +228,11 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	for _, line := range a.Logs {
 		s.log(fn.Name, line)
 	}
-	if fn.OutputName == "" {
-		w.WriteHeader(http.StatusNoContent)
-		return http.StatusNoContent
-	}
 	raw := a.Output(fn.OutputName)
-	if invoke.Null(raw) {
+	if fn.OutputName == "" || invoke.Null(raw) {
+		if err := h.writeOutputs(r.Context(), s, fn, a, ps, query); err != nil {
+			return outputsFailed(w, s, fn, id, err)
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent
 	}
@@ -242,6 +241,11 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 		s.log("host", fmt.Sprintf("invocation %s of %s: output %s: %v", id, fn.Name, fn.OutputName, err))
 		http.Error(w, "bad gateway: the function's http output is invalid", http.StatusBadGateway)
 		return http.StatusBadGateway
+	}
+	// The other outputs are written once the function has succeeded, before
+	// the caller is answered: a failed write fails the invocation.
+	if err := h.writeOutputs(r.Context(), s, fn, a, ps, query); err != nil {
+		return outputsFailed(w, s, fn, id, err)
 	}
 	for k, vs := range hdr {
 		for _, v := range vs {
@@ -255,6 +259,41 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	w.WriteHeader(status)
 	_, _ = w.Write(respBody)
 	return status
+}
+
+// writeOutputs writes fn's queue and blob outputs from the answer a. Route
+// parameters and query values are the names bound for {name} expressions,
+// the route's winning over the query's.
+func (h *Handler) writeOutputs(ctx context.Context, s *Slot, fn *funcapp.Function, a invoke.Result, params, query map[string]string) error {
+	if len(fn.Outputs) == 0 {
+		return nil
+	}
+	if h.outputs == nil {
+		return errors.New("output bindings are not configured on this server")
+	}
+	vals := make(map[string]string, len(params)+len(query))
+	for k, v := range query {
+		vals[k] = v
+	}
+	for k, v := range params {
+		vals[k] = v
+	}
+	// The function has run: its outputs are written even if the caller
+	// goes away meanwhile, within a bound of their own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputTimeout)
+	defer cancel()
+	return h.outputs.WriteOutputs(ctx, s.Package, s.Settings, fn, a, vals)
+}
+
+// outputTimeout bounds writing one invocation's output bindings.
+const outputTimeout = 2 * time.Minute
+
+// outputsFailed answers 500 for an invocation whose outputs could not be
+// written, and says why in the slot's log.
+func outputsFailed(w http.ResponseWriter, s *Slot, fn *funcapp.Function, id string, err error) int {
+	s.log("host", fmt.Sprintf("invocation %s of %s failed: %v", id, fn.Name, err))
+	http.Error(w, "internal server error: the function's output bindings could not be written", http.StatusInternalServerError)
+	return http.StatusInternalServerError
 }
 
 var (

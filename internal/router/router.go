@@ -16,6 +16,7 @@ import (
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/funcapp"
+	"github.com/hotswap/hotswap/internal/invoke"
 )
 
 // Upstream is the running handler process set of a slot.
@@ -50,10 +51,17 @@ type Slot struct {
 	Package    *funcapp.App
 	Routes     *funcapp.Router
 	Disabled   map[string]bool // functions disabled by AzureWebJobs.<name>.Disabled
-	Upstream   Upstream
-	Log        func(stream, text string) // the slot's log; may be nil
-	Started    time.Time
-	Metrics    Observer // request metrics of this slot's deployment; may be nil
+	// Settings are the app settings the deployment runs with, for the
+	// connections of output bindings; never written once published.
+	Settings map[string]string
+	// Broken are the functions not runnable under Settings (an output
+	// binding's connection missing or invalid), with the reason: they
+	// answer 404 as the package's non-runnable functions do.
+	Broken   map[string]string
+	Upstream Upstream
+	Log      func(stream, text string) // the slot's log; may be nil
+	Started  time.Time
+	Metrics  Observer // request metrics of this slot's deployment; may be nil
 
 	proxy   *proxy      // built by NewTable
 	payload payloadGate // set by Publish; shared by every table routing to Upstream
@@ -93,6 +101,7 @@ type Handler struct {
 	version   string
 	transport http.RoundTripper
 	limits    ConnLimits
+	outputs   OutputWriter
 }
 
 // Observer receives one observation per request that reached a slot's
@@ -114,6 +123,17 @@ type Config struct {
 	// only the lean path applies them.
 	ConnLimits ConnLimits
 	Version    string
+	// Outputs writes the queue and blob outputs of payload-mode functions;
+	// nil fails the invocations of functions that have such outputs.
+	Outputs OutputWriter
+}
+
+// OutputWriter writes an invocation's output bindings other than http (see
+// funcapp.Function.Outputs). settings are the slot's app settings, vals the
+// names bound by the trigger (route parameters and query), for binding
+// expressions. The error says which binding failed and why, with no secret.
+type OutputWriter interface {
+	WriteOutputs(ctx context.Context, app *funcapp.App, settings map[string]string, fn *funcapp.Function, res invoke.Result, vals map[string]string) error
 }
 
 // New returns a Handler serving an empty table.
@@ -127,6 +147,7 @@ func New(cfg Config) *Handler {
 		version:   cfg.Version,
 		started:   time.Now(),
 		limits:    cfg.ConnLimits.withDefaults(),
+		outputs:   cfg.Outputs,
 	}
 	if h.transport == nil {
 		h.transport = newTransport(h.limits)
@@ -244,6 +265,10 @@ func (h *Handler) serveSlot(w http.ResponseWriter, r *http.Request, s *Slot, tru
 		level = s.Keys.Level(fn.Name, RequestKey(r))
 	}
 	if s.Disabled[fn.Name] && level < LevelAdmin {
+		http.Error(w, "not found", http.StatusNotFound)
+		return true
+	}
+	if _, broken := s.Broken[fn.Name]; broken {
 		http.Error(w, "not found", http.StatusNotFound)
 		return true
 	}
