@@ -13,6 +13,7 @@ const (
 	TriggerHTTP  = "http"
 	TriggerTimer = "timer"
 	TriggerQueue = "queue" // queueTrigger; see internal/trigger
+	TriggerBlob  = "blob"  // blobTrigger; see internal/trigger
 )
 
 // Authorization levels of HTTP functions.
@@ -235,6 +236,15 @@ func ParseFunction(name string, data []byte) (*Function, error) {
 		_ = json.Unmarshal(raw.Bindings[trigger], &q)
 		if strings.TrimSpace(q.QueueName) == "" {
 			return nil, fail("binding %q: queueName is missing", tb.Name)
+		}
+	case strings.EqualFold(tb.Type, "blobTrigger"):
+		f.Trigger = TriggerBlob
+		var b struct {
+			Path string `json:"path"`
+		}
+		_ = json.Unmarshal(raw.Bindings[trigger], &b)
+		if strings.TrimSpace(b.Path) == "" {
+			return nil, fail("binding %q: path is missing", tb.Name)
 		}
 	default:
 		f.Trigger = tb.Type

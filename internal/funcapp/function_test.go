@@ -105,6 +105,13 @@ func TestParseFunction(t *testing.T) {
 				Bindings: []Binding{{Type: "eventHubTrigger", Direction: "in", Name: "item"}}},
 		},
 		{
+			name: "blob trigger",
+			fn:   "Thumb",
+			json: `{"bindings": [{"type": "blobTrigger", "direction": "in", "name": "img", "path": "uploads/{name}"}]}`,
+			want: &Function{Name: "Thumb", Trigger: "blob", TriggerName: "img", Runnable: true,
+				Bindings: []Binding{{Type: "blobTrigger", Direction: "in", Name: "img"}}},
+		},
+		{
 			name: "queue trigger",
 			fn:   "Worker",
 			json: `{"bindings": [{"type": "queueTrigger", "direction": "in", "name": "item", "queueName": "q"}]}`,
@@ -167,6 +174,7 @@ func TestParseFunctionErrors(t *testing.T) {
 		{"bad route constraint", "F", `{"bindings": [{"type": "httpTrigger", "name": "req", "route": "a/{id:number}"}]}`, `F/function.json: binding "req": route "a/{id:number}": parameter "id": unknown constraint "number"`},
 		{"two http outputs", "F", `{"bindings": [{"type": "httpTrigger", "name": "req"}, {"type": "http", "direction": "out", "name": "a"}, {"type": "http", "direction": "out", "name": "b"}]}`, `F/function.json: more than one http output binding ("a" and "b")`},
 		{"no schedule", "F", `{"bindings": [{"type": "timerTrigger", "name": "t"}]}`, `F/function.json: binding "t": schedule is missing`},
+		{"no blob path", "F", `{"bindings": [{"type": "blobTrigger", "name": "b"}]}`, `F/function.json: binding "b": path is missing`},
 		{"no queueName", "F", `{"bindings": [{"type": "queueTrigger", "name": "m"}]}`, `F/function.json: binding "m": queueName is missing`},
 		{"bad schedule", "F", `{"bindings": [{"type": "timerTrigger", "name": "t", "schedule": "0 */5 * * *"}]}`, `F/function.json: binding "t": schedule "0 */5 * * *": want 6 fields (second minute hour day month day-of-week), got 5`},
 		{"bad function name", "my.func", `{}`, `my.func/function.json: function name "my.func": character '.' is not allowed (use letters, digits, _ and -)`},
