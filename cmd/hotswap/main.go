@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hotswap/hotswap/internal/artifact"
+	"github.com/hotswap/hotswap/internal/binding"
 	"github.com/hotswap/hotswap/internal/cli"
 	"github.com/hotswap/hotswap/internal/httpapi"
 	"github.com/hotswap/hotswap/internal/metrics"
@@ -265,10 +266,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.metrics = metrics.New()
+	outputs := &binding.Writer{} // queue and blob output bindings
 	m.router = router.New(router.Config{
 		Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version,
 		ConnLimits:     router.ConnLimits{ResponseHeaderTimeout: c.ResponseHeaderTimeout, MaxConnsPerSet: c.MaxHandlerConns, MaxIdleConnsPerSet: c.MaxIdleHandlerConns},
 		MaxPayloadBody: c.PayloadMaxBody, Payload: router.PayloadLimits{Concurrency: c.PayloadConcurrency, BodyTimeout: c.PayloadBodyTimeout},
+		Outputs: outputs,
 	})
 	m.ops, err = ops.Open(ctx, ops.Config{
 		Domain:       c.Domain,
@@ -284,6 +287,7 @@ func (m *Main) Run(ctx context.Context) error {
 		RevertWindow: c.RevertWindow,
 		MaxWarmSets:  c.MaxWarmSets,
 		Retention:    c.Retention,
+		Outputs:      outputs,
 		CrashPoint:   os.Getenv("HOTSWAP_TEST_CRASH_AT"),
 	})
 	if err != nil {

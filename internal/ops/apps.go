@@ -185,6 +185,7 @@ func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 	}
 	if withFunctions && st.pkg != nil {
 		dis := disabled(st.settings)
+		bad := broken(st.pkg, settingsMap(st.settings))
 		for _, f := range st.pkg.Functions {
 			fv := FunctionView{
 				Name:       f.Name,
@@ -196,6 +197,9 @@ func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 				Reason:     f.Reason,
 				Disabled:   dis[f.Name],
 				Forwarding: f.Forward && st.pkg.Host.EnableForwarding,
+			}
+			if why, ok := bad[f.Name]; ok && f.Runnable {
+				fv.Runnable, fv.Reason = false, why
 			}
 			if f.Schedule != nil {
 				fv.Schedule = f.Schedule.String()

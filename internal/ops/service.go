@@ -56,6 +56,9 @@ type Config struct {
 	// served before, the last Retention production served, and those warm
 	// for a revert are always kept. Zero = 20.
 	Retention int
+	// Outputs writes the queue and blob outputs of functions the service
+	// invokes itself (timers); nil leaves such functions failing.
+	Outputs OutputWriter
 	// CrashPoint, for crash-safety tests only, names a point in an operation
 	// at which the server kills itself with SIGKILL (see crash).
 	CrashPoint string
@@ -325,6 +328,8 @@ func (s *Service) publishLocked() {
 			rs.Deployment = st.slot.DeploymentID
 			rs.Package, rs.Routes, rs.Upstream, rs.Started = st.pkg, st.routes, p.targetNew.set, p.since
 			rs.Disabled = disabled(p.targetNew.settings)
+			rs.Settings = settingsMap(p.targetNew.settings)
+			rs.Broken = broken(st.pkg, rs.Settings)
 		case st.set != nil:
 			if s.cfg.Metrics != nil {
 				rs.Metrics = s.cfg.Metrics.Series(st.slot.App, st.slot.Name, st.slot.DeploymentID)
@@ -335,6 +340,8 @@ func (s *Service) publishLocked() {
 			rs.Upstream = st.set
 			rs.Started = st.started
 			rs.Disabled = disabled(st.settings)
+			rs.Settings = settingsMap(st.settings)
+			rs.Broken = broken(st.pkg, rs.Settings)
 		}
 		slots = append(slots, rs)
 	}

@@ -1,16 +1,16 @@
 package ops
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sync/atomic"
 	"time"
 
+	"github.com/hotswap/hotswap/internal/binding"
 	"github.com/hotswap/hotswap/internal/funcapp"
+	"github.com/hotswap/hotswap/internal/invoke"
 	"github.com/hotswap/hotswap/internal/runtime"
 	"github.com/hotswap/hotswap/internal/sqlite"
 )
@@ -28,7 +28,9 @@ import (
 // crash is made up too: at least once, never silently lost. runOnStartup
 // runs a timer each time its deployment starts in a slot.
 
-var timerClient = &http.Client{Timeout: 5 * time.Minute}
+// timerInvoker calls timer functions; an invocation is bounded by
+// invoke.DefaultTimeout, as before by the client's 5 minutes.
+var timerInvoker = &invoke.Invoker{}
 
 // timerJob is one run of a timer function.
 type timerJob struct {
@@ -43,6 +45,10 @@ type timerJob struct {
 	at         time.Time    // the occurrence this run is for
 	next       time.Time    // the occurrence after it
 	pastDue    bool         // at was missed while the server was down
+	// pkg and settings are the slot's package and app settings, for
+	// functions with output bindings only.
+	pkg      *funcapp.App
+	settings map[string]string
 }
 
 // timerClock is what the loop knows of one timer function in one slot. It
@@ -86,6 +92,9 @@ func (s *Service) timerLoop() {
 				startKey := key + "/" + st.slot.DeploymentID
 				seen[key], seenStart[startKey] = true, true
 				j := timerJob{app: k.app, slot: k.slot, deployment: st.slot.DeploymentID, st: st, fn: f, set: st.set, disabled: dis[f.Name]}
+				if len(f.Outputs) > 0 {
+					j.pkg, j.settings = st.pkg, settingsMap(st.settings)
+				}
 				c := clocks[key]
 				if c == nil || c.schedule != f.Schedule.String() {
 					fresh = append(fresh, j)
@@ -203,8 +212,15 @@ func (s *Service) putTimerStatus(app, slot string, f *funcapp.Function, last, ne
 // fireTimer invokes a timer function in payload mode, as the Azure host
 // does: POST /<name> with the timer's trigger data. A monitored timer's
 // status moves on once the handler has been called, whatever it answered.
+// Its queue and blob outputs are written when it succeeded.
 func (s *Service) fireTimer(j timerJob) {
 	st, fn, set := j.st, j.fn, j.set
+	if len(fn.Outputs) > 0 {
+		if err := binding.Check(fn, j.settings); err != nil {
+			st.log.add("host", fmt.Sprintf("timer %s skipped: it is not runnable: %v", fn.Name, err))
+			return
+		}
+	}
 	if !set.Acquire() {
 		return
 	}
@@ -223,43 +239,43 @@ func (s *Service) fireTimer(j timerJob) {
 	if !j.last.IsZero() {
 		status["Last"] = j.last.UTC().Format(time.RFC3339Nano)
 	}
-	body, _ := json.Marshal(map[string]any{
-		"Data": map[string]any{name: map[string]any{
-			"Schedule":       map[string]any{"AdjustForDST": true},
-			"ScheduleStatus": status,
-			"IsPastDue":      j.pastDue,
-		}},
-		"Metadata": map[string]any{"sys": map[string]any{"MethodName": fn.Name, "UtcNow": now.Format(time.RFC3339Nano)}},
-	})
 	if j.pastDue {
 		st.log.add("host", fmt.Sprintf("timer %s is past due: its run at %s was missed while the host was down", fn.Name, j.at.UTC().Format(time.RFC3339)))
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/"+fn.Name, bytes.NewReader(body))
-	if err != nil {
-		return
+	res, err := timerInvoker.Invoke(s.ctx, addr, invoke.Request{
+		Function: fn.Name,
+		Data: map[string]json.RawMessage{name: jsonRaw(map[string]any{
+			"Schedule":       map[string]any{"AdjustForDST": true},
+			"ScheduleStatus": status,
+			"IsPastDue":      j.pastDue,
+		})},
+	})
+	if fn.UseMonitor && (err == nil || invoke.Answered(err)) {
+		s.putTimerStatus(j.app, j.slot, fn, j.at, j.next)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := timerClient.Do(req)
 	if err != nil {
 		st.log.add("host", fmt.Sprintf("timer %s failed: %v", fn.Name, err))
 		return
 	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if fn.UseMonitor {
-		s.putTimerStatus(j.app, j.slot, fn, j.at, j.next)
+	for _, l := range res.Logs {
+		st.log.add(fn.Name, l)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		st.log.add("host", fmt.Sprintf("timer %s failed: handler answered %d", fn.Name, resp.StatusCode))
-		return
-	}
-	var pr struct{ Logs []string }
-	if json.Unmarshal(out, &pr) == nil {
-		for _, l := range pr.Logs {
-			st.log.add(fn.Name, l)
+	if len(fn.Outputs) > 0 {
+		if err := s.writeOutputs(j, res); err != nil {
+			st.log.add("host", fmt.Sprintf("timer %s failed: %v", fn.Name, err))
+			return
 		}
 	}
 	st.log.add("host", fmt.Sprintf("timer %s ran", fn.Name))
+}
+
+// writeOutputs writes the outputs of a timer run, to the end during
+// shutdown too: the function has run.
+func (s *Service) writeOutputs(j timerJob, res invoke.Result) error {
+	if s.cfg.Outputs == nil {
+		return errors.New("output bindings are not configured on this server")
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 2*time.Minute)
+	defer cancel()
+	return s.cfg.Outputs.WriteOutputs(ctx, j.pkg, j.settings, j.fn, res, nil)
 }

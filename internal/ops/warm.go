@@ -242,10 +242,12 @@ func statusList(m map[int]bool) string {
 // routerSlot builds the data plane's view of a prepared configuration, for
 // warm-up.
 func (s *Service) routerSlot(sl hotswap.Slot, deployment string, pkg *funcapp.App, routes *funcapp.Router, set *runtime.Set, settings []hotswap.Setting, keys []hotswap.Key, log *ring) *router.Slot {
+	m := settingsMap(settings)
 	return &router.Slot{
 		App: sl.App, Name: sl.Name,
 		HostName: s.hostName(sl.App, sl.Name), BaseURL: s.baseURL(sl.App, sl.Name),
 		Keys: router.NewKeys(keys), Deployment: deployment,
 		Package: pkg, Routes: routes, Upstream: set, Disabled: disabled(settings), Log: log.add,
+		Settings: m, Broken: broken(pkg, m),
 	}
 }
