@@ -53,6 +53,7 @@ type binding struct {
 	AuthLevel string   `json:"authLevel"`
 	Methods   []string `json:"methods"`
 	Route     string   `json:"route"`
+	QueueName string   `json:"queueName"`
 }
 
 func TestHostJSON(t *testing.T) {
@@ -110,6 +111,7 @@ func TestFunctionJSON(t *testing.T) {
 		{"gopayload/items", "anonymous", []string{"get"}, "items/{id:int}", "res"},
 		{"gopayload/nooutput", "anonymous", []string{"post"}, "fire", ""},
 		{"gopayload/fail", "anonymous", []string{"get"}, "fail", "res"},
+		{"gopayload/order", "anonymous", []string{"post"}, "orders", "res"},
 		{"node/hello", "function", []string{"get"}, "hello", "res"},
 		{"node/echo", "anonymous", []string{"post"}, "echo", "res"},
 	}
@@ -145,6 +147,8 @@ func TestFunctionJSON(t *testing.T) {
 					trigger = append(trigger, b)
 				case b.Type == "http" && b.Direction == "out":
 					out = append(out, b)
+				case b.Type == "queue" && b.Direction == "out" && b.QueueName != "":
+					// A queue output beside the http one (order).
 				default:
 					t.Errorf("unexpected binding %+v", b)
 				}
@@ -528,6 +532,16 @@ func TestGoPayload(t *testing.T) {
 		{name: "nooutput", path: "/nooutput",
 			payload:    invocation("POST", base+"fire", `{}`, `{}`, `{}`, `"x"`),
 			wantStatus: 200, want: `{"Outputs":{},"Logs":["fired"],"ReturnValue":null}`},
+		{name: "order", path: "/order",
+			payload:    invocation("POST", base+"orders", `{}`, `{}`, `{}`, `"{\"id\":\"o1\",\"item\":\"tea\",\"quantity\":2}"`),
+			wantStatus: 200,
+			want: `{"Outputs":{"order":{"id":"o1","item":"tea","quantity":2},"res":{"statusCode":202,"body":"{\"id\":\"o1\",\"item\":\"tea\",\"quantity\":2}",` +
+				`"headers":{"Content-Type":"application/json"}}},"Logs":["order o1: 2 x tea"],"ReturnValue":null}`},
+		{name: "bad order", path: "/order",
+			payload:    invocation("POST", base+"orders", `{}`, `{}`, `{}`, `"{\"item\":\"tea\"}"`),
+			wantStatus: 200,
+			want: `{"Outputs":{"res":{"statusCode":400,"body":"an order is {\"item\":\"\u003cname\u003e\",\"quantity\":\u003c1 or more\u003e}",` +
+				`"headers":{"Content-Type":"text/plain"}}},"Logs":[],"ReturnValue":null}`},
 		{name: "fail", path: "/fail",
 			payload:    invocation("GET", base+"fail", `{}`, `{}`, `{}`, `null`),
 			wantStatus: 500},

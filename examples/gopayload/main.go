@@ -130,6 +130,7 @@ func newMux(logger *slog.Logger) *http.ServeMux {
 	mux.Handle("POST /hello", invocation(logger, hello))
 	mux.Handle("POST /echo", invocation(logger, echo))
 	mux.Handle("POST /items", invocation(logger, items))
+	mux.Handle("POST /order", invocation(logger, order))
 	mux.Handle("POST /nooutput", invocation(logger, func(httpRequest) (invokeResponse, error) {
 		// No output binding: the host answers the client 204.
 		return invokeResponse{Outputs: map[string]any{}, Logs: []string{"fired"}}, nil
@@ -262,6 +263,46 @@ func items(req httpRequest) (invokeResponse, error) {
 			Body:       string(b),
 			Headers:    map[string]string{"Content-Type": "application/json"},
 		}},
+	}, nil
+}
+
+// order takes an order, {"item":"...","quantity":n}, and puts it on the
+// "orders" queue through its queue output binding "order": the host writes
+// the value to the queue after the function succeeded, and answers the
+// caller from the http output "res". A bad order is refused with 400 and
+// enqueues nothing.
+func order(req httpRequest) (invokeResponse, error) {
+	var o struct {
+		ID       string `json:"id"`
+		Item     string `json:"item"`
+		Quantity int    `json:"quantity"`
+	}
+	if err := json.Unmarshal([]byte(bodyText(req.Body)), &o); err != nil || o.Item == "" || o.Quantity < 1 {
+		return invokeResponse{
+			Outputs: map[string]any{"res": httpOutput{
+				StatusCode: http.StatusBadRequest,
+				Body:       `an order is {"item":"<name>","quantity":<1 or more>}`,
+				Headers:    map[string]string{"Content-Type": "text/plain"},
+			}},
+		}, nil
+	}
+	if o.ID == "" {
+		o.ID = strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		return invokeResponse{}, err
+	}
+	return invokeResponse{
+		Outputs: map[string]any{
+			"order": o,
+			"res": httpOutput{
+				StatusCode: http.StatusAccepted,
+				Body:       string(b),
+				Headers:    map[string]string{"Content-Type": "application/json"},
+			},
+		},
+		Logs: []string{fmt.Sprintf("order %s: %d x %s", o.ID, o.Quantity, o.Item)},
 	}, nil
 }
 
