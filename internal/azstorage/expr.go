@@ -15,9 +15,11 @@ import (
 //	{name}        a value bound by the trigger, e.g. the blob trigger's {name}
 //	              or a property of a JSON queue message ({data.id} when the
 //	              caller flattens nested properties with dots)
-//	{rand-guid}   a new random GUID, e.g. 0f8fad5b-d9cb-469f-a165-70867728950e
-//	{DateTime}    the time in UTC as 2018-02-16T17-59-55Z (no colons, so it
-//	              fits in a blob name)
+//	{rand-guid}   a new random GUID, e.g. 0f8fad5b-d9cb-469f-a165-70867728950e;
+//	              {rand-guid:N} without hyphens (.NET formats D, N, B, P)
+//	{DateTime}    the trigger's DateTime value if it has one, else the time
+//	              in UTC as 2018-02-16T17-59-55Z (no colons, so it fits in a
+//	              blob name); {DateTime:yyyy/MM/dd} with a .NET date format
 //	{sys.UtcNow}  the time in UTC as 2018-02-16T17:59:55.1234567Z
 //	{sys.RandGuid} a random GUID
 //	{{ and }}     a literal { and }
@@ -27,8 +29,13 @@ import (
 // pattern cannot bind them.
 var builtins = map[string]bool{"rand-guid": true, "datetime": true, "sys.utcnow": true, "sys.randguid": true}
 
-// part is a literal or, when name is set, an expression.
-type part struct{ lit, name string }
+// part is a literal or, when name is set, an expression with an optional
+// format ({DateTime:yyyy-MM-dd}, {rand-guid:N}).
+type part struct{ lit, name, format string }
+
+func validFormatted(name string) bool {
+	return strings.EqualFold(name, "rand-guid") || strings.EqualFold(name, "DateTime")
+}
 
 // parseTemplate splits a template into literals and {expressions}.
 func parseTemplate(tmpl string) ([]part, error) {
@@ -51,6 +58,25 @@ func parseTemplate(tmpl string) ([]part, error) {
 				return nil, invalid("binding expression %q: { at %d is not closed", clipName(tmpl), i+1)
 			}
 			name := tmpl[i+1 : i+1+end]
+			name, format, hasFormat := strings.Cut(name, ":")
+			if hasFormat && !validFormatted(name) {
+				return nil, invalid("binding expression %q: only {rand-guid:...} and {DateTime:...} take a format", clipName(tmpl))
+			}
+			if hasFormat && format == "" {
+				return nil, invalid("binding expression %q: {%s:} has an empty format", clipName(tmpl), name)
+			}
+			if hasFormat {
+				// Check the format now, so a deploy sees a bad one.
+				var err error
+				if strings.EqualFold(name, "rand-guid") {
+					_, err = formatGUID("", format)
+				} else {
+					_, err = formatTime(time.Time{}, format)
+				}
+				if err != nil {
+					return nil, invalid("binding expression %q: %v", clipName(tmpl), err)
+				}
+			}
 			if !validExprName(name) {
 				return nil, invalid("binding expression %q: {%s} is not a name (letters, digits, '.', '-', '_')", clipName(tmpl), clipName(name))
 			}
@@ -58,7 +84,7 @@ func parseTemplate(tmpl string) ([]part, error) {
 				parts = append(parts, part{lit: lit.String()})
 				lit.Reset()
 			}
-			parts = append(parts, part{name: name})
+			parts = append(parts, part{name: name, format: format})
 			i += end + 1
 		default:
 			lit.WriteByte(c)
@@ -103,12 +129,12 @@ func Names(tmpl string) ([]string, error) {
 	return names, nil
 }
 
-// Expand evaluates the binding expressions of tmpl. {rand-guid} and
-// {DateTime} are built in (names are case-insensitive); any other name is
-// looked up in vals, exactly, else case-insensitively as the host does;
-// {sys.UtcNow} and {sys.RandGuid} come from vals when the caller gives them
-// (so every binding of one invocation sees the same), else from now and a new
-// GUID. A name with no value is an error naming it.
+// Expand evaluates the binding expressions of tmpl (see the list above).
+// Names are looked up in vals exactly, else case-insensitively as the host
+// does. {rand-guid} is always new; {DateTime} is vals' DateTime if any, else
+// now; {sys.UtcNow} and {sys.RandGuid} come from vals when the caller gives
+// them (so every binding of one invocation sees the same), else from now and
+// a new GUID. A name with no value is an error naming it.
 func Expand(tmpl string, vals map[string]string, now time.Time) (string, error) {
 	parts, err := parseTemplate(tmpl)
 	if err != nil {
@@ -120,19 +146,32 @@ func Expand(tmpl string, vals map[string]string, now time.Time) (string, error) 
 			b.WriteString(p.lit)
 			continue
 		}
-		switch lower := strings.ToLower(p.name); lower {
-		case "rand-guid":
-			b.WriteString(newGUID())
-			continue
-		case "datetime":
-			b.WriteString(now.UTC().Format("2006-01-02T15-04-05Z"))
+		lower := strings.ToLower(p.name)
+		if lower == "rand-guid" {
+			g, err := formatGUID(newGUID(), p.format)
+			if err != nil {
+				return "", invalid("binding expression %q: %v", clipName(tmpl), err)
+			}
+			b.WriteString(g)
 			continue
 		}
-		if v, ok := lookup(vals, p.name); ok {
+		// {DateTime} is the trigger's own DateTime value when it has one,
+		// as on Azure, else the time; with a format, always the time.
+		if v, ok := lookup(vals, p.name); ok && p.format == "" {
 			b.WriteString(v)
 			continue
 		}
-		switch strings.ToLower(p.name) {
+		switch lower {
+		case "datetime":
+			if p.format == "" {
+				b.WriteString(now.UTC().Format("2006-01-02T15-04-05Z"))
+				continue
+			}
+			t, err := formatTime(now.UTC(), p.format)
+			if err != nil {
+				return "", invalid("binding expression %q: %v", clipName(tmpl), err)
+			}
+			b.WriteString(t)
 		case "sys.utcnow":
 			b.WriteString(now.UTC().Format("2006-01-02T15:04:05.0000000Z"))
 		case "sys.randguid":
@@ -164,6 +203,81 @@ func newGUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// formatGUID formats a GUID as .NET's Guid.ToString(format) does for the
+// standard formats: D (default), N, B and P.
+func formatGUID(g, format string) (string, error) {
+	switch format {
+	case "", "D", "d":
+		return g, nil
+	case "N", "n":
+		return strings.ReplaceAll(g, "-", ""), nil
+	case "B", "b":
+		return "{" + g + "}", nil
+	case "P", "p":
+		return "(" + g + ")", nil
+	}
+	return "", fmt.Errorf("GUID format %q: use D, N, B or P", clipName(format))
+}
+
+// formatTime formats t with a .NET custom date format (the common
+// specifiers: yyyy yy MM M dd d HH H hh h mm m ss s fff ff f tt, quoted
+// 'literals' and \c escapes; other non-letters are literal).
+func formatTime(t time.Time, format string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(format); {
+		c := format[i]
+		n := 1
+		for i+n < len(format) && format[i+n] == c {
+			n++
+		}
+		switch {
+		case c == '\\' && i+1 < len(format):
+			b.WriteByte(format[i+1])
+			i += 2
+			continue
+		case c == '\'' || c == '"':
+			end := strings.IndexByte(format[i+1:], c)
+			if end < 0 {
+				return "", fmt.Errorf("date format %q: quote not closed", clipName(format))
+			}
+			b.WriteString(format[i+1 : i+1+end])
+			i += end + 2
+			continue
+		case c == 'y' && n == 4:
+			fmt.Fprintf(&b, "%04d", t.Year())
+		case c == 'y' && n == 2:
+			fmt.Fprintf(&b, "%02d", t.Year()%100)
+		case c == 'M' && n <= 2:
+			fmt.Fprintf(&b, "%0*d", n, int(t.Month()))
+		case c == 'd' && n <= 2:
+			fmt.Fprintf(&b, "%0*d", n, t.Day())
+		case c == 'H' && n <= 2:
+			fmt.Fprintf(&b, "%0*d", n, t.Hour())
+		case c == 'h' && n <= 2:
+			fmt.Fprintf(&b, "%0*d", n, (t.Hour()+11)%12+1)
+		case c == 'm' && n <= 2:
+			fmt.Fprintf(&b, "%0*d", n, t.Minute())
+		case c == 's' && n <= 2:
+			fmt.Fprintf(&b, "%0*d", n, t.Second())
+		case c == 'f' && n <= 7:
+			frac := fmt.Sprintf("%09d", t.Nanosecond())
+			b.WriteString(frac[:n])
+		case c == 't' && n == 2:
+			if t.Hour() < 12 {
+				b.WriteString("AM")
+			} else {
+				b.WriteString("PM")
+			}
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			return "", fmt.Errorf("date format %q: %q is not supported", clipName(format), strings.Repeat(string(c), n))
+		default:
+			b.WriteString(format[i : i+n])
+		}
+		i += n
+	}
+	return b.String(), nil
 }
 
 // ExpandSettings replaces each %Name% in s with the app setting Name, as the

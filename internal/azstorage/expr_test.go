@@ -24,6 +24,8 @@ func TestExpand(t *testing.T) {
 		{"logs/{datetime}", "logs/2018-02-16T16-59-55Z"},
 		{"{sys.UtcNow}", "2018-02-16T16:59:55.1234567Z"},
 		{"{sys.MethodName}", "Resize"},
+		{"logs/{DateTime:yyyy/MM/dd}/{DateTime:HH-mm-ss.fff}", "logs/2018/02/16/16-59-55.123"},
+		{"{DateTime:yy M d h tt 'at' H\\:m\\:s ffffff}", "18 2 16 4 PM at 16:59:55 123456"},
 		{"{{literal}} }}{{", "{literal} }{"},
 		{"plain/path.txt", "plain/path.txt"},
 		{"", ""},
@@ -48,6 +50,16 @@ func TestExpand(t *testing.T) {
 	if !guidRE.MatchString(a) || !guidRE.MatchString(c) || a == b {
 		t.Errorf("rand-guid %q %q, sys.RandGuid %q: want fresh v4 GUIDs", a, b, c)
 	}
+	if n, _ := Expand("{rand-guid:N}", nil, now); len(n) != 32 || strings.Contains(n, "-") {
+		t.Errorf("rand-guid:N = %q, want 32 hex digits", n)
+	}
+	if b, _ := Expand("{rand-guid:B}", nil, now); !guidRE.MatchString(strings.Trim(b, "{}")) || b[0] != '{' {
+		t.Errorf("rand-guid:B = %q, want {guid}", b)
+	}
+	// A trigger's own DateTime value wins, as on Azure.
+	if got, _ := Expand("{DateTime}", map[string]string{"DateTime": "mine"}, now); got != "mine" {
+		t.Errorf("DateTime with a bound value: %q, want mine", got)
+	}
 	// The invocation's own sys values win over fresh ones.
 	if got, _ := Expand("{sys.RandGuid}/{sys.UtcNow}", map[string]string{"sys.RandGuid": "g", "sys.UtcNow": "t"}, now); got != "g/t" {
 		t.Errorf("sys values from vals: %q, want g/t", got)
@@ -64,6 +76,11 @@ func TestExpandErrors(t *testing.T) {
 		{"out/name}", "has no {"},
 		{"out/{}", "{} is not a name"},
 		{"out/{a b}", "{a b} is not a name"},
+		{"out/{name:N}", "only {rand-guid:...} and {DateTime:...} take a format"},
+		{"out/{rand-guid:X}", `GUID format "X"`},
+		{"out/{DateTime:}", "empty format"},
+		{"out/{DateTime:yyyy-Q}", `"Q" is not supported`},
+		{"out/{DateTime:'open}", "quote not closed"},
 	} {
 		_, err := Expand(tc.tmpl, vals, time.Now())
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -170,7 +187,7 @@ func TestParseBlobPattern(t *testing.T) {
 }
 
 func FuzzExpand(f *testing.F) {
-	for _, s := range []string{"out/{name}", "{rand-guid}/{DateTime}.txt", "{{x}}", "{a}{b}", "{", "}", "{sys.UtcNow}", "x{y.z-w_1}"} {
+	for _, s := range []string{"out/{name}", "{rand-guid}/{DateTime}.txt", "{{x}}", "{a}{b}", "{", "}", "{sys.UtcNow}", "x{y.z-w_1}", "{DateTime:yyyy/MM}", "{rand-guid:N}", "{DateTime:'q' \\\\x}"} {
 		f.Add(s)
 	}
 	now := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
