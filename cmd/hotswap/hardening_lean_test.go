@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +125,102 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("echo: %d", resp.StatusCode)
 	}
+}
+
+// TestMalformedChunkedBody: a chunked body with broken framing gets 400
+// from the host instead of reaching a real handler as it came.
+func TestMalformedChunkedBody(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	stuckApps(t, s)
+	for _, body := range []string{
+		"5\r\nhello\r\n0\r\nX\n",
+		"5\r\nhelloXX0\r\n\r\n",
+		"5;" + strings.Repeat("e", 5000) + "\r\nhello\r\n0\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", s.fnAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "POST /api/echo HTTP/1.1\r\nHost: echo.localhost\r\nTransfer-Encoding: chunked\r\n\r\n"+body)
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%.20q: %v", body, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(got), "malformed chunked") {
+			t.Errorf("%.20q: %d %q, want 400", body, resp.StatusCode, got)
+		}
+	}
+}
+
+// TestIdleClientsShareHandlerConns: 300 keep-alive clients that made one
+// request each and then stay idle hold no connection to the handler
+// process; a new client is served, and the handler sees few connections.
+func TestIdleClientsShareHandlerConns(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	stuckApps(t, s)
+	resp, port := s.fn("GET", "stuck.localhost", "/api/env/FUNCTIONS_CUSTOMHANDLER_PORT", nil, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("handler port: %d %s", resp.StatusCode, port)
+	}
+	const clients = 300
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range clients {
+		c, err := net.Dial("tcp", s.fnAddr)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		fmt.Fprintf(c, "GET /api/status/200 HTTP/1.1\r\nHost: stuck.localhost\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+	}
+	if resp, _ := s.fn("GET", "stuck.localhost", "/api/status/200", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("a new client: %d", resp.StatusCode)
+	}
+	n := establishedTo(t, string(port))
+	t.Logf("%d idle clients, %d connections to the handler", clients, n)
+	if n > 16 {
+		t.Errorf("the handler has %d connections open for %d idle clients, want them shared", n, clients)
+	}
+}
+
+// establishedTo counts established TCP connections into local port.
+func establishedTo(t *testing.T, port string) int {
+	t.Helper()
+	want, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatalf("port %q", port)
+	}
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[3] != "01" {
+			continue
+		}
+		_, hexPort, _ := strings.Cut(f[1], ":")
+		if p, err := strconv.ParseInt(hexPort, 16, 32); err == nil && int(p) == want {
+			n++
+		}
+	}
+	return n
 }
 
 func isTimeout(err error) bool {
