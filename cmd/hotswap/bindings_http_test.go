@@ -241,3 +241,54 @@ func TestHTTPOutputBindings(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestTimerOutputBinding: a timer function's queue output is written after
+// each run, and its Logs reach the slot log.
+func TestTimerOutputBinding(t *testing.T) {
+	t.Parallel()
+	az := azurite.Start(t)
+	s := startServer(t, "")
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "clock"}, nil)
+	s.setSettings("clock", "production", false, "AzureWebJobsStorage", az.ConnectionString())
+	pkg := outPackage(t, nil)
+	if err := os.MkdirAll(filepath.Join(pkg, "tick"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fj := `{"bindings": [{"type": "timerTrigger", "direction": "in", "name": "t", "schedule": "*/1 * * * * *"},
+		{"type": "queue", "direction": "out", "name": "msg", "queueName": "ticks"}]}`
+	if err := os.WriteFile(filepath.Join(pkg, "tick", "function.json"), []byte(fj), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.deploy("clock", "production", zipDir(t, pkg))
+
+	acct, err := azstorage.ParseConnectionString(az.ConnectionString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := acct.Queue("ticks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := q.PeekMessages(context.Background(), nil)
+		if err == nil && len(resp.Messages) > 0 {
+			b, err := base64.StdEncoding.DecodeString(*resp.Messages[0].MessageText)
+			if err != nil || string(b) != "tick from tick" {
+				t.Errorf("message = %q (%v), want base64 of \"tick from tick\"", *resp.Messages[0].MessageText, err)
+			}
+			break
+		}
+		if err != nil && !queueerror.HasCode(err, queueerror.QueueNotFound) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			_, lines := s.logHas("clock", "production", "host", func(string) bool { return false })
+			t.Fatalf("no message on ticks after 30s; log: %+v", lines)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if found, lines := s.logHas("clock", "production", "tick", func(text string) bool { return text == "timer tick" }); !found {
+		t.Errorf("the timer's Logs are not in the slot log: %+v", lines)
+	}
+}

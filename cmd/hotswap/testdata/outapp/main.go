@@ -5,7 +5,8 @@
 //
 // becomes the answer's Outputs (with "res", an http output of 200 and body
 // "done", added) and ReturnValue; with "fail" the handler answers 500, a
-// failed function.
+// failed function. An invocation without "req" (a timer's) answers the
+// output "msg" with "tick from <function>".
 package main
 
 import (
@@ -33,13 +34,21 @@ func main() {
 func invoke(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Data struct {
-			Req struct {
+			Req *struct {
 				Body string `json:"Body"`
 			} `json:"req"`
 		} `json:"Data"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 		http.Error(w, "decode invocation: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if in.Data.Req == nil {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"Outputs": map[string]string{"msg": "tick from " + r.PathValue("name")},
+			"Logs":    []string{"timer " + r.PathValue("name")},
+		})
 		return
 	}
 	var ask struct {
