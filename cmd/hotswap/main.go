@@ -35,6 +35,7 @@ import (
 	"github.com/hotswap/hotswap/internal/router"
 	"github.com/hotswap/hotswap/internal/runtime"
 	"github.com/hotswap/hotswap/internal/sqlite"
+	"github.com/hotswap/hotswap/internal/trigger"
 )
 
 // Version is the build's version, set with -ldflags "-X main.Version=...".
@@ -134,6 +135,7 @@ type Main struct {
 	db          *sqlite.DB
 	runtime     *runtime.Manager
 	ops         *ops.Service
+	triggers    *trigger.Manager
 	releases    *release.Engine
 	metrics     *metrics.Registry
 	router      *router.Handler
@@ -267,6 +269,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.metrics = metrics.New()
 	outputs := &binding.Writer{} // queue and blob output bindings
+	// Queue and blob triggers listen on the sets ops publishes as serving.
+	m.triggers = trigger.New(trigger.Config{
+		Outputs: outputs,
+		Check:   binding.Check,
+		Logger:  m.logger.With("component", "trigger"),
+	})
 	m.router = router.New(router.Config{
 		Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version,
 		ConnLimits:     router.ConnLimits{ResponseHeaderTimeout: c.ResponseHeaderTimeout, MaxConnsPerSet: c.MaxHandlerConns, MaxIdleConnsPerSet: c.MaxIdleHandlerConns},
@@ -288,6 +296,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxWarmSets:  c.MaxWarmSets,
 		Retention:    c.Retention,
 		Outputs:      outputs,
+		Triggers:     m.triggers,
 		CrashPoint:   os.Getenv("HOTSWAP_TEST_CRASH_AT"),
 	})
 	if err != nil {
@@ -406,6 +415,10 @@ func (m *Main) Close() error {
 	}
 	if m.releases != nil {
 		errs = append(errs, m.releases.Close())
+	}
+	if m.triggers != nil {
+		// Stop pulling work; invocations in flight get the shutdown grace.
+		errs = append(errs, m.triggers.Close(ctx))
 	}
 	if m.ops != nil {
 		errs = append(errs, m.ops.Close())

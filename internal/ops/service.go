@@ -59,6 +59,9 @@ type Config struct {
 	// Outputs writes the queue and blob outputs of functions the service
 	// invokes itself (timers); nil leaves such functions failing.
 	Outputs OutputWriter
+	// Triggers runs the queue and blob triggers of the serving process
+	// sets (see Triggers); nil runs none.
+	Triggers Triggers
 	// CrashPoint, for crash-safety tests only, names a point in an operation
 	// at which the server kills itself with SIGKILL (see crash).
 	CrashPoint string
@@ -346,6 +349,7 @@ func (s *Service) publishLocked() {
 		slots = append(slots, rs)
 	}
 	s.cfg.Router.Publish(router.NewTable(s.cfg.Domain, slots, s.cfg.Router.Transport()))
+	s.serveTriggersLocked()
 }
 
 // disabled returns the functions disabled by AzureWebJobs.<name>.Disabled.

@@ -189,8 +189,10 @@ func (p *poller) process(work context.Context, m *message) {
 			_, err := p.q.DeleteMessage(ctx, m.ID, m.PopReceipt, nil)
 			return err
 		})
-	case errors.Is(err, errNotRun) || work.Err() != nil:
-		// Not tried, or cut off by the shutdown: visible again at once.
+	case errors.Is(err, errNotRun):
+		p.release(work, m, 0) // not tried: visible again at once
+	case work.Err() != nil:
+		p.log(fmt.Sprintf("queue function %s: message %s cut off by the shutdown, visible again at once: %v", p.fn, m.ID, err))
 		p.release(work, m, 0)
 	default:
 		p.stats.failed(err)

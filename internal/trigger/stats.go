@@ -17,13 +17,15 @@ const (
 // State is what a trigger of one function in one slot is doing.
 type State struct {
 	Function    string
-	Queue       string
+	Trigger     string // funcapp.TriggerQueue or funcapp.TriggerBlob
+	Queue       string // queue triggers
+	Path        string // blob triggers: the path pattern
 	State       string
 	Error       string // why it is failing or not runnable; the last failure otherwise
 	Note        string // e.g. "queue work does not exist yet"
 	Invocations int64  // succeeded or failed, since the listener started
 	Failures    int64
-	Poisoned    int64 // messages moved to the poison queue
+	Poisoned    int64 // messages moved to the poison queue, or blobs reported to webjobs-blobtrigger-poison
 }
 
 // Stats counts one queue function's work; safe for concurrent use.

@@ -21,8 +21,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
-
 	"github.com/hotswap/hotswap/internal/azstorage"
 	"github.com/hotswap/hotswap/internal/funcapp"
 	"github.com/hotswap/hotswap/internal/invoke"
@@ -198,11 +196,12 @@ func (m *Manager) start(s Serving) *listener {
 	}
 	disabled := disabledFunctions(s.Settings)
 	for _, fn := range s.Package.Functions {
-		if fn.Trigger != funcapp.TriggerQueue {
+		if fn.Trigger != funcapp.TriggerQueue && fn.Trigger != funcapp.TriggerBlob {
 			continue
 		}
 		var tb struct {
 			QueueName  string `json:"queueName"`
+			Path       string `json:"path"`
 			Connection string `json:"connection"`
 		}
 		for i, b := range fn.Bindings {
@@ -210,11 +209,11 @@ func (m *Manager) start(s Serving) *listener {
 				_ = json.Unmarshal(fn.RawBindings[i], &tb)
 			}
 		}
-		f := &fnListener{state: State{Function: fn.Name, Queue: tb.QueueName}}
+		f := &fnListener{state: State{Function: fn.Name, Trigger: fn.Trigger, Queue: tb.QueueName, Path: tb.Path}}
 		l.states = append(l.states, f)
 		notRunnable := func(why string) {
 			f.state.State, f.state.Error = StateNotRunnable, why
-			logf(fmt.Sprintf("queue function %s does not run: %s", fn.Name, why))
+			logf(fmt.Sprintf("%s function %s does not run: %s", fn.Trigger, fn.Name, why))
 		}
 		switch {
 		case disabled[strings.ToLower(fn.Name)]:
@@ -233,54 +232,101 @@ func (m *Manager) start(s Serving) *listener {
 				continue
 			}
 		}
-		queue, err := expandSetting(tb.QueueName, s.Settings)
-		if err == nil {
-			f.state.Queue = queue
-		}
-		var q, poison *azqueue.QueueClient
-		if err == nil {
-			var acct azstorage.Account
-			acct, err = azstorage.Resolve(s.Settings, tb.Connection)
-			if err == nil {
-				q, err = acct.Queue(queue)
-			}
-			if err == nil {
-				poison, err = acct.Queue(queue + "-poison")
-			}
+		var run func(pull, work context.Context, wg *sync.WaitGroup)
+		var err error
+		if fn.Trigger == funcapp.TriggerQueue {
+			run, err = m.queuePoller(s, fn, tb.QueueName, tb.Connection, f, logf)
+		} else {
+			run, err = m.blobScanner(s, fn, tb.Path, tb.Connection, f, logf)
 		}
 		if err != nil {
-			notRunnable(fmt.Sprintf("queue trigger %q: %v", fn.TriggerName, err))
+			notRunnable(fmt.Sprintf("%s trigger %q: %v", fn.Trigger, fn.TriggerName, err))
 			continue
-		}
-		f.stats = new(Stats)
-		p := &poller{
-			fn: fn.Name, queue: queue, q: q, poison: poison, opts: s.Package.Host.Queues,
-			handle: m.handler(s, fn), log: logf, stats: f.stats,
 		}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			p.run(pull, m.ctx, &m.wg)
+			run(pull, m.ctx, &m.wg)
 		}()
 	}
 	if len(l.states) > 0 {
-		m.cfg.Logger.Info("queue listener started", "app", s.App, "slot", s.Slot, "deployment", s.Deployment, "functions", len(l.states))
+		m.cfg.Logger.Info("trigger listener started", "app", s.App, "slot", s.Slot, "deployment", s.Deployment, "functions", len(l.states))
 	}
 	return l
+}
+
+// queuePoller makes the poller of a queue function.
+func (m *Manager) queuePoller(s Serving, fn *funcapp.Function, queueName, connection string, f *fnListener, logf func(string)) (func(pull, work context.Context, wg *sync.WaitGroup), error) {
+	queue, err := expandSetting(queueName, s.Settings)
+	if err != nil {
+		return nil, err
+	}
+	f.state.Queue = queue
+	acct, err := azstorage.Resolve(s.Settings, connection)
+	if err != nil {
+		return nil, err
+	}
+	q, err := acct.Queue(queue)
+	if err != nil {
+		return nil, err
+	}
+	poison, err := acct.Queue(queue + "-poison")
+	if err != nil {
+		return nil, err
+	}
+	f.stats = new(Stats)
+	p := &poller{
+		fn: fn.Name, queue: queue, q: q, poison: poison, opts: s.Package.Host.Queues,
+		handle: m.handler(s, fn), log: logf, stats: f.stats,
+	}
+	return p.run, nil
+}
+
+// blobScanner makes the scanner of a blob function. Receipts and poison
+// reports go to the host's storage (AzureWebJobsStorage) when it is set, as
+// on Azure, else to the trigger's own account.
+func (m *Manager) blobScanner(s Serving, fn *funcapp.Function, path, connection string, f *fnListener, logf func(string)) (func(pull, work context.Context, wg *sync.WaitGroup), error) {
+	path, err := expandSetting(path, s.Settings)
+	if err != nil {
+		return nil, err
+	}
+	f.state.Path = path
+	pattern, err := azstorage.ParseBlobPattern(path)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := azstorage.Resolve(s.Settings, connection)
+	if err != nil {
+		return nil, err
+	}
+	c, err := acct.Container(pattern.Container())
+	if err != nil {
+		return nil, err
+	}
+	host := acct
+	if h, err := azstorage.Resolve(s.Settings, ""); err == nil && h.BlobEndpoint != "" && h.QueueEndpoint != "" {
+		host = h
+	}
+	receipts, err := host.Container(receiptsContainer)
+	if err != nil {
+		return nil, err
+	}
+	poison, err := host.Queue(blobPoisonQueue)
+	if err != nil {
+		return nil, err
+	}
+	f.stats = new(Stats)
+	b := &blobScanner{
+		fn: fn.Name, hostID: hostID(s.App, s.Slot, s.Settings), pattern: pattern, c: c, receipts: receipts,
+		poison: poison, base64: s.Package.Host.Queues.Base64, handle: m.blobHandler(s, fn), log: logf, stats: f.stats,
+		done: make(map[string]bool), busy: make(map[string]bool), later: make(map[string]time.Time),
+	}
+	return b.run, nil
 }
 
 // handler returns the invocation of fn for one message on s's set.
 func (m *Manager) handler(s Serving, fn *funcapp.Function) func(ctx context.Context, msg *message) error {
 	return func(ctx context.Context, msg *message) error {
-		if !s.Set.Acquire() {
-			return errNotRun
-		}
-		defer s.Set.Release()
-		addr, ok := s.Set.Addr()
-		if !ok {
-			return fmt.Errorf("the handler is down")
-		}
-		item, _ := json.Marshal(string(msg.Text))
 		meta := map[string]json.RawMessage{
 			"DequeueCount":    json.RawMessage(strconv.FormatInt(msg.DequeueCount, 10)),
 			"Id":              jsonString(msg.ID),
@@ -288,22 +334,6 @@ func (m *Manager) handler(s Serving, fn *funcapp.Function) func(ctx context.Cont
 			"ExpirationTime":  jsonString(azureTime(msg.Expires)),
 			"NextVisibleTime": jsonString(azureTime(msg.NextVisible)),
 			"PopReceipt":      jsonString(msg.PopReceipt),
-		}
-		res, err := m.cfg.Invoker.Invoke(ctx, addr, invoke.Request{
-			Function: fn.Name,
-			Data:     map[string]json.RawMessage{fn.TriggerName: item},
-			Metadata: meta,
-		})
-		if s.Log != nil {
-			for _, line := range res.Logs {
-				s.Log(fn.Name, line)
-			}
-		}
-		if err != nil {
-			return err
-		}
-		if len(fn.Outputs) == 0 {
-			return nil
 		}
 		vals := map[string]string{
 			"QueueTrigger": string(msg.Text), "Id": msg.ID, "DequeueCount": strconv.FormatInt(msg.DequeueCount, 10),
@@ -322,11 +352,63 @@ func (m *Manager) handler(s Serving, fn *funcapp.Function) func(ctx context.Cont
 				}
 			}
 		}
-		if err := m.cfg.Outputs.WriteOutputs(ctx, s.Package, s.Settings, fn, res, vals); err != nil {
-			return fmt.Errorf("write outputs: %w", err)
+		return m.run(ctx, s, fn, jsonString(string(msg.Text)), meta, vals)
+	}
+}
+
+// blobHandler returns the invocation of fn for one blob on s's set: Data
+// holds the blob (blobData), Metadata its path, URI, properties, metadata
+// and the names its path bound.
+func (m *Manager) blobHandler(s Serving, fn *funcapp.Function) func(ctx context.Context, b *blobItem) error {
+	return func(ctx context.Context, b *blobItem) error {
+		props, _ := json.Marshal(map[string]any{
+			"Length": b.Length, "ContentType": b.ContentType, "ETag": b.ETag, "LastModified": azureTime(b.Modified),
+		})
+		md, _ := json.Marshal(b.Metadata)
+		meta := map[string]json.RawMessage{
+			"BlobTrigger": jsonString(b.Path), "Uri": jsonString(b.URL), "Properties": props, "Metadata": md,
 		}
+		vals := map[string]string{"BlobTrigger": b.Path, "Uri": b.URL}
+		for k, v := range b.Vals {
+			meta[k] = jsonString(v)
+			vals[k] = v
+		}
+		return m.run(ctx, s, fn, blobData(b.Content), meta, vals)
+	}
+}
+
+// run invokes fn on s's set with its trigger's data, then writes its
+// outputs. The set is held (Acquire) throughout, so retiring it waits for
+// the invocation; errNotRun when it is retiring already.
+func (m *Manager) run(ctx context.Context, s Serving, fn *funcapp.Function, data json.RawMessage, meta map[string]json.RawMessage, vals map[string]string) error {
+	if !s.Set.Acquire() {
+		return errNotRun
+	}
+	defer s.Set.Release()
+	addr, ok := s.Set.Addr()
+	if !ok {
+		return fmt.Errorf("the handler is down")
+	}
+	res, err := m.cfg.Invoker.Invoke(ctx, addr, invoke.Request{
+		Function: fn.Name,
+		Data:     map[string]json.RawMessage{fn.TriggerName: data},
+		Metadata: meta,
+	})
+	if s.Log != nil {
+		for _, line := range res.Logs {
+			s.Log(fn.Name, line)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if len(fn.Outputs) == 0 {
 		return nil
 	}
+	if err := m.cfg.Outputs.WriteOutputs(ctx, s.Package, s.Settings, fn, res, vals); err != nil {
+		return fmt.Errorf("write outputs: %w", err)
+	}
+	return nil
 }
 
 // azureTime formats a time as the Functions host does in queue metadata.

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
+	"github.com/hotswap/hotswap/internal/azstorage"
+	"github.com/hotswap/hotswap/internal/azurite"
+)
+
+var (
+	queueAppOnce sync.Once
+	queueAppDir  string
+	queueAppErr  error
+)
+
+// queueAppPackage returns a folder holding the queueapp test handler (queue
+// triggered functions that log each message they take), built once per run.
+func queueAppPackage(t testing.TB) string {
+	t.Helper()
+	queueAppOnce.Do(func() {
+		if queueAppDir, queueAppErr = os.MkdirTemp("", "hotswap-queueapp-"); queueAppErr != nil {
+			return
+		}
+		src := filepath.Join(repoRoot(), "cmd/hotswap/testdata/queueapp")
+		if queueAppErr = os.CopyFS(filepath.Join(queueAppDir, "queueapp"), os.DirFS(src)); queueAppErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(queueAppDir, "queueapp", "handler"), "./cmd/hotswap/testdata/queueapp")
+		cmd.Dir = repoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			queueAppErr = fmt.Errorf("build queueapp: %v\n%s", err, out)
+		}
+	})
+	if queueAppErr != nil {
+		t.Fatal(queueAppErr)
+	}
+	return filepath.Join(queueAppDir, "queueapp")
+}
+
+// storage is an Azurite for one test.
+type storage struct {
+	t    testing.TB
+	conn string
+	acct azstorage.Account
+}
+
+func startStorage(t testing.TB) *storage {
+	t.Helper()
+	srv := azurite.Start(t)
+	acct, err := azstorage.ParseConnectionString(srv.ConnectionString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &storage{t: t, conn: srv.ConnectionString(), acct: acct}
+}
+
+func (st *storage) queue(name string) *azqueue.QueueClient {
+	st.t.Helper()
+	q, err := st.acct.Queue(name)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return q
+}
+
+// send enqueues texts (base64, as the Functions host expects by default),
+// creating the queue when missing.
+func (st *storage) send(queue string, texts ...string) {
+	st.t.Helper()
+	q := st.queue(queue)
+	ctx := context.Background()
+	for _, s := range texts {
+		_, err := q.EnqueueMessage(ctx, base64.StdEncoding.EncodeToString([]byte(s)), nil)
+		if err != nil && strings.Contains(err.Error(), "QueueNotFound") {
+			if _, err = q.Create(ctx, nil); err == nil {
+				_, err = q.EnqueueMessage(ctx, base64.StdEncoding.EncodeToString([]byte(s)), nil)
+			}
+		}
+		if err != nil {
+			st.t.Fatal(err)
+		}
+	}
+}
+
+// count returns the messages in a queue, visible or not; -1 when it does
+// not exist.
+func (st *storage) count(queue string) int {
+	st.t.Helper()
+	p, err := st.queue(queue).GetProperties(context.Background(), nil)
+	if err != nil {
+		if strings.Contains(err.Error(), "QueueNotFound") {
+			return -1
+		}
+		st.t.Fatal(err)
+	}
+	return int(*p.ApproximateMessagesCount)
+}
+
+func setSettings(s *server, app, slot string, settings ...map[string]any) {
+	s.t.Helper()
+	s.must(http.StatusOK, "PATCH", "/api/v1/apps/"+app+"/slots/"+slot+"/settings", map[string]any{"set": settings}, nil)
+}
+
+// eventually polls cond until it holds or the generous deadline passes.
+func eventually(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// logLines returns the lines of stream in app/slot's log.
+func logLines(s *server, app, slot, stream string) []string {
+	s.t.Helper()
+	_, lines := s.logHas(app, slot, stream, func(string) bool { return false })
+	var out []string
+	for _, l := range lines {
+		if l.Stream == stream {
+			out = append(out, l.Text)
+		}
+	}
+	return out
+}
+
+// TestQueueTrigger deploys queueapp against Azurite: a message runs the
+// queue function once and is deleted; a function that always fails has its
+// message moved to <queue>-poison after maxDequeueCount (5) tries.
+func TestQueueTrigger(t *testing.T) {
+	t.Parallel()
+	st := startStorage(t)
+	s := startServer(t, "")
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "qa"}, nil)
+	setSettings(s, "qa", "production", map[string]any{"name": "Storage", "value": st.conn})
+	dep := s.deploy("qa", "production", zipDir(t, queueAppPackage(t)))
+
+	t.Run("message runs the function and is deleted", func(t *testing.T) {
+		st.send("work", "order 1")
+		want := "work got order 1 on " + dep + " try 1"
+		eventually(t, "the work function to log "+want, 60*time.Second, func() bool {
+			ok, _ := s.logHas("qa", "production", "work", func(text string) bool { return text == want })
+			return ok
+		})
+		eventually(t, "the message to be deleted", 30*time.Second, func() bool { return st.count("work") == 0 })
+		time.Sleep(time.Second)
+		if got := logLines(s, "qa", "production", "work"); len(got) != 1 {
+			t.Errorf("work log = %q, want the message run once", got)
+		}
+	})
+
+	t.Run("failing function's message moves to the poison queue after 5 tries", func(t *testing.T) {
+		st.send("bad", "bad order")
+		eventually(t, "the message to move to bad-poison", 60*time.Second, func() bool {
+			return st.count("bad-poison") == 1 && st.count("bad") == 0
+		})
+		var fails int
+		for _, l := range logLines(s, "qa", "production", "host") {
+			if strings.Contains(l, "queue function fail failed on message") {
+				fails++
+			}
+		}
+		if fails != 5 {
+			t.Errorf("host log has %d failures of fail, want 5 (maxDequeueCount)", fails)
+		}
+		resp, err := st.queue("bad-poison").PeekMessage(context.Background(), nil)
+		if err != nil || len(resp.Messages) != 1 {
+			t.Fatalf("peek bad-poison: %v", err)
+		}
+		if got, _ := base64.StdEncoding.DecodeString(*resp.Messages[0].MessageText); string(got) != "bad order" {
+			t.Errorf("poison message = %q, want %q", got, "bad order")
+		}
+	})
+}
+
+// TestQueueTriggerDisabledInSlot: a function disabled in a slot by a sticky
+// setting never takes a message there; enabling it runs the waiting one.
+func TestQueueTriggerDisabledInSlot(t *testing.T) {
+	t.Parallel()
+	st := startStorage(t)
+	s := startServer(t, "")
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "qa"}, nil)
+	s.must(http.StatusCreated, "POST", "/api/v1/apps/qa/slots", map[string]string{"name": "staging"}, nil)
+	setSettings(s, "qa", "staging",
+		map[string]any{"name": "Storage", "value": st.conn},
+		map[string]any{"name": "AzureWebJobs.work.Disabled", "value": "true", "slotSetting": true})
+	dep := s.deploy("qa", "staging", zipDir(t, queueAppPackage(t)))
+	st.send("work", "held")
+	time.Sleep(4 * time.Second) // several polls, had it been listening
+	if got := logLines(s, "qa", "staging", "work"); len(got) != 0 {
+		t.Fatalf("disabled work ran in staging: %q", got)
+	}
+	if n := st.count("work"); n != 1 {
+		t.Fatalf("work queue holds %d messages, want the 1 untouched", n)
+	}
+	s.must(http.StatusOK, "PATCH", "/api/v1/apps/qa/slots/staging/settings", map[string]any{"unset": []string{"AzureWebJobs.work.Disabled"}}, nil)
+	want := "work got held on " + dep + " try 1"
+	eventually(t, "the enabled function to take the message", 60*time.Second, func() bool {
+		ok, _ := s.logHas("qa", "staging", "work", func(text string) bool { return text == want })
+		return ok
+	})
+}
+
+// TestQueueTriggerSwap: under a stream of messages, swaps hand the queue
+// from the retiring process set to the new one: every message is handled,
+// none fails (no invocation is cut off), and after the last swap only the
+// deployment now in production takes messages (staging has the function
+// disabled by a sticky setting).
+func TestQueueTriggerSwap(t *testing.T) {
+	t.Parallel()
+	st := startStorage(t)
+	s := startServer(t, "")
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "qa"}, nil)
+	s.must(http.StatusCreated, "POST", "/api/v1/apps/qa/slots", map[string]string{"name": "staging"}, nil)
+	setSettings(s, "qa", "production", map[string]any{"name": "Storage", "value": st.conn, "slotSetting": true})
+	setSettings(s, "qa", "staging",
+		map[string]any{"name": "Storage", "value": st.conn, "slotSetting": true},
+		map[string]any{"name": "AzureWebJobs.slow.Disabled", "value": "true", "slotSetting": true})
+	pkg := queueAppPackage(t)
+	depA := s.deploy("qa", "production", zipDir(t, pkg))
+	depB := s.deploy("qa", "staging", zipDir(t, pkg))
+
+	sent := 0
+	sendSome := func(n int) {
+		for range n {
+			st.send("slow", fmt.Sprintf("m%d", sent))
+			sent++
+		}
+	}
+	sendSome(10)
+	for i := range 3 {
+		sendSome(5)
+		s.must(http.StatusOK, "POST", "/api/v1/apps/qa/swap", map[string]string{"slot": "staging"}, nil)
+		sendSome(5)
+		_ = i
+	}
+	// Production now serves depB (three swaps); only it may take what is
+	// sent from now on.
+	after := sent
+	time.Sleep(time.Second) // the retired set's in-flight invocations end
+	sendSome(10)
+
+	done := func() map[string][]string {
+		got := make(map[string][]string)
+		for _, slot := range []string{"production", "staging"} {
+			for _, l := range logLines(s, "qa", slot, "slow") {
+				text, dep, ok := strings.Cut(strings.TrimPrefix(l, "slow done "), " on ")
+				if ok {
+					got[text] = append(got[text], dep)
+				}
+			}
+		}
+		return got
+	}
+	eventually(t, fmt.Sprintf("all %d messages to be handled", sent), 120*time.Second, func() bool {
+		return len(done()) == sent
+	})
+	eventually(t, "the queue to be empty", 30*time.Second, func() bool { return st.count("slow") == 0 })
+	got := done()
+	for i := range sent {
+		m := fmt.Sprintf("m%d", i)
+		if len(got[m]) == 0 {
+			t.Errorf("message %s was lost", m)
+		}
+		if i >= after {
+			for _, d := range got[m] {
+				if d != depB {
+					t.Errorf("message %s, sent after the last swap, ran on %s, want only %s (the retired listener kept pulling)", m, d, depB)
+				}
+			}
+		}
+	}
+	for _, slot := range []string{"production", "staging"} {
+		for _, l := range logLines(s, "qa", slot, "host") {
+			if strings.Contains(l, "queue function slow failed") || strings.Contains(l, "cut off") {
+				t.Errorf("%s log: %s (an invocation failed or was cut off)", slot, l)
+			}
+		}
+	}
+	_ = depA
+}

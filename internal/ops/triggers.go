@@ -1,0 +1,36 @@
+package ops
+
+import "github.com/hotswap/hotswap/internal/trigger"
+
+// Triggers runs the queue triggers of the process sets that serve slots
+// (*trigger.Manager). Serve is called under the service's lock with every
+// serving set each time a routing table is published, so it must not
+// block: a set no longer listed stops pulling work at once, while its
+// invocations in flight hold the set and so finish within the drain grace
+// of its retirement; a newly listed set starts pulling after its flip.
+type Triggers interface {
+	Serve(sets []trigger.Serving)
+}
+
+// serveTriggersLocked tells the triggers which sets serve now: the same
+// sets, packages and settings the routing table just published (in a swap
+// preview, the source's content under the target's settings). s.mu is held.
+func (s *Service) serveTriggersLocked() {
+	if s.cfg.Triggers == nil {
+		return
+	}
+	sets := make([]trigger.Serving, 0, len(s.slots))
+	for _, st := range s.slots {
+		sv := trigger.Serving{App: st.slot.App, Slot: st.slot.Name, Deployment: st.slot.DeploymentID, Package: st.pkg, Log: st.log.add}
+		switch {
+		case st.preview != nil:
+			sv.Set, sv.Settings = st.preview.targetNew.set, settingsMap(st.preview.targetNew.settings)
+		case st.set != nil:
+			sv.Set, sv.Settings = st.set, settingsMap(st.settings)
+		default:
+			continue
+		}
+		sets = append(sets, sv)
+	}
+	s.cfg.Triggers.Serve(sets)
+}
