@@ -293,3 +293,52 @@ func TestQueueTriggerSwap(t *testing.T) {
 	}
 	_ = depA
 }
+
+// upload writes a blob, creating its container when missing.
+func (st *storage) upload(containerName, name, content string) {
+	st.t.Helper()
+	c, err := st.acct.Container(containerName)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Create(ctx, nil); err != nil && !strings.Contains(err.Error(), "ContainerAlreadyExists") {
+		st.t.Fatal(err)
+	}
+	if _, err := c.NewBlockBlobClient(name).UploadBuffer(ctx, []byte(content), nil); err != nil {
+		st.t.Fatal(err)
+	}
+}
+
+// TestBlobTrigger: an uploaded blob runs the blob function once, with the
+// name its path binds; after a server restart it does not run again (its
+// receipt is in storage), while a new blob does.
+func TestBlobTrigger(t *testing.T) {
+	t.Parallel()
+	st := startStorage(t)
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "qa"}, nil)
+	setSettings(s, "qa", "production", map[string]any{"name": "Storage", "value": st.conn})
+	dep := s.deploy("qa", "production", zipDir(t, queueAppPackage(t)))
+
+	st.upload("uploads", "a.txt", "first")
+	want := "blob got a.txt: first on " + dep
+	eventually(t, "the blob function to log "+want, 60*time.Second, func() bool {
+		ok, _ := s.logHas("qa", "production", "onblob", func(text string) bool { return text == want })
+		return ok
+	})
+	s.main.Close()
+
+	s = startServer(t, dir)
+	st.upload("uploads", "b.txt", "second")
+	want = "blob got b.txt: second on " + dep
+	eventually(t, "the blob function to log "+want+" after the restart", 60*time.Second, func() bool {
+		ok, _ := s.logHas("qa", "production", "onblob", func(text string) bool { return text == want })
+		return ok
+	})
+	time.Sleep(time.Second)
+	if got := logLines(s, "qa", "production", "onblob"); len(got) != 1 {
+		t.Errorf("after the restart the blob function logged %q, want only b.txt (a.txt has its receipt)", got)
+	}
+}

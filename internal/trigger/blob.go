@@ -290,6 +290,12 @@ func (s *blobScanner) receipt(ctx context.Context, r *blockblob.Client) (map[str
 			}
 			return meta, nil
 		}
+		if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+			if _, err := s.receipts.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+				return nil, fmt.Errorf("create container %s: %w", receiptsContainer, err)
+			}
+			continue
+		}
 		if !bloberror.HasCode(err, bloberror.BlobNotFound) {
 			return nil, fmt.Errorf("read blob receipt: %w", err)
 		}

@@ -5,6 +5,7 @@
 //	work: "work got <text> on <deployment> try <n>"
 //	fail: answers 500, always
 //	slow: takes 300ms, then "slow done <text> on <deployment>"
+//	onblob (uploads/{name}): "blob got <name>: <content> on <deployment>"
 package main
 
 import (
@@ -36,6 +37,17 @@ func main() {
 			time.Sleep(300 * time.Millisecond)
 			answer(w, fmt.Sprintf("slow done %s on %s", text, os.Getenv("HOTSWAP_DEPLOYMENT_ID")))
 		}
+	})
+	http.HandleFunc("POST /onblob", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Data     struct{ Blob string }
+			Metadata struct{ Name string }
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, "decode invocation: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		answer(w, fmt.Sprintf("blob got %s: %s on %s", in.Metadata.Name, in.Data.Blob, os.Getenv("HOTSWAP_DEPLOYMENT_ID")))
 	})
 	srv := &http.Server{Addr: net.JoinHostPort("127.0.0.1", port), ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.ListenAndServe(); err != nil {
