@@ -342,3 +342,58 @@ func TestBlobTrigger(t *testing.T) {
 		t.Errorf("after the restart the blob function logged %q, want only b.txt (a.txt has its receipt)", got)
 	}
 }
+
+// TestQueueTriggerSwapPreview: while staging's content is in preview under
+// production's settings, it takes no message (work is disabled in staging
+// by a sticky setting, and a preview pulls nothing); production's current
+// deployment takes them all. After the swap completes, the new production
+// content takes the messages.
+func TestQueueTriggerSwapPreview(t *testing.T) {
+	t.Parallel()
+	st := startStorage(t)
+	s := startServer(t, "")
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "qa"}, nil)
+	s.must(http.StatusCreated, "POST", "/api/v1/apps/qa/slots", map[string]string{"name": "staging"}, nil)
+	setSettings(s, "qa", "production", map[string]any{"name": "Storage", "value": st.conn, "slotSetting": true})
+	setSettings(s, "qa", "staging",
+		map[string]any{"name": "Storage", "value": st.conn, "slotSetting": true},
+		map[string]any{"name": "AzureWebJobs.work.Disabled", "value": "true", "slotSetting": true})
+	pkg := queueAppPackage(t)
+	depA := s.deploy("qa", "production", zipDir(t, pkg))
+	depB := s.deploy("qa", "staging", zipDir(t, pkg))
+
+	ran := func() map[string]string { // message -> deployment
+		got := make(map[string]string)
+		for _, slot := range []string{"production", "staging"} {
+			for _, l := range logLines(s, "qa", slot, "work") {
+				rest, ok := strings.CutPrefix(l, "work got ")
+				text, dep, ok2 := strings.Cut(rest, " on ")
+				if ok && ok2 {
+					got[text] = strings.Fields(dep)[0]
+				}
+			}
+		}
+		return got
+	}
+	s.must(http.StatusOK, "POST", "/api/v1/apps/qa/swap", map[string]any{"slot": "staging", "preview": true}, nil)
+	for i := range 12 {
+		st.send("work", fmt.Sprintf("p%d", i))
+	}
+	eventually(t, "the messages sent during the preview", 60*time.Second, func() bool { return len(ran()) == 12 })
+	for m, dep := range ran() {
+		if dep != depA {
+			t.Errorf("message %s sent during the preview ran on %s, want %s (production's current content; the preview pulls nothing)", m, dep, depA)
+		}
+	}
+	s.must(http.StatusOK, "POST", "/api/v1/apps/qa/swap/complete", nil, nil)
+	time.Sleep(time.Second)
+	for i := range 6 {
+		st.send("work", fmt.Sprintf("c%d", i))
+	}
+	eventually(t, "the messages sent after the swap", 60*time.Second, func() bool { return len(ran()) == 18 })
+	for m, dep := range ran() {
+		if strings.HasPrefix(m, "c") && dep != depB {
+			t.Errorf("message %s sent after the swap ran on %s, want %s", m, dep, depB)
+		}
+	}
+}

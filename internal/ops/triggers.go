@@ -12,9 +12,13 @@ type Triggers interface {
 	Serve(sets []trigger.Serving)
 }
 
-// serveTriggersLocked tells the triggers which sets serve now: the same
-// sets, packages and settings the routing table just published (in a swap
-// preview, the source's content under the target's settings). s.mu is held.
+// serveTriggersLocked tells the triggers which sets serve now: the sets,
+// packages and settings the routing table just published. A slot in a swap
+// preview pulls no work: its URL serves the source's content under the
+// target's settings for checking, and that content starts taking the
+// target's messages only at the flip, when the swap completes (so a
+// function disabled in the slot never runs there, also during a preview).
+// s.mu is held.
 func (s *Service) serveTriggersLocked() {
 	if s.cfg.Triggers == nil {
 		return
@@ -22,14 +26,10 @@ func (s *Service) serveTriggersLocked() {
 	sets := make([]trigger.Serving, 0, len(s.slots))
 	for _, st := range s.slots {
 		sv := trigger.Serving{App: st.slot.App, Slot: st.slot.Name, Deployment: st.slot.DeploymentID, Package: st.pkg, Log: st.log.add}
-		switch {
-		case st.preview != nil:
-			sv.Set, sv.Settings = st.preview.targetNew.set, settingsMap(st.preview.targetNew.settings)
-		case st.set != nil:
-			sv.Set, sv.Settings = st.set, settingsMap(st.settings)
-		default:
+		if st.preview != nil || st.set == nil {
 			continue
 		}
+		sv.Set, sv.Settings = st.set, settingsMap(st.settings)
 		sets = append(sets, sv)
 	}
 	s.cfg.Triggers.Serve(sets)
