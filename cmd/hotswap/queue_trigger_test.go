@@ -397,3 +397,40 @@ func TestQueueTriggerSwapPreview(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueTriggerMissingConnection: without its connection setting a queue
+// function is not runnable, with the reason, and the deploy stands; once the
+// setting is there it runs.
+func TestQueueTriggerMissingConnection(t *testing.T) {
+	t.Parallel()
+	st := startStorage(t)
+	s := startServer(t, "")
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "qa"}, nil)
+	dep := s.deploy("qa", "production", zipDir(t, queueAppPackage(t)))
+	var fn struct {
+		Runnable bool
+		Reason   string
+	}
+	s.must(http.StatusOK, "GET", "/api/v1/apps/qa/slots/production/functions/work", nil, &fn)
+	if want := `binding "msg" (type queueTrigger): connection: app setting Storage is not set`; fn.Runnable || fn.Reason != want {
+		t.Errorf("work = %+v, want not runnable with reason %q", fn, want)
+	}
+	if ok, lines := s.logHas("qa", "production", "host", func(text string) bool {
+		return strings.Contains(text, "queue function work does not run: ") && strings.Contains(text, "app setting Storage is not set")
+	}); !ok {
+		t.Errorf("slot log has no line saying why work does not run: %v", lines)
+	}
+
+	setSettings(s, "qa", "production", map[string]any{"name": "Storage", "value": st.conn})
+	fn.Runnable, fn.Reason = false, ""
+	s.must(http.StatusOK, "GET", "/api/v1/apps/qa/slots/production/functions/work", nil, &fn)
+	if !fn.Runnable || fn.Reason != "" {
+		t.Errorf("with its setting, work = %+v, want runnable", fn)
+	}
+	st.send("work", "now")
+	want := "work got now on " + dep + " try 1"
+	eventually(t, "the work function to log "+want, 60*time.Second, func() bool {
+		ok, _ := s.logHas("qa", "production", "work", func(text string) bool { return text == want })
+		return ok
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/hotswap/hotswap/internal/binding"
 	"github.com/hotswap/hotswap/internal/funcapp"
 	"github.com/hotswap/hotswap/internal/invoke"
+	"github.com/hotswap/hotswap/internal/trigger"
 )
 
 // OutputWriter writes an invocation's queue and blob outputs (see
@@ -28,10 +29,19 @@ func settingsMap(settings []hotswap.Setting) map[string]string {
 }
 
 // broken returns the functions of pkg that cannot run under the settings
-// (an output binding's connection missing or invalid), with the reason; the
-// deployment itself stands.
+// (an output binding's or a queue or blob trigger's connection missing or
+// invalid), with the reason; the deployment itself stands.
 func broken(pkg *funcapp.App, settings map[string]string) map[string]string {
-	return binding.Reasons(pkg, settings)
+	m := binding.Reasons(pkg, settings)
+	for name, why := range trigger.Reasons(pkg, settings) {
+		if m == nil {
+			m = make(map[string]string)
+		}
+		if _, ok := m[name]; !ok {
+			m[name] = why
+		}
+	}
+	return m
 }
 
 // jsonRaw marshals v for invocation data; v is built here, so it always

@@ -21,6 +21,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
 	"github.com/hotswap/hotswap/internal/azstorage"
 	"github.com/hotswap/hotswap/internal/funcapp"
 	"github.com/hotswap/hotswap/internal/invoke"
@@ -232,21 +235,21 @@ func (m *Manager) start(s Serving) *listener {
 				continue
 			}
 		}
-		var run func(pull, work context.Context, wg *sync.WaitGroup)
-		var err error
-		if fn.Trigger == funcapp.TriggerQueue {
-			run, err = m.queuePoller(s, fn, tb.QueueName, tb.Connection, f, logf)
-		} else {
-			run, err = m.blobScanner(s, fn, tb.Path, tb.Connection, f, logf)
-		}
+		e, err := open(fn, s.Settings)
 		if err != nil {
-			notRunnable(fmt.Sprintf("%s trigger %q: %v", fn.Trigger, fn.TriggerName, err))
+			notRunnable(err.Error())
 			continue
 		}
+		f.state.Queue, f.state.Path = e.queue, e.path
+		run := m.blobScanner
+		if fn.Trigger == funcapp.TriggerQueue {
+			run = m.queuePoller
+		}
+		pollOrScan := run(s, fn, e, f, logf)
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			run(pull, m.ctx, &m.wg)
+			pollOrScan(pull, m.ctx, &m.wg)
 		}()
 	}
 	if len(l.states) > 0 {
@@ -255,73 +258,123 @@ func (m *Manager) start(s Serving) *listener {
 	return l
 }
 
-// queuePoller makes the poller of a queue function.
-func (m *Manager) queuePoller(s Serving, fn *funcapp.Function, queueName, connection string, f *fnListener, logf func(string)) (func(pull, work context.Context, wg *sync.WaitGroup), error) {
-	queue, err := expandSetting(queueName, s.Settings)
-	if err != nil {
-		return nil, err
-	}
-	f.state.Queue = queue
-	acct, err := azstorage.Resolve(s.Settings, connection)
-	if err != nil {
-		return nil, err
-	}
-	q, err := acct.Queue(queue)
-	if err != nil {
-		return nil, err
-	}
-	poison, err := acct.Queue(queue + "-poison")
-	if err != nil {
-		return nil, err
-	}
-	f.stats = new(Stats)
-	p := &poller{
-		fn: fn.Name, queue: queue, q: q, poison: poison, opts: s.Package.Host.Queues,
-		handle: m.handler(s, fn), log: logf, stats: f.stats,
-	}
-	return p.run, nil
+// endpoints are the storage a trigger uses, made without I/O.
+type endpoints struct {
+	queue      string // queue triggers: the queue, %settings% resolved
+	q, poison  *azqueue.QueueClient
+	path       string // blob triggers: the path, %settings% resolved
+	pattern    *azstorage.BlobPattern
+	c          *container.Client // the watched container
+	receipts   *container.Client
+	blobPoison *azqueue.QueueClient
 }
 
-// blobScanner makes the scanner of a blob function. Receipts and poison
-// reports go to the host's storage (AzureWebJobsStorage) when it is set, as
-// on Azure, else to the trigger's own account.
-func (m *Manager) blobScanner(s Serving, fn *funcapp.Function, path, connection string, f *fnListener, logf func(string)) (func(pull, work context.Context, wg *sync.WaitGroup), error) {
-	path, err := expandSetting(path, s.Settings)
-	if err != nil {
-		return nil, err
+// open resolves fn's trigger against the app settings. Receipts and poison
+// reports of blob triggers go to the host's storage (AzureWebJobsStorage)
+// when it is set, as on Azure, else to the trigger's own account.
+func open(fn *funcapp.Function, settings map[string]string) (e endpoints, err error) {
+	var tb struct {
+		QueueName  string `json:"queueName"`
+		Path       string `json:"path"`
+		Connection string `json:"connection"`
 	}
-	f.state.Path = path
-	pattern, err := azstorage.ParseBlobPattern(path)
-	if err != nil {
-		return nil, err
+	for i, b := range fn.Bindings {
+		if b.Name == fn.TriggerName && i < len(fn.RawBindings) {
+			_ = json.Unmarshal(fn.RawBindings[i], &tb)
+		}
 	}
-	acct, err := azstorage.Resolve(s.Settings, connection)
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("binding %q (type %sTrigger): %w", fn.TriggerName, fn.Trigger, err)
+		}
+	}()
+	acct, err := azstorage.Resolve(settings, tb.Connection)
 	if err != nil {
-		return nil, err
+		return e, fmt.Errorf("connection: %w", err)
 	}
-	c, err := acct.Container(pattern.Container())
-	if err != nil {
-		return nil, err
+	if fn.Trigger == funcapp.TriggerQueue {
+		if e.queue, err = azstorage.ExpandSettings(tb.QueueName, settings); err != nil {
+			return e, err
+		}
+		if e.q, err = acct.Queue(e.queue); err != nil {
+			return e, err
+		}
+		e.poison, err = acct.Queue(e.queue + "-poison")
+		return e, err
+	}
+	if e.path, err = azstorage.ExpandSettings(tb.Path, settings); err != nil {
+		return e, err
+	}
+	if e.pattern, err = azstorage.ParseBlobPattern(e.path); err != nil {
+		return e, err
+	}
+	if e.c, err = acct.Container(e.pattern.Container()); err != nil {
+		return e, err
 	}
 	host := acct
-	if h, err := azstorage.Resolve(s.Settings, ""); err == nil && h.BlobEndpoint != "" && h.QueueEndpoint != "" {
+	if h, err := azstorage.Resolve(settings, ""); err == nil && h.BlobEndpoint != "" && h.QueueEndpoint != "" {
 		host = h
 	}
-	receipts, err := host.Container(receiptsContainer)
-	if err != nil {
-		return nil, err
+	if e.receipts, err = host.Container(receiptsContainer); err != nil {
+		return e, err
 	}
-	poison, err := host.Queue(blobPoisonQueue)
-	if err != nil {
-		return nil, err
+	e.blobPoison, err = host.Queue(blobPoisonQueue)
+	return e, err
+}
+
+// Check returns why a queue or blob triggered function cannot listen with
+// the app settings (its connection setting missing or invalid, a %setting%
+// in its queue name or path not set, a name Azure refuses), or nil. The
+// error names the binding and never holds a setting's value.
+func Check(fn *funcapp.Function, settings map[string]string) error {
+	if fn.Trigger != funcapp.TriggerQueue && fn.Trigger != funcapp.TriggerBlob {
+		return nil
 	}
+	_, err := open(fn, settings)
+	return err
+}
+
+// Reasons returns the runnable queue and blob triggered functions of app
+// that cannot listen with the settings, with the reason (see Check); nil
+// when there are none.
+func Reasons(app *funcapp.App, settings map[string]string) map[string]string {
+	if app == nil {
+		return nil
+	}
+	var m map[string]string
+	for _, f := range app.Functions {
+		if !f.Runnable {
+			continue
+		}
+		if err := Check(f, settings); err != nil {
+			if m == nil {
+				m = make(map[string]string)
+			}
+			m[f.Name] = err.Error()
+		}
+	}
+	return m
+}
+
+// queuePoller makes the poller of a queue function.
+func (m *Manager) queuePoller(s Serving, fn *funcapp.Function, e endpoints, f *fnListener, logf func(string)) func(pull, work context.Context, wg *sync.WaitGroup) {
+	f.stats = new(Stats)
+	p := &poller{
+		fn: fn.Name, queue: e.queue, q: e.q, poison: e.poison, opts: s.Package.Host.Queues,
+		handle: m.handler(s, fn), log: logf, stats: f.stats,
+	}
+	return p.run
+}
+
+// blobScanner makes the scanner of a blob function.
+func (m *Manager) blobScanner(s Serving, fn *funcapp.Function, e endpoints, f *fnListener, logf func(string)) func(pull, work context.Context, wg *sync.WaitGroup) {
 	f.stats = new(Stats)
 	b := &blobScanner{
-		fn: fn.Name, hostID: hostID(s.App, s.Slot, s.Settings), pattern: pattern, c: c, receipts: receipts,
-		poison: poison, base64: s.Package.Host.Queues.Base64, handle: m.blobHandler(s, fn), log: logf, stats: f.stats,
+		fn: fn.Name, hostID: hostID(s.App, s.Slot, s.Settings), pattern: e.pattern, c: e.c, receipts: e.receipts,
+		poison: e.blobPoison, base64: s.Package.Host.Queues.Base64, handle: m.blobHandler(s, fn), log: logf, stats: f.stats,
 		done: make(map[string]bool), busy: make(map[string]bool), later: make(map[string]time.Time),
 	}
-	return b.run, nil
+	return b.run
 }
 
 // handler returns the invocation of fn for one message on s's set.
@@ -422,24 +475,6 @@ func azureTime(t time.Time) string {
 func jsonString(s string) json.RawMessage {
 	b, _ := json.Marshal(s)
 	return b
-}
-
-// expandSetting resolves a %NAME% value from the app settings, as Azure
-// does for queueName.
-func expandSetting(v string, settings map[string]string) (string, error) {
-	name, ok := strings.CutPrefix(v, "%")
-	if !ok {
-		return v, nil
-	}
-	name, ok = strings.CutSuffix(name, "%")
-	if !ok || name == "" {
-		return v, nil
-	}
-	s, ok := settings[name]
-	if !ok || s == "" {
-		return "", fmt.Errorf("queueName %s: app setting %s is not set", v, name)
-	}
-	return s, nil
 }
 
 // disabledFunctions returns, lower-cased, the functions disabled by
