@@ -113,6 +113,27 @@ func setSettings(s *server, app, slot string, settings ...map[string]any) {
 	s.must(http.StatusOK, "PATCH", "/api/v1/apps/"+app+"/slots/"+slot+"/settings", map[string]any{"set": settings}, nil)
 }
 
+// listener returns what the API says a function's trigger listener does.
+func listener(s *server, app, slot, fn string) (l struct {
+	State, Queue, Error   string
+	Invocations, Failures int
+	Poisoned              int
+}) {
+	s.t.Helper()
+	var v struct {
+		Listener *struct {
+			State, Queue, Error   string
+			Invocations, Failures int
+			Poisoned              int
+		}
+	}
+	s.must(http.StatusOK, "GET", "/api/v1/apps/"+app+"/slots/"+slot+"/functions/"+fn, nil, &v)
+	if v.Listener == nil {
+		s.t.Fatalf("function %s in %s/%s has no listener in the API", fn, app, slot)
+	}
+	return *v.Listener
+}
+
 // eventually polls cond until it holds or the generous deadline passes.
 func eventually(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
@@ -185,6 +206,15 @@ func TestQueueTrigger(t *testing.T) {
 			t.Errorf("poison message = %q, want %q", got, "bad order")
 		}
 	})
+
+	t.Run("the API shows each listener", func(t *testing.T) {
+		if l := listener(s, "qa", "production", "work"); l.Queue != "work" || l.State == "failing" || l.Invocations != 1 || l.Failures != 0 {
+			t.Errorf("work listener = %+v, want queue work, 1 invocation, no failure", l)
+		}
+		if l := listener(s, "qa", "production", "fail"); l.Queue != "bad" || l.Failures != 5 || l.Poisoned != 1 || !strings.Contains(l.Error, "500") {
+			t.Errorf("fail listener = %+v, want queue bad, 5 failures, 1 poisoned, the last error", l)
+		}
+	})
 }
 
 // TestQueueTriggerDisabledInSlot: a function disabled in a slot by a sticky
@@ -206,6 +236,9 @@ func TestQueueTriggerDisabledInSlot(t *testing.T) {
 	}
 	if n := st.count("work"); n != 1 {
 		t.Fatalf("work queue holds %d messages, want the 1 untouched", n)
+	}
+	if l := listener(s, "qa", "staging", "work"); l.State != "disabled" {
+		t.Errorf("work listener = %+v, want disabled", l)
 	}
 	s.must(http.StatusOK, "PATCH", "/api/v1/apps/qa/slots/staging/settings", map[string]any{"unset": []string{"AzureWebJobs.work.Disabled"}}, nil)
 	want := "work got held on " + dep + " try 1"
@@ -419,6 +452,9 @@ func TestQueueTriggerMissingConnection(t *testing.T) {
 		return strings.Contains(text, "queue function work does not run: ") && strings.Contains(text, "app setting Storage is not set")
 	}); !ok {
 		t.Errorf("slot log has no line saying why work does not run: %v", lines)
+	}
+	if l := listener(s, "qa", "production", "work"); l.State != "not runnable" || !strings.Contains(l.Error, "app setting Storage is not set") {
+		t.Errorf("work listener = %+v, want not runnable with the reason", l)
 	}
 
 	setSettings(s, "qa", "production", map[string]any{"name": "Storage", "value": st.conn})

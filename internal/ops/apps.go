@@ -10,6 +10,7 @@ import (
 	"github.com/hotswap/hotswap/internal/router"
 	"github.com/hotswap/hotswap/internal/runtime"
 	"github.com/hotswap/hotswap/internal/sqlite"
+	"github.com/hotswap/hotswap/internal/trigger"
 )
 
 // AppView is an app with its slots, as the API shows it.
@@ -57,6 +58,9 @@ type FunctionView struct {
 	Disabled   bool     `json:"disabled"`
 	Forwarding bool     `json:"forwarding"`
 	InvokeURL  string   `json:"invokeUrl,omitempty"`
+	// Listener is what a queue or blob trigger's listener in the slot is
+	// doing; nil for other triggers and when the slot serves nothing.
+	Listener *trigger.State `json:"listener,omitempty"`
 }
 
 // CreateApp creates an app with its production slot and that slot's keys.
@@ -186,6 +190,12 @@ func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 	if withFunctions && st.pkg != nil {
 		dis := disabled(st.settings)
 		bad := broken(st.pkg, settingsMap(st.settings))
+		listening := map[string]trigger.State{}
+		if s.cfg.Triggers != nil {
+			for _, ls := range s.cfg.Triggers.States(st.slot.App, st.slot.Name) {
+				listening[ls.Function] = ls
+			}
+		}
 		for _, f := range st.pkg.Functions {
 			fv := FunctionView{
 				Name:       f.Name,
@@ -203,6 +213,9 @@ func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 			}
 			if f.Schedule != nil {
 				fv.Schedule = f.Schedule.String()
+			}
+			if ls, ok := listening[f.Name]; ok {
+				fv.Listener = &ls
 			}
 			if f.Trigger == "http" {
 				fv.InvokeURL = router.InvokeURL(v.URL, st.pkg.Host.RoutePrefix, f.Route)

@@ -10,6 +10,9 @@ import "github.com/hotswap/hotswap/internal/trigger"
 // of its retirement; a newly listed set starts pulling after its flip.
 type Triggers interface {
 	Serve(sets []trigger.Serving)
+	// States returns what the listeners of a slot's queue and blob
+	// triggers are doing; it does not block either.
+	States(app, slot string) []trigger.State
 }
 
 // serveTriggersLocked tells the triggers which sets serve now: the sets,

@@ -16,16 +16,16 @@ const (
 
 // State is what a trigger of one function in one slot is doing.
 type State struct {
-	Function    string
-	Trigger     string // funcapp.TriggerQueue or funcapp.TriggerBlob
-	Queue       string // queue triggers
-	Path        string // blob triggers: the path pattern
-	State       string
-	Error       string // why it is failing or not runnable; the last failure otherwise
-	Note        string // e.g. "queue work does not exist yet"
-	Invocations int64  // succeeded or failed, since the listener started
-	Failures    int64
-	Poisoned    int64 // messages moved to the poison queue, or blobs reported to webjobs-blobtrigger-poison
+	Function    string `json:"function"`
+	Trigger     string `json:"trigger"`         // funcapp.TriggerQueue or funcapp.TriggerBlob
+	Queue       string `json:"queue,omitempty"` // queue triggers
+	Path        string `json:"path,omitempty"`  // blob triggers: the path pattern
+	State       string `json:"state"`
+	Error       string `json:"error,omitempty"` // why it is failing or not runnable; the last failure otherwise
+	Note        string `json:"note,omitempty"`  // e.g. "queue work does not exist yet"
+	Invocations int64  `json:"invocations"`     // succeeded or failed, since the listener started
+	Failures    int64  `json:"failures"`
+	Poisoned    int64  `json:"poisoned"` // messages moved to the poison queue, or blobs reported to webjobs-blobtrigger-poison
 }
 
 // Stats counts one queue function's work; safe for concurrent use.
