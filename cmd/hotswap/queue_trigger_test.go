@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -205,6 +206,27 @@ func TestQueueTrigger(t *testing.T) {
 		if got, _ := base64.StdEncoding.DecodeString(*resp.Messages[0].MessageText); string(got) != "bad order" {
 			t.Errorf("poison message = %q, want %q", got, "bad order")
 		}
+	})
+
+	t.Run("outputs are written before the message is deleted", func(t *testing.T) {
+		st.send("orders", `{"id": "42"}`)
+		eventually(t, "the receipt blob", 60*time.Second, func() bool {
+			c, err := st.acct.Container("receipts")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := c.NewBlobClient("42.txt").DownloadStream(context.Background(), nil)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if string(b) != "receipt for 42" {
+				t.Fatalf("receipts/42.txt = %q, want %q", b, "receipt for 42")
+			}
+			return true
+		})
+		eventually(t, "the order message to be deleted", 30*time.Second, func() bool { return st.count("orders") == 0 })
 	})
 
 	t.Run("the API shows each listener", func(t *testing.T) {

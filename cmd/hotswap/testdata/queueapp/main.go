@@ -6,6 +6,7 @@
 //	fail: answers 500, always
 //	slow: takes 300ms, then "slow done <text> on <deployment>"
 //	onblob (uploads/{name}): "blob got <name>: <content> on <deployment>"
+//	toblob (queue orders, {"id": ...}): writes "receipt for <id>" to the blob receipts/<id>.txt
 package main
 
 import (
@@ -48,6 +49,16 @@ func main() {
 			return
 		}
 		answer(w, fmt.Sprintf("blob got %s: %s on %s", in.Metadata.Name, in.Data.Blob, os.Getenv("HOTSWAP_DEPLOYMENT_ID")))
+	})
+	http.HandleFunc("POST /toblob", func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Data struct{ Order string } }
+		var order struct{ ID string }
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || json.Unmarshal([]byte(in.Data.Order), &order) != nil {
+			http.Error(w, "decode the order", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"Outputs": map[string]any{"receipt": "receipt for " + order.ID}, "Logs": []string{"toblob wrote " + order.ID}})
 	})
 	srv := &http.Server{Addr: net.JoinHostPort("127.0.0.1", port), ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.ListenAndServe(); err != nil {
