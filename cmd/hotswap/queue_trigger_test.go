@@ -492,3 +492,114 @@ func TestQueueTriggerMissingConnection(t *testing.T) {
 		return ok
 	})
 }
+
+// drain takes every message from a queue (deleting them) and returns their
+// decoded texts.
+func (st *storage) drain(queue string) []string {
+	st.t.Helper()
+	q := st.queue(queue)
+	var out []string
+	for {
+		resp, err := q.DequeueMessages(context.Background(), &azqueue.DequeueMessagesOptions{NumberOfMessages: ptrTo(int32(32)), VisibilityTimeout: ptrTo(int32(60))})
+		if err != nil {
+			if strings.Contains(err.Error(), "QueueNotFound") {
+				return out
+			}
+			st.t.Fatal(err)
+		}
+		if len(resp.Messages) == 0 {
+			return out
+		}
+		for _, m := range resp.Messages {
+			b, err := base64.StdEncoding.DecodeString(*m.MessageText)
+			if err != nil {
+				st.t.Fatalf("relayed message %q is not base64: %v", *m.MessageText, err)
+			}
+			out = append(out, string(b))
+			if _, err := q.DeleteMessage(context.Background(), *m.MessageID, *m.PopReceipt, nil); err != nil {
+				st.t.Fatal(err)
+			}
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// TestQueueTriggerStream: under a steady stream of messages, 20 swaps and 5
+// deploys lose no message and cut off no invocation. The relay function
+// copies each message to the queue relayed (an output binding), which the
+// test reads back.
+func TestQueueTriggerStream(t *testing.T) {
+	t.Parallel()
+	st := startStorage(t)
+	s := startServer(t, "")
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "qa"}, nil)
+	s.must(http.StatusCreated, "POST", "/api/v1/apps/qa/slots", map[string]string{"name": "staging"}, nil)
+	setSettings(s, "qa", "production", map[string]any{"name": "Storage", "value": st.conn})
+	setSettings(s, "qa", "staging", map[string]any{"name": "Storage", "value": st.conn})
+	zip := zipDir(t, queueAppPackage(t))
+	s.deploy("qa", "production", zip)
+	s.deploy("qa", "staging", zip)
+
+	st.send("stream", "s0-0")
+	stop := make(chan struct{})
+	sentc := make(chan []string)
+	const senders = 2
+	for g := range senders {
+		go func() {
+			var sent []string
+			defer func() { sentc <- sent }()
+			q := st.queue("stream")
+			for n := 1; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				text := fmt.Sprintf("s%d-%d", g, n)
+				if _, err := q.EnqueueMessage(context.Background(), base64.StdEncoding.EncodeToString([]byte(text)), nil); err != nil {
+					t.Errorf("send %s: %v", text, err)
+					return
+				}
+				sent = append(sent, text)
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	for i := range 20 {
+		s.must(http.StatusOK, "POST", "/api/v1/apps/qa/swap", map[string]string{"slot": "staging"}, nil)
+		if i%4 == 0 {
+			s.deploy("qa", "production", zip)
+		}
+		time.Sleep(150 * time.Millisecond) // a steady stream between the flips
+	}
+	close(stop)
+	sent := []string{"s0-0"}
+	for range senders {
+		sent = append(sent, <-sentc...)
+	}
+	if len(sent) < 200 {
+		t.Fatalf("only %d messages sent during the swaps; the test needs a stream", len(sent))
+	}
+	got := make(map[string]int)
+	eventually(t, fmt.Sprintf("all %d messages relayed", len(sent)), 180*time.Second, func() bool {
+		for _, r := range st.drain("relayed") {
+			text, _, _ := strings.Cut(r, " on ")
+			got[text]++
+		}
+		return len(got) >= len(sent)
+	})
+	for _, m := range sent {
+		if got[m] == 0 {
+			t.Errorf("message %s was lost", m)
+		}
+	}
+	for _, slot := range []string{"production", "staging"} {
+		for _, l := range logLines(s, "qa", slot, "host") {
+			if strings.Contains(l, "queue function relay") {
+				t.Errorf("%s log: %s (an invocation failed or was cut off)", slot, l)
+			}
+		}
+	}
+	t.Logf("%d messages through 20 swaps and 5 deploys", len(sent))
+}

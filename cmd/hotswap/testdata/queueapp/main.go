@@ -6,6 +6,7 @@
 //	fail: answers 500, always
 //	slow: takes 300ms, then "slow done <text> on <deployment>"
 //	onblob (uploads/{name}): "blob got <name>: <content> on <deployment>"
+//	relay (queue stream): returns "<text> on <deployment>" to the queue relayed
 //	toblob (queue orders, {"id": ...}): writes "receipt for <id>" to the blob receipts/<id>.txt
 package main
 
@@ -59,6 +60,13 @@ func main() {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"Outputs": map[string]any{"receipt": "receipt for " + order.ID}, "Logs": []string{"toblob wrote " + order.ID}})
+	})
+	http.HandleFunc("POST /relay", func(w http.ResponseWriter, r *http.Request) {
+		text, _, ok := read(w, r)
+		if ok {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]any{"ReturnValue": text + " on " + os.Getenv("HOTSWAP_DEPLOYMENT_ID")})
+		}
 	})
 	srv := &http.Server{Addr: net.JoinHostPort("127.0.0.1", port), ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.ListenAndServe(); err != nil {
