@@ -270,7 +270,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.metrics = metrics.New()
 	outputs := &binding.Writer{} // queue and blob output bindings
 	// Queue and blob triggers listen on the sets ops publishes as serving.
+	// HOTSWAP_TEST_QUEUE_LEASE, for the at-least-once tests only, shortens
+	// how long a fetched queue message stays hidden (as CrashPoint below).
+	lease, _ := time.ParseDuration(os.Getenv("HOTSWAP_TEST_QUEUE_LEASE"))
 	m.triggers = trigger.New(trigger.Config{
+		Lease:   lease,
 		Outputs: outputs,
 		Check:   binding.Check,
 		Logger:  m.logger.With("component", "trigger"),

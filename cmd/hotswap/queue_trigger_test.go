@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -602,4 +603,42 @@ func TestQueueTriggerStream(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages through 20 swaps and 5 deploys", len(sent))
+}
+
+// TestQueueTriggerSurvivesKill: a message whose invocation is in the
+// handler when the server is killed (SIGKILL) is not lost: after its lease
+// (shortened to 3s here, 10 minutes by default) the restarted server runs
+// it again, and only then deletes it.
+func TestQueueTriggerSurvivesKill(t *testing.T) {
+	t.Parallel()
+	st := startStorage(t)
+	dataDir := t.TempDir()
+	p := startProc(t, dataDir, "HOTSWAP_TEST_QUEUE_LEASE=3s")
+	s := p.server(t, dataDir)
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "qa"}, nil)
+	setSettings(s, "qa", "production", map[string]any{"name": "Storage", "value": st.conn})
+	s.deploy("qa", "production", zipDir(t, queueAppPackage(t)))
+
+	st.send("hang", "k1")
+	// The message is in flight once it is hidden (fetched, lease running).
+	eventually(t, "the message to be fetched", 60*time.Second, func() bool {
+		resp, err := st.queue("hang").PeekMessages(context.Background(), nil)
+		return err == nil && len(resp.Messages) == 0
+	})
+	time.Sleep(500 * time.Millisecond) // in the handler, which takes a minute on a first try
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	if n := st.count("hang"); n != 1 {
+		t.Fatalf("after the kill the queue holds %d messages, want the one in flight", n)
+	}
+
+	p = startProc(t, dataDir, "HOTSWAP_TEST_QUEUE_LEASE=3s")
+	s = p.server(t, dataDir)
+	eventually(t, "the message to run again after its lease", 60*time.Second, func() bool {
+		ok, _ := s.logHas("qa", "production", "hang", func(text string) bool { return text == "hang done k1 try 2" })
+		return ok
+	})
+	eventually(t, "the message to be deleted", 30*time.Second, func() bool { return st.count("hang") == 0 })
 }

@@ -18,7 +18,7 @@ import (
 // Queue triggers follow the Azure Functions host (Storage Queues extension):
 //
 //   - A poll fetches up to batchSize messages and hides them for
-//     leaseTime; their invocations run concurrently. The next batch is
+//     the lease (10 minutes); their invocations run concurrently. The next batch is
 //     fetched at once while at most newBatchThreshold invocations run, so
 //     at most batchSize+newBatchThreshold run at a time.
 //   - An empty poll waits 100ms, doubling after each further empty poll up
@@ -33,9 +33,10 @@ import (
 //     server's shutdown, is made visible again at once: it is not lost,
 //     and it does not count as a failure.
 
-// leaseTime is how long a fetched message stays hidden while its
-// invocation runs (invoke.DefaultTimeout is 5 minutes), as on Azure.
-const leaseTime = 10 * time.Minute
+// DefaultLease is how long a fetched message stays hidden while its
+// invocation runs (invoke.DefaultTimeout is 5 minutes), as on Azure: a
+// message whose try a crash cut off is visible again after it.
+const DefaultLease = 10 * time.Minute
 
 // storageTimeout bounds one call to the queue service.
 const storageTimeout = 30 * time.Second
@@ -63,6 +64,7 @@ type poller struct {
 	q      *azqueue.QueueClient
 	poison *azqueue.QueueClient // <queue>-poison
 	opts   funcapp.QueueOptions
+	lease  time.Duration // zero: DefaultLease
 	handle func(ctx context.Context, m *message) error
 	log    func(line string) // the slot's host log
 	stats  *Stats
@@ -135,11 +137,15 @@ func (p *poller) run(pull, work context.Context, wg *sync.WaitGroup) {
 // The call is not tied to the pull: a fetch that returns after the
 // listener stopped still hands its messages on (they are released at once).
 func (p *poller) fetch(work context.Context) ([]*message, error) {
+	lease := p.lease
+	if lease < time.Second {
+		lease = DefaultLease
+	}
 	ctx, cancel := context.WithTimeout(work, storageTimeout)
 	defer cancel()
 	resp, err := p.q.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{
 		NumberOfMessages:  ptr(int32(p.opts.BatchSize)),
-		VisibilityTimeout: ptr(int32(leaseTime / time.Second)),
+		VisibilityTimeout: ptr(int32(lease / time.Second)),
 	})
 	if queueerror.HasCode(err, queueerror.QueueNotFound) {
 		p.stats.setNote(fmt.Sprintf("queue %s does not exist yet", p.queue))

@@ -56,6 +56,10 @@ type Config struct {
 	Invoker Invoker      // nil: an invoke.Invoker with its defaults
 	Outputs Outputs      // nil: a function with output bindings is not run
 	Logger  *slog.Logger // nil discards
+	// Lease is how long a fetched queue message stays hidden while its
+	// function runs, so how soon a message whose try a crash cut off is
+	// tried again; zero is DefaultLease. Tests shorten it.
+	Lease time.Duration
 	// Check reports why a function cannot run with the slot's settings
 	// (e.g. an output's connection is missing); nil checks nothing.
 	Check func(fn *funcapp.Function, settings map[string]string) error
@@ -360,7 +364,7 @@ func Reasons(app *funcapp.App, settings map[string]string) map[string]string {
 func (m *Manager) queuePoller(s Serving, fn *funcapp.Function, e endpoints, f *fnListener, logf func(string)) func(pull, work context.Context, wg *sync.WaitGroup) {
 	f.stats = new(Stats)
 	p := &poller{
-		fn: fn.Name, queue: e.queue, q: e.q, poison: e.poison, opts: s.Package.Host.Queues,
+		fn: fn.Name, queue: e.queue, q: e.q, poison: e.poison, opts: s.Package.Host.Queues, lease: m.cfg.Lease,
 		handle: m.handler(s, fn), log: logf, stats: f.stats,
 	}
 	return p.run

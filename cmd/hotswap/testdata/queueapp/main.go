@@ -6,6 +6,8 @@
 //	fail: answers 500, always
 //	slow: takes 300ms, then "slow done <text> on <deployment>"
 //	onblob (uploads/{name}): "blob got <name>: <content> on <deployment>"
+//	hang: on its first try takes a minute (a test kills the server meanwhile),
+//	then "hang done <text> try <n>"
 //	relay (queue stream): returns "<text> on <deployment>" to the queue relayed
 //	toblob (queue orders, {"id": ...}): writes "receipt for <id>" to the blob receipts/<id>.txt
 package main
@@ -67,6 +69,16 @@ func main() {
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(map[string]any{"ReturnValue": text + " on " + os.Getenv("HOTSWAP_DEPLOYMENT_ID")})
 		}
+	})
+	http.HandleFunc("POST /hang", func(w http.ResponseWriter, r *http.Request) {
+		text, try, ok := read(w, r)
+		if !ok {
+			return
+		}
+		if try == 1 {
+			time.Sleep(time.Minute)
+		}
+		answer(w, fmt.Sprintf("hang done %s try %d", text, try))
 	})
 	srv := &http.Server{Addr: net.JoinHostPort("127.0.0.1", port), ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.ListenAndServe(); err != nil {
