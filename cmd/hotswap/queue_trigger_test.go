@@ -120,6 +120,7 @@ func listener(s *server, app, slot, fn string) (l struct {
 	State, Queue, Error   string
 	Invocations, Failures int
 	Poisoned              int
+	SharedWith            []string
 }) {
 	s.t.Helper()
 	var v struct {
@@ -127,6 +128,7 @@ func listener(s *server, app, slot, fn string) (l struct {
 			State, Queue, Error   string
 			Invocations, Failures int
 			Poisoned              int
+			SharedWith            []string
 		}
 	}
 	s.must(http.StatusOK, "GET", "/api/v1/apps/"+app+"/slots/"+slot+"/functions/"+fn, nil, &v)
@@ -346,6 +348,9 @@ func TestQueueTriggerSwap(t *testing.T) {
 				t.Errorf("%s log: %s (an invocation failed or was cut off)", slot, l)
 			}
 		}
+	}
+	if l := listener(s, "qa", "production", "slow"); len(l.SharedWith) != 0 {
+		t.Errorf("production slow listener = %+v, want no sharedWith (disabled in staging)", l)
 	}
 	_ = depA
 }
@@ -603,6 +608,17 @@ func TestQueueTriggerStream(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages through 20 swaps and 5 deploys", len(sent))
+	// Both slots take messages from the same queue: the API says so.
+	if l := listener(s, "qa", "production", "relay"); len(l.SharedWith) != 1 || l.SharedWith[0] != "staging" {
+		t.Errorf("production relay listener = %+v, want sharedWith [staging]", l)
+	}
+	// So does the slot page.
+	u := newPortalUser(t, s)
+	u.signIn(s.token)
+	if _, page := u.get("/apps/qa/slots/production"); !strings.Contains(page, `data-testid="shared-relay">Slot staging also takes work from here`) ||
+		!strings.Contains(page, `data-testid="listener-relay">`) {
+		t.Errorf("the production slot page does not warn that staging takes relay's messages too")
+	}
 }
 
 // TestQueueTriggerSurvivesKill: a message whose invocation is in the

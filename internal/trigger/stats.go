@@ -26,6 +26,11 @@ type State struct {
 	Invocations int64  `json:"invocations"`     // succeeded or failed, since the listener started
 	Failures    int64  `json:"failures"`
 	Poisoned    int64  `json:"poisoned"` // messages moved to the poison queue, or blobs reported to webjobs-blobtrigger-poison
+	// SharedWith are the app's other slots whose listeners take work from
+	// the same queue (or container and path): staging competing with
+	// production for its messages, when the connection setting is not a
+	// slot setting.
+	SharedWith []string `json:"sharedWith,omitempty"`
 }
 
 // Stats counts one queue function's work; safe for concurrent use.

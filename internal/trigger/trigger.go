@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,8 +99,9 @@ type listener struct {
 }
 
 type fnListener struct {
-	state State  // static part: Function, Queue, and State/Error when not polling
-	stats *Stats // nil when not polling
+	state  State  // static part: Function, Queue, and State/Error when not polling
+	stats  *Stats // nil when not polling
+	source string // where it takes work: the queue's or container's URL (no query), and the path
 }
 
 // Serve makes the listeners match sets: it starts one for each new serving
@@ -144,12 +146,31 @@ func (m *Manager) States(app, slot string) []State {
 			st := f.state
 			if f.stats != nil {
 				f.stats.state(&st)
+				st.SharedWith = m.sharedLocked(l, f)
 			}
 			out = append(out, st)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Function < out[j].Function })
 	return out
+}
+
+// sharedLocked returns the other slots of l's app whose listeners take work
+// from where f does (staging listening to production's queue, say).
+func (m *Manager) sharedLocked(l *listener, f *fnListener) []string {
+	var slots []string
+	for _, o := range m.listeners {
+		if o.serving.App != l.serving.App || o.serving.Slot == l.serving.Slot {
+			continue
+		}
+		for _, g := range o.states {
+			if g.stats != nil && g.source == f.source && !slices.Contains(slots, o.serving.Slot) {
+				slots = append(slots, o.serving.Slot)
+			}
+		}
+	}
+	sort.Strings(slots)
+	return slots
 }
 
 // Close stops every listener and waits for the invocations in flight; those
@@ -245,6 +266,11 @@ func (m *Manager) start(s Serving) *listener {
 			continue
 		}
 		f.state.Queue, f.state.Path = e.queue, e.path
+		if e.q != nil {
+			f.source = stripQuery(e.q.URL())
+		} else {
+			f.source = stripQuery(e.c.URL()) + "\x00" + e.path
+		}
 		run := m.blobScanner
 		if fn.Trigger == funcapp.TriggerQueue {
 			run = m.queuePoller
@@ -479,6 +505,12 @@ func azureTime(t time.Time) string {
 func jsonString(s string) json.RawMessage {
 	b, _ := json.Marshal(s)
 	return b
+}
+
+// stripQuery cuts a URL's query, where a shared access signature would be.
+func stripQuery(u string) string {
+	base, _, _ := strings.Cut(u, "?")
+	return base
 }
 
 // disabledFunctions returns, lower-cased, the functions disabled by
