@@ -137,10 +137,7 @@ func (p *poller) run(pull, work context.Context, wg *sync.WaitGroup) {
 // The call is not tied to the pull: a fetch that returns after the
 // listener stopped still hands its messages on (they are released at once).
 func (p *poller) fetch(work context.Context) ([]*message, error) {
-	lease := p.lease
-	if lease < time.Second {
-		lease = DefaultLease
-	}
+	lease := p.leaseTime()
 	ctx, cancel := context.WithTimeout(work, storageTimeout)
 	defer cancel()
 	resp, err := p.q.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{
@@ -186,7 +183,7 @@ func (p *poller) process(work context.Context, m *message) {
 	}
 	err := m.DecodeErr
 	if err == nil {
-		err = p.handle(work, m)
+		err = p.handleLeased(work, m)
 	}
 	switch {
 	case err == nil:
@@ -210,6 +207,50 @@ func (p *poller) process(work context.Context, m *message) {
 		p.log(fmt.Sprintf("queue function %s failed on message %s (try %d of %d), it is tried again in %s: %v", p.fn, m.ID, m.DequeueCount, max, p.opts.VisibilityTimeout, err))
 		p.release(work, m, p.opts.VisibilityTimeout)
 	}
+}
+
+// handleLeased runs the function on m while keeping m hidden: every half
+// lease its visibility is extended by a lease, as the Azure host does, so a
+// long invocation is not run a second time by another listener. m's pop
+// receipt is updated once the function returned.
+func (p *poller) handleLeased(work context.Context, m *message) error {
+	lease := p.leaseTime()
+	receipt := m.PopReceipt
+	ctx, stop := context.WithCancel(context.WithoutCancel(work))
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(lease / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			c, cancel := context.WithTimeout(ctx, storageTimeout)
+			resp, err := p.q.UpdateMessage(c, m.ID, receipt, m.Raw, &azqueue.UpdateMessageOptions{VisibilityTimeout: ptr(int32(lease / time.Second))})
+			cancel()
+			if err == nil && resp.PopReceipt != nil {
+				receipt = *resp.PopReceipt
+			} else if err != nil && ctx.Err() == nil {
+				p.log(fmt.Sprintf("queue function %s: extend the lease of message %s: %v", p.fn, m.ID, err))
+			}
+		}
+	}()
+	err := p.handle(work, m)
+	stop()
+	<-renewed
+	m.PopReceipt = receipt
+	return err
+}
+
+// leaseTime is how long a fetched message stays hidden.
+func (p *poller) leaseTime() time.Duration {
+	if p.lease < time.Second {
+		return DefaultLease
+	}
+	return p.lease
 }
 
 // release makes m visible again after d, keeping its content.

@@ -299,3 +299,24 @@ func TestPollerMissingQueue(t *testing.T) {
 		t.Errorf("state = %+v, want idle with a note that the queue does not exist", st)
 	}
 }
+
+// A message whose function runs longer than the lease stays hidden: the
+// lease is extended while it runs, so no other poll takes it again.
+func TestPollerRenewsLease(t *testing.T) {
+	t.Parallel()
+	q, poison := testQueue(t, "long")
+	var calls atomic.Int32
+	p := &poller{fn: "Long", queue: "long", q: q, poison: poison, opts: testOptions(), lease: 2 * time.Second, stats: new(Stats), log: func(string) {},
+		handle: func(ctx context.Context, m *message) error {
+			calls.Add(1)
+			time.Sleep(5 * time.Second)
+			return nil
+		}}
+	runPoller(t, p)
+	enqueue(t, q, "long job")
+	waitFor(t, "the message to be done", 60*time.Second, func() bool { return count(t, q) == 0 })
+	time.Sleep(time.Second)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the function ran %d times, want once (its lease was not extended)", n)
+	}
+}
