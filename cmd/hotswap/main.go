@@ -279,6 +279,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Check:   binding.Check,
 		Logger:  m.logger.With("component", "trigger"),
 	})
+	m.metrics.Collectors = append(m.metrics.Collectors, m.triggers)
 	m.router = router.New(router.Config{
 		Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version,
 		ConnLimits:     router.ConnLimits{ResponseHeaderTimeout: c.ResponseHeaderTimeout, MaxConnsPerSet: c.MaxHandlerConns, MaxIdleConnsPerSet: c.MaxIdleHandlerConns},

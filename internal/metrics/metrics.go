@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MaxWindow is the longest span Window can aggregate: the ring holds one
@@ -109,6 +111,10 @@ type Registry struct {
 	// index maps every series by name. It is copied on write under mu and
 	// read without a lock by Observe-by-name and by the Prometheus collector.
 	index atomic.Pointer[map[seriesKey]*Series]
+
+	// Collectors are exported by Handler beside the request metrics (the
+	// triggers' counters, say); set them before Handler is first called.
+	Collectors []prometheus.Collector
 
 	handlerOnce sync.Once
 	handler     http.Handler

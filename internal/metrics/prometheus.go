@@ -22,6 +22,7 @@ func (r *Registry) Handler() http.Handler {
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		)
+		reg.MustRegister(r.Collectors...)
 		r.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	})
 	return r.handler

@@ -96,6 +96,7 @@ func (p *poller) run(pull, work context.Context, wg *sync.WaitGroup) {
 			case <-done:
 			}
 		}
+		p.measure(work)
 		msgs, err := p.fetch(work)
 		if err != nil {
 			if work.Err() != nil {

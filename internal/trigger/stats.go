@@ -3,6 +3,7 @@ package trigger
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Trigger states, as GET /admin/functions and the portal show them.
@@ -38,6 +39,10 @@ type Stats struct {
 	invocations, failures, poison atomic.Int64
 
 	mu       sync.Mutex
+	tried    time.Time // when the queue's measure was last tried
+	measured time.Time // when the queue was last measured; zero: never
+	length   int64     // messages in the queue, approximately
+	oldest   time.Time // insertion time of the oldest visible message; zero: none
 	idle     bool
 	pollErr  string // the last poll's error; "" when it worked
 	lastFail string
@@ -88,4 +93,36 @@ func (s *Stats) state(st *State) {
 	default:
 		st.State = StateListening
 	}
+}
+
+// measureDue reports whether the queue should be measured again, and if so
+// marks it tried now.
+func (s *Stats) measureDue(now time.Time, every time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.tried.IsZero() && now.Sub(s.tried) < every {
+		return false
+	}
+	s.tried = now
+	return true
+}
+
+func (s *Stats) setQueue(n int64, oldest time.Time) {
+	s.mu.Lock()
+	s.length, s.oldest, s.measured = n, oldest, time.Now()
+	s.mu.Unlock()
+}
+
+// queue returns the last measured length and age of the oldest message;
+// ok is false before the first measure.
+func (s *Stats) queue() (n int64, age time.Duration, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.measured.IsZero() {
+		return 0, 0, false
+	}
+	if !s.oldest.IsZero() {
+		age = time.Since(s.oldest)
+	}
+	return s.length, age, true
 }
