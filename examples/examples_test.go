@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hotswap/hotswap/internal/funcapp"
 )
 
 // Settings every handler is started with, as the host would set them.
@@ -116,6 +118,9 @@ func TestFunctionJSON(t *testing.T) {
 		{"node/echo", "anonymous", []string{"post"}, "echo", "res"},
 	}
 
+	// Functions with other triggers, checked by TestTriggerFunctionJSON.
+	others := []string{"gopayload/fulfil", "gopayload/receipt"}
+
 	// Every function.json on disk is covered by the table, and the reverse.
 	found, err := filepath.Glob("*/*/function.json")
 	if err != nil {
@@ -128,6 +133,7 @@ func TestFunctionJSON(t *testing.T) {
 	for _, tc := range tests {
 		want = append(want, tc.fn)
 	}
+	want = append(want, others...)
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -166,6 +172,33 @@ func TestFunctionJSON(t *testing.T) {
 				t.Errorf("got output bindings %+v, want none", out)
 			case tc.out != "" && (len(out) != 1 || out[0].Name != tc.out):
 				t.Errorf("got output bindings %+v, want one named %q", out, tc.out)
+			}
+		})
+	}
+}
+
+// TestTriggerFunctionJSON checks the queue and blob triggered functions of
+// the examples: hotswap runs them as they are.
+func TestTriggerFunctionJSON(t *testing.T) {
+	tests := []struct {
+		fn, trigger string
+		outputs     int
+	}{
+		{"gopayload/fulfil", funcapp.TriggerQueue, 1},
+		{"gopayload/receipt", funcapp.TriggerBlob, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.fn, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(tc.fn, "function.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := funcapp.ParseFunction(filepath.Base(tc.fn), data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Trigger != tc.trigger || !f.Runnable || len(f.Outputs) != tc.outputs {
+				t.Errorf("%s: trigger %q, runnable %v (%s), %d outputs; want %q, runnable, %d outputs", tc.fn, f.Trigger, f.Runnable, f.Reason, len(f.Outputs), tc.trigger, tc.outputs)
 			}
 		})
 	}
@@ -542,6 +575,17 @@ func TestGoPayload(t *testing.T) {
 			wantStatus: 200,
 			want: `{"Outputs":{"res":{"statusCode":400,"body":"an order is {\"item\":\"\u003cname\u003e\",\"quantity\":\u003c1 or more\u003e}",` +
 				`"headers":{"Content-Type":"text/plain"}}},"Logs":[],"ReturnValue":null}`},
+		{name: "fulfil", path: "/fulfil",
+			payload: `{"Data":{"order":"{\"id\":\"o1\",\"item\":\"tea\",\"quantity\":2}"},` +
+				`"Metadata":{"DequeueCount":1,"Id":"m1","PopReceipt":"r"}}`,
+			wantStatus: 200,
+			want: `{"Outputs":{"receipt":{"id":"o1","item":"tea","quantity":2,"status":"fulfilled"}},` +
+				`"Logs":["fulfilled order o1 (try 1)"],"ReturnValue":null}`},
+		{name: "fulfil without an id", path: "/fulfil",
+			payload: `{"Data":{"order":"{\"item\":\"tea\"}"},"Metadata":{"DequeueCount":1}}`, wantStatus: 400},
+		{name: "receipt", path: "/receipt",
+			payload:    `{"Data":{"receipt":"{\"id\":\"o1\"}"},"Metadata":{"name":"o1.json","BlobTrigger":"receipts/o1.json"}}`,
+			wantStatus: 200, want: `{"Outputs":{},"Logs":["receipt o1.json: {\"id\":\"o1\"}"],"ReturnValue":null}`},
 		{name: "fail", path: "/fail",
 			payload:    invocation("GET", base+"fail", `{}`, `{}`, `{}`, `null`),
 			wantStatus: 500},

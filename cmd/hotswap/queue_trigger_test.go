@@ -683,3 +683,29 @@ func TestQueueTriggerSurvivesKill(t *testing.T) {
 	})
 	eventually(t, "the message to be deleted", 30*time.Second, func() bool { return st.count("hang") == 0 })
 }
+
+// TestOrderFlow runs the gopayload example against Azurite as a user would:
+// the HTTP function order enqueues an order, the queue-triggered fulfil
+// writes its receipt blob, and the blob-triggered receipt fires on it.
+func TestOrderFlow(t *testing.T) {
+	t.Parallel()
+	st := startStorage(t)
+	s := startServer(t, "")
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "shop"}, nil)
+	setSettings(s, "shop", "production", map[string]any{"name": "AzureWebJobsStorage", "value": st.conn})
+	s.deploy("shop", "production", zipDir(t, examplePackage(t, "gopayload")))
+
+	resp, body := s.fn("POST", "shop.localhost", "/api/orders", nil, []byte(`{"id":"o7","item":"tea","quantity":2}`))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /api/orders = %d %s, want 202", resp.StatusCode, body)
+	}
+	want := `receipt o7.json: {"id":"o7","item":"tea","quantity":2,"status":"fulfilled"}`
+	eventually(t, "the receipt function to log "+want, 90*time.Second, func() bool {
+		ok, _ := s.logHas("shop", "production", "receipt", func(text string) bool { return text == want })
+		return ok
+	})
+	if ok, lines := s.logHas("shop", "production", "fulfil", func(text string) bool { return text == "fulfilled order o7 (try 1)" }); !ok {
+		t.Errorf("fulfil did not log the order: %v", lines)
+	}
+	eventually(t, "the order message to be deleted", 30*time.Second, func() bool { return st.count("orders") == 0 })
+}

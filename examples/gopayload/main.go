@@ -131,6 +131,8 @@ func newMux(logger *slog.Logger) *http.ServeMux {
 	mux.Handle("POST /echo", invocation(logger, echo))
 	mux.Handle("POST /items", invocation(logger, items))
 	mux.Handle("POST /order", invocation(logger, order))
+	mux.HandleFunc("POST /fulfil", fulfil)
+	mux.HandleFunc("POST /receipt", receipt)
 	mux.Handle("POST /nooutput", invocation(logger, func(httpRequest) (invokeResponse, error) {
 		// No output binding: the host answers the client 204.
 		return invokeResponse{Outputs: map[string]any{}, Logs: []string{"fired"}}, nil
@@ -304,6 +306,67 @@ func order(req httpRequest) (invokeResponse, error) {
 		},
 		Logs: []string{fmt.Sprintf("order %s: %d x %s", o.ID, o.Quantity, o.Item)},
 	}, nil
+}
+
+// fulfil is triggered by each message on the queue "orders" (what order
+// enqueues). Data.order is the message text, a JSON string holding the
+// order; Metadata has the message's Id and DequeueCount. It writes a receipt
+// to the blob output "receipt", whose path receipts/{id}.json takes {id}
+// from the order's JSON. An answer other than 2xx would leave the message
+// on the queue, to be tried again (and moved to orders-poison after 5 tries).
+func fulfil(w http.ResponseWriter, r *http.Request) {
+	var in invokeRequest
+	var text string
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || json.Unmarshal(in.Data["order"], &text) != nil {
+		http.Error(w, "decode the queue message: want Data.order as a string", http.StatusBadRequest)
+		return
+	}
+	var o struct {
+		ID       string `json:"id"`
+		Item     string `json:"item"`
+		Quantity int    `json:"quantity"`
+	}
+	if err := json.Unmarshal([]byte(text), &o); err != nil || o.ID == "" {
+		http.Error(w, "the message is not an order with an id", http.StatusBadRequest)
+		return
+	}
+	var try int
+	_ = json.Unmarshal(in.Metadata["DequeueCount"], &try)
+	writeInvokeResponse(w, invokeResponse{
+		Outputs: map[string]any{"receipt": map[string]any{"id": o.ID, "item": o.Item, "quantity": o.Quantity, "status": "fulfilled"}},
+		Logs:    []string{fmt.Sprintf("fulfilled order %s (try %d)", o.ID, try)},
+	})
+}
+
+// receipt is triggered by each new or changed blob under receipts/ (what
+// fulfil writes): Data.receipt is the blob's text, Metadata.name the name
+// the path receipts/{name} binds.
+func receipt(w http.ResponseWriter, r *http.Request) {
+	var in invokeRequest
+	var text, name string
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || json.Unmarshal(in.Data["receipt"], &text) != nil {
+		http.Error(w, "decode the blob: want Data.receipt as a string", http.StatusBadRequest)
+		return
+	}
+	_ = json.Unmarshal(in.Metadata["name"], &name)
+	writeInvokeResponse(w, invokeResponse{Logs: []string{fmt.Sprintf("receipt %s: %s", name, text)}})
+}
+
+func writeInvokeResponse(w http.ResponseWriter, out invokeResponse) {
+	if out.Outputs == nil {
+		out.Outputs = map[string]any{}
+	}
+	if out.Logs == nil {
+		out.Logs = []string{}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		http.Error(w, "encode response", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Write(b)
 }
 
 // stringMap reads Query, Headers or Params: an object whose values are
