@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/hotswap/hotswap/internal/azstorage"
 	"github.com/hotswap/hotswap/internal/azurite"
+	"github.com/hotswap/hotswap/internal/cli"
 )
 
 var (
@@ -255,6 +257,29 @@ func TestQueueTrigger(t *testing.T) {
 			}
 			return true
 		})
+	})
+
+	t.Run("hotswap functions lists each trigger's state", func(t *testing.T) {
+		var out, errb bytes.Buffer
+		code := cli.Run(context.Background(), []string{"--server", s.api, "--token", s.token, "functions", "qa"},
+			cli.Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, WorkDir: t.TempDir()})
+		if code != 0 {
+			t.Fatalf("hotswap functions: exit %d\n%s%s", code, out.String(), errb.String())
+		}
+		rows := map[string][]string{}
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n")[1:] {
+			f := strings.Fields(line)
+			rows[f[0]] = f
+		}
+		if r := rows["work"]; len(r) < 4 || r[1] != "queue" || (r[2] != "idle" && r[2] != "listening") || r[3] != "work" {
+			t.Errorf("work row = %q, want queue, idle or listening, work", r)
+		}
+		if r := rows["onblob"]; len(r) < 4 || r[1] != "blob" || r[3] != "uploads/{name}:" {
+			t.Errorf("onblob row = %q, want blob, its path and a note", r)
+		}
+		if !strings.Contains(out.String(), "container uploads does not exist yet") {
+			t.Errorf("hotswap functions does not say the blob container is missing:\n%s", out.String())
+		}
 	})
 
 	t.Run("the API shows each listener", func(t *testing.T) {

@@ -151,6 +151,7 @@ var commands = []*command{
 			fs.StringVar(&o.message, "message", "", "deployment `message`")
 			forceFlag(fs, o)
 		}, run: deploy},
+	{name: "functions", args: "APP [--slot SLOT]", summary: "list a slot's functions with their trigger, state (a queue or blob trigger's listener: listening, idle, failing...) and why", min: 1, max: 1, flags: slotFlag, run: functions},
 	{name: "url", args: "APP FUNCTION [--slot SLOT]", summary: "print a function's invoke URL", min: 2, max: 2, flags: slotFlag, run: funcURL},
 	{name: "keys list", args: "APP [--slot SLOT] [--function F]", summary: "list a slot's keys", min: 1, max: 1, flags: keyFlags, run: keysList},
 	{name: "keys set", args: "APP [NAME] VALUE [--slot SLOT] [--function F] [--master]", summary: "set a host key, a function key (--function) or the master key (NAME _master, or --master without NAME)", min: 2, max: 3,
