@@ -234,6 +234,17 @@ func TestQueueTrigger(t *testing.T) {
 		eventually(t, "the order message to be deleted", 30*time.Second, func() bool { return st.count("orders") == 0 })
 	})
 
+	t.Run("blob input bindings", func(t *testing.T) {
+		st.upload("docs", "a.txt", "hello from a")
+		st.send("lookups", "a.txt", "missing.txt")
+		for _, want := range []string{`lookup a.txt: "hello from a"`, `lookup missing.txt: null`} {
+			eventually(t, "the lookup function to log "+want, 60*time.Second, func() bool {
+				ok, _ := s.logHas("qa", "production", "lookup", func(text string) bool { return text == want })
+				return ok
+			})
+		}
+	})
+
 	t.Run("metrics", func(t *testing.T) {
 		st.send("work", "waiting 1", "waiting 2")
 		want := []string{

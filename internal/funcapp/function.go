@@ -55,6 +55,7 @@ type Function struct {
 	OutputName  string    // name of the http output binding ("res" or "$return"); "" when none
 	Forward     bool      // eligible for forwarding mode: one httpTrigger, one http output, nothing else
 	Outputs     []Output  // queue and blob output bindings, written after a successful invocation
+	Inputs      []Input   // blob input bindings, read before the invocation
 	Schedule    *Schedule // timer functions
 	// RunOnStartup runs a timer function once each time its deployment
 	// starts in a slot (function.json runOnStartup).
@@ -253,6 +254,13 @@ func ParseFunction(name string, data []byte) (*Function, error) {
 	for i := range j.Bindings {
 		b := &j.Bindings[i]
 		if i == trigger {
+			continue
+		}
+		if in, ok, why := storageInput(b, raw.Bindings[i], f.Trigger); ok {
+			if why != "" && f.Runnable {
+				f.Runnable, f.Reason = false, why
+			}
+			f.Inputs = append(f.Inputs, in)
 			continue
 		}
 		if o, ok, why := storageOutput(b, raw.Bindings[i]); ok {

@@ -261,6 +261,9 @@ func (m *Manager) start(s Serving) *listener {
 			}
 		}
 		e, err := open(fn, s.Settings)
+		if err == nil {
+			err = checkInputs(fn, s.Settings)
+		}
 		if err != nil {
 			notRunnable(err.Error())
 			continue
@@ -360,8 +363,10 @@ func Check(fn *funcapp.Function, settings map[string]string) error {
 	if fn.Trigger != funcapp.TriggerQueue && fn.Trigger != funcapp.TriggerBlob {
 		return nil
 	}
-	_, err := open(fn, settings)
-	return err
+	if _, err := open(fn, settings); err != nil {
+		return err
+	}
+	return checkInputs(fn, settings)
 }
 
 // Reasons returns the runnable queue and blob triggered functions of app
@@ -472,9 +477,13 @@ func (m *Manager) run(ctx context.Context, s Serving, fn *funcapp.Function, data
 	if !ok {
 		return fmt.Errorf("the handler is down")
 	}
+	in := map[string]json.RawMessage{fn.TriggerName: data}
+	if err := readInputs(ctx, fn, s.Settings, vals, in); err != nil {
+		return err
+	}
 	res, err := m.cfg.Invoker.Invoke(ctx, addr, invoke.Request{
 		Function: fn.Name,
-		Data:     map[string]json.RawMessage{fn.TriggerName: data},
+		Data:     in,
 		Metadata: meta,
 	})
 	if s.Log != nil {

@@ -8,6 +8,7 @@
 //	onblob (uploads/{name}): "blob got <name>: <content> on <deployment>"
 //	hang: on its first try takes a minute (a test kills the server meanwhile),
 //	then "hang done <text> try <n>"
+//	lookup (queue lookups, blob input docs/{queueTrigger}): "lookup <text>: <doc>" (null: no blob)
 //	relay (queue stream): returns "<text> on <deployment>" to the queue relayed
 //	toblob (queue orders, {"id": ...}): writes "receipt for <id>" to the blob receipts/<id>.txt
 package main
@@ -79,6 +80,19 @@ func main() {
 			time.Sleep(time.Minute)
 		}
 		answer(w, fmt.Sprintf("hang done %s try %d", text, try))
+	})
+	http.HandleFunc("POST /lookup", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Data struct {
+				Msg string
+				Doc json.RawMessage
+			}
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, "decode invocation: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		answer(w, fmt.Sprintf("lookup %s: %s", in.Data.Msg, in.Data.Doc))
 	})
 	srv := &http.Server{Addr: net.JoinHostPort("127.0.0.1", port), ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.ListenAndServe(); err != nil {
