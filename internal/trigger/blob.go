@@ -93,9 +93,13 @@ func (s *blobScanner) run(pull, work context.Context, wg *sync.WaitGroup) {
 		case pull.Err() != nil:
 			return
 		case err != nil:
-			s.stats.failPoll(err)
+			if s.stats.failPoll(err) {
+				s.log(fmt.Sprintf("blob function %s is failing: %v (retrying)", s.fn, err))
+			}
 		default:
-			s.stats.polled(found)
+			if s.stats.polled(found) {
+				s.log(fmt.Sprintf("blob function %s scans container %s again", s.fn, s.pattern.Container()))
+			}
 		}
 		if found > 0 {
 			b.reset()

@@ -102,13 +102,17 @@ func (p *poller) run(pull, work context.Context, wg *sync.WaitGroup) {
 			if work.Err() != nil {
 				return
 			}
-			p.stats.failPoll(err)
+			if p.stats.failPoll(err) {
+				p.log(fmt.Sprintf("queue function %s is failing: %v (retrying, backing off up to %s)", p.fn, err, p.opts.MaxPollingInterval))
+			}
 			if !wait(b.next()) {
 				return
 			}
 			continue
 		}
-		p.stats.polled(len(msgs))
+		if p.stats.polled(len(msgs)) {
+			p.log(fmt.Sprintf("queue function %s polls queue %s again", p.fn, p.queue))
+		}
 		if len(msgs) == 0 {
 			if !wait(b.next()) {
 				return

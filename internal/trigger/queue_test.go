@@ -5,6 +5,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -318,5 +323,64 @@ func TestPollerRenewsLease(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := calls.Load(); n != 1 {
 		t.Errorf("the function ran %d times, want once (its lease was not extended)", n)
+	}
+}
+
+// A poller whose queue service fails says so once in the slot log, shows
+// failing with the error, and says so again once it polls again.
+func TestPollerFailingAndRecovered(t *testing.T) {
+	t.Parallel()
+	srv := azurite.Start(t)
+	target, err := url.Parse(srv.QueueEndpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	down.Store(true)
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "storage is down", http.StatusForbidden)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	acct, err := azstorage.ParseConnectionString(srv.ConnectionString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct.QueueEndpoint = front.URL + target.Path
+	q, _ := acct.Queue("flaky")
+	poison, _ := acct.Queue("flaky-poison")
+	var mu sync.Mutex
+	var lines []string
+	logged := func(prefix string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	p := &poller{fn: "Flaky", queue: "flaky", q: q, poison: poison, opts: testOptions(), stats: new(Stats),
+		log:    func(s string) { mu.Lock(); lines = append(lines, s); mu.Unlock() },
+		handle: func(ctx context.Context, m *message) error { return nil }}
+	runPoller(t, p)
+	waitFor(t, "a failed poll", 30*time.Second, func() bool { return logged("queue function Flaky is failing: ") == 1 })
+	time.Sleep(time.Second) // more failed polls, no more lines
+	var st State
+	p.stats.state(&st)
+	if st.State != StateFailing || !strings.Contains(st.Error, "403") || logged("queue function Flaky is failing: ") != 1 {
+		t.Errorf("state = %+v, log %q; want failing with the error, said once", st, lines)
+	}
+	down.Store(false)
+	waitFor(t, "the poller to recover", 30*time.Second, func() bool { return logged("queue function Flaky polls queue flaky again") == 1 })
+	p.stats.state(&st)
+	if st.State == StateFailing {
+		t.Errorf("state after recovery = %+v", st)
 	}
 }

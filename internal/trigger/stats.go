@@ -49,16 +49,24 @@ type Stats struct {
 	note     string
 }
 
-func (s *Stats) polled(n int) {
+// polled records a poll that worked; recovered is true when the one
+// before it failed.
+func (s *Stats) polled(n int) (recovered bool) {
 	s.mu.Lock()
+	recovered = s.pollErr != ""
 	s.idle, s.pollErr = n == 0, ""
 	s.mu.Unlock()
+	return recovered
 }
 
-func (s *Stats) failPoll(err error) {
+// failPoll records a failed poll; first is true when the one before it
+// worked.
+func (s *Stats) failPoll(err error) (first bool) {
 	s.mu.Lock()
+	first = s.pollErr == ""
 	s.pollErr = err.Error()
 	s.mu.Unlock()
+	return first
 }
 
 func (s *Stats) setNote(n string) {
