@@ -544,33 +544,34 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 		}()
 	}
 	status, upClose, err := s.relayResponse(lc.c, bw, pc, hd.scratch[:0], isHead, clientClose)
+	// The body's sender reports exactly once; got says whether that report
+	// was taken (a nil report is a body sent in full, not a missing one).
 	var berr error
+	got := false
 	select {
 	case berr = <-bodyErr:
+		got = true
 	default:
-		if err == nil {
-			// The response is whole; the rest of the body is on its way
-			// unless the handler answered without reading it.
-			t := time.NewTimer(time.Second)
-			select {
-			case berr = <-bodyErr:
-			case <-t.C:
-			}
-			t.Stop()
+	}
+	if !got && err == nil {
+		// The response is whole; the rest of the body is on its way
+		// unless the handler answered without reading it.
+		t := time.NewTimer(time.Second)
+		select {
+		case berr = <-bodyErr:
+			got = true
+		case <-t.C:
 		}
+		t.Stop()
+	}
+	if !got {
+		// Stop the body: wake its reads and writes.
+		pc.c.Close()
+		lc.rd.abort.Store(true)
+		lc.c.SetReadDeadline(aLongTimeAgo)
+		berr = <-bodyErr
 		if berr == nil {
-			select {
-			case berr = <-bodyErr:
-			default:
-				// Stop the body: wake its reads and writes.
-				pc.c.Close()
-				lc.rd.abort.Store(true)
-				lc.c.SetReadDeadline(aLongTimeAgo)
-				berr = <-bodyErr
-				if berr == nil {
-					berr = errBodyUnread
-				}
-			}
+			berr = errBodyUnread
 		}
 	}
 	switch {

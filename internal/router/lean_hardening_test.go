@@ -519,3 +519,52 @@ func TestLeanShutdownEndsStuckRequests(t *testing.T) {
 	receive(t, closed, 5*time.Second, "a handler connection is still open after Shutdown")
 	receive(t, closed, 5*time.Second, "a handler connection is still open after Shutdown")
 }
+
+func TestLeanBodyFinishingAfterResponseKeepsConnection(t *testing.T) {
+	// A handler that answers before it has read the whole request body
+	// (an echo streaming, or one that answers early and drains the rest):
+	// the body that then arrives in full within the grace must let the
+	// client connection carry its next request. The sender's report of a
+	// body sent in full was once taken for a missing one, and the client
+	// connection hung for good.
+	raw := rawHandler(t, func(br *bufio.Reader, c net.Conn) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+		}
+	})
+	f := newLeanFixture(t, echoHandler())
+	f.set.addr = raw
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 40 << 10
+	io.WriteString(c, fmt.Sprintf("POST /api/echo/ HTTP/1.1\r\nHost: shop.test\r\nContent-Length: %d\r\n\r\n", size))
+	io.WriteString(c, strings.Repeat("a", 10))
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("first response: %v", err)
+	}
+	io.ReadAll(resp.Body)
+	io.WriteString(c, strings.Repeat("a", size-10)) // the rest, well within the grace
+	io.WriteString(c, "GET /api/echo/ HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("second request on the connection: %v (the connection hung after the first body)", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("second request = %d, want 200", resp.StatusCode)
+	}
+}
