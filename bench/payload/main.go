@@ -27,20 +27,23 @@ import (
 const smallBody = `{"message":"hello from the hotswap bench!","ok":true,"n":42}`
 
 // invokeRequest is the part of the host's invocation body this handler reads:
-// the HTTP trigger "req" and its body, which the host sends as a string.
+// the HTTP trigger "req" and its body, which the host sends as a string,
+// base64-encoded when BodyEncoding says so (a binary body).
 type invokeRequest struct {
 	Data struct {
 		Req struct {
-			Body string `json:"Body"`
+			Body         string `json:"Body"`
+			BodyEncoding string `json:"BodyEncoding"`
 		} `json:"req"`
 	} `json:"Data"`
 }
 
 // httpOutput is the value of the "res" output binding.
 type httpOutput struct {
-	StatusCode int               `json:"statusCode"`
-	Body       string            `json:"body"`
-	Headers    map[string]string `json:"headers"`
+	StatusCode   int               `json:"statusCode"`
+	Body         string            `json:"body"`
+	BodyEncoding string            `json:"bodyEncoding,omitempty"` // "base64": the host decodes body
+	Headers      map[string]string `json:"headers"`
 }
 
 // invokeResponse is the handler's answer to an invocation.
@@ -88,11 +91,12 @@ func run() error {
 }
 
 func newMux(deployment string) *http.ServeMux {
-	answer := func(w http.ResponseWriter, contentType, body string) {
+	answer := func(w http.ResponseWriter, contentType, body, encoding string) {
 		out := invokeResponse{Outputs: map[string]httpOutput{"res": {
-			StatusCode: http.StatusOK,
-			Body:       body,
-			Headers:    map[string]string{"Content-Type": contentType, "X-Deployment": deployment},
+			StatusCode:   http.StatusOK,
+			Body:         body,
+			BodyEncoding: encoding,
+			Headers:      map[string]string{"Content-Type": contentType, "X-Deployment": deployment},
 		}}}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
@@ -105,7 +109,7 @@ func newMux(deployment string) *http.ServeMux {
 	// The path is the function's folder name, not its route.
 	mux.HandleFunc("POST /small", func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
-		answer(w, "application/json", smallBody)
+		answer(w, "application/json", smallBody, "")
 	})
 	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
 		var in invokeRequest
@@ -113,7 +117,8 @@ func newMux(deployment string) *http.ServeMux {
 			http.Error(w, "bad invocation: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		answer(w, "application/octet-stream", in.Data.Req.Body)
+		// A binary body comes and goes base64-encoded: echo it as it came.
+		answer(w, "application/octet-stream", in.Data.Req.Body, in.Data.Req.BodyEncoding)
 	})
 	return mux
 }
