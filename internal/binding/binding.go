@@ -21,11 +21,14 @@ type Writer struct {
 	Now func() time.Time
 }
 
-// Check returns why fn's outputs cannot be written with the app settings
-// (a connection setting missing or invalid, a %setting% of a queue name or
-// path not set), or nil. The error names the binding and never holds a
-// setting's value.
+// Check returns why fn's outputs cannot be written, or its blob inputs
+// read, with the app settings (a connection setting missing or invalid, a
+// %setting% of a queue name or path not set), or nil. The error names the
+// binding and never holds a setting's value.
 func Check(fn *funcapp.Function, settings map[string]string) error {
+	if err := CheckInputs(fn, settings); err != nil {
+		return err
+	}
 	for _, o := range fn.Outputs {
 		if _, err := azstorage.Resolve(settings, o.Connection); err != nil {
 			return fmt.Errorf("binding %q (type %s): connection: %w", o.Name, o.Type, err)
@@ -37,15 +40,16 @@ func Check(fn *funcapp.Function, settings map[string]string) error {
 	return nil
 }
 
-// Reasons returns the functions of app whose outputs cannot be written with
-// the settings, with the reason (see Check); nil when there are none.
+// Reasons returns the functions of app whose outputs cannot be written, or
+// inputs read, with the settings, with the reason (see Check); nil when
+// there are none.
 func Reasons(app *funcapp.App, settings map[string]string) map[string]string {
 	if app == nil {
 		return nil
 	}
 	var m map[string]string
 	for _, f := range app.Functions {
-		if !f.Runnable || len(f.Outputs) == 0 {
+		if !f.Runnable || len(f.Outputs) == 0 && len(f.Inputs) == 0 {
 			continue
 		}
 		if err := Check(f, settings); err != nil {

@@ -256,7 +256,7 @@ func ParseFunction(name string, data []byte) (*Function, error) {
 		if i == trigger {
 			continue
 		}
-		if in, ok, why := storageInput(b, raw.Bindings[i], f.Trigger); ok {
+		if in, ok, why := storageInput(b, raw.Bindings[i]); ok {
 			if why != "" && f.Runnable {
 				f.Runnable, f.Reason = false, why
 			}

@@ -8,7 +8,8 @@ import (
 
 // Input is a blob input binding: before the function runs, the blob at Path
 // is read and passed in Data under Name (null when there is no such blob).
-// hotswap reads them for queue and blob triggered functions.
+// hotswap reads them for every trigger: queue, blob, HTTP (payload mode)
+// and timer.
 type Input struct {
 	Name string
 	// Path is "container/name" as written: it may hold binding expressions
@@ -22,7 +23,7 @@ type Input struct {
 // storageInput reads a non-trigger binding that is a blob input. ok is
 // false when b is not one; why is set when it is one that cannot run, and
 // the function is then not runnable.
-func storageInput(b *Binding, raw json.RawMessage, trigger string) (in Input, ok bool, why string) {
+func storageInput(b *Binding, raw json.RawMessage) (in Input, ok bool, why string) {
 	if !strings.EqualFold(b.Type, "blob") || !strings.EqualFold(b.Direction, "in") {
 		return Input{}, false, ""
 	}
@@ -36,9 +37,6 @@ func storageInput(b *Binding, raw json.RawMessage, trigger string) (in Input, ok
 	in = Input{Name: b.Name, Path: strings.TrimSpace(p.Path), Connection: strings.TrimSpace(p.Connection)}
 	if c, n, _ := strings.Cut(in.Path, "/"); c == "" || n == "" {
 		return in, true, fmt.Sprintf("binding %q (type blob): path %q is not container/name", b.Name, in.Path)
-	}
-	if trigger != TriggerQueue && trigger != TriggerBlob {
-		return in, true, fmt.Sprintf("binding %q (type blob, direction in) is supported on queue and blob triggered functions only", b.Name)
 	}
 	return in, true, ""
 }

@@ -32,6 +32,10 @@ import (
 // invoke.DefaultTimeout, as before by the client's 5 minutes.
 var timerInvoker = &invoke.Invoker{}
 
+// timerInputMax bounds a timer function's blob input, as the payload-mode
+// request body is bounded (router.DefaultMaxPayloadBody).
+const timerInputMax = 8 << 20
+
 // timerJob is one run of a timer function.
 type timerJob struct {
 	app, slot  string
@@ -46,7 +50,7 @@ type timerJob struct {
 	next       time.Time    // the occurrence after it
 	pastDue    bool         // at was missed while the server was down
 	// pkg and settings are the slot's package and app settings, for
-	// functions with output bindings only.
+	// functions with output or blob input bindings only.
 	pkg      *funcapp.App
 	settings map[string]string
 }
@@ -92,7 +96,7 @@ func (s *Service) timerLoop() {
 				startKey := key + "/" + st.slot.DeploymentID
 				seen[key], seenStart[startKey] = true, true
 				j := timerJob{app: k.app, slot: k.slot, deployment: st.slot.DeploymentID, st: st, fn: f, set: st.set, disabled: dis[f.Name]}
-				if len(f.Outputs) > 0 {
+				if len(f.Outputs) > 0 || len(f.Inputs) > 0 {
 					j.pkg, j.settings = st.pkg, settingsMap(st.settings)
 				}
 				c := clocks[key]
@@ -215,7 +219,7 @@ func (s *Service) putTimerStatus(app, slot string, f *funcapp.Function, last, ne
 // Its queue and blob outputs are written when it succeeded.
 func (s *Service) fireTimer(j timerJob) {
 	st, fn, set := j.st, j.fn, j.set
-	if len(fn.Outputs) > 0 {
+	if len(fn.Outputs) > 0 || len(fn.Inputs) > 0 {
 		if err := binding.Check(fn, j.settings); err != nil {
 			st.log.add("host", fmt.Sprintf("timer %s skipped: it is not runnable: %v", fn.Name, err))
 			return
@@ -242,13 +246,20 @@ func (s *Service) fireTimer(j timerJob) {
 	if j.pastDue {
 		st.log.add("host", fmt.Sprintf("timer %s is past due: its run at %s was missed while the host was down", fn.Name, j.at.UTC().Format(time.RFC3339)))
 	}
+	data := map[string]json.RawMessage{name: jsonRaw(map[string]any{
+		"Schedule":       map[string]any{"AdjustForDST": true},
+		"ScheduleStatus": status,
+		"IsPastDue":      j.pastDue,
+	})}
+	// A timer binds no names: its blob inputs' paths use {rand-guid},
+	// {DateTime} and %settings% only.
+	if err := binding.ReadInputs(s.ctx, fn, j.settings, nil, timerInputMax, data); err != nil {
+		st.log.add("host", fmt.Sprintf("timer %s failed: %v", fn.Name, err))
+		return
+	}
 	res, err := timerInvoker.Invoke(s.ctx, addr, invoke.Request{
 		Function: fn.Name,
-		Data: map[string]json.RawMessage{name: jsonRaw(map[string]any{
-			"Schedule":       map[string]any{"AdjustForDST": true},
-			"ScheduleStatus": status,
-			"IsPastDue":      j.pastDue,
-		})},
+		Data:     data,
 	})
 	if fn.UseMonitor && (err == nil || invoke.Answered(err)) {
 		s.putTimerStatus(j.app, j.slot, fn, j.at, j.next)

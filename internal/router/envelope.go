@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"mime"
+	"sort"
 	"strings"
 	"unicode/utf8"
 )
@@ -13,7 +14,7 @@ import (
 // envelope is the JSON body of one payload-mode invocation of an HTTP
 // function:
 //
-//	{"Data":{"<trigger>":{"Url","Method","Query","Headers","Params","Body"[,"BodyEncoding"]}},"Metadata":{...}}
+//	{"Data":{"<trigger>":{"Url","Method","Query","Headers","Params","Body"[,"BodyEncoding"]}[,"<input>":...]},"Metadata":{...}}
 //
 // The small parts are marshalled up front; the request body is escaped (or
 // base64-encoded) on the fly, as the upstream request reads it, straight from
@@ -38,6 +39,8 @@ type envelopeRequest struct {
 	Params      map[string]string
 	Metadata    map[string]any
 	Body        []byte
+	// Inputs are the input bindings' values, beside the trigger in Data.
+	Inputs map[string]json.RawMessage
 }
 
 // newEnvelope builds the envelope of r. The body is sent as a JSON string
@@ -74,7 +77,23 @@ func newEnvelope(r envelopeRequest) (*envelope, error) {
 	if e.b64 {
 		t.WriteString(`,"BodyEncoding":"base64"`)
 	}
-	t.WriteString(`}},"Metadata":`)
+	t.WriteByte('}')
+	names := make([]string, 0, len(r.Inputs))
+	for k := range r.Inputs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		t.WriteByte(',')
+		if err := appendJSON(&t, k); err != nil {
+			return nil, err
+		}
+		t.WriteByte(':')
+		if err := appendJSON(&t, r.Inputs[k]); err != nil {
+			return nil, err
+		}
+	}
+	t.WriteString(`},"Metadata":`)
 	if err := appendJSON(&t, r.Metadata); err != nil {
 		return nil, err
 	}

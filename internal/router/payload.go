@@ -164,6 +164,19 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	for _, p := range params {
 		meta[p.Name] = p.Value
 	}
+	var vals map[string]string
+	if len(fn.Inputs) > 0 || len(fn.Outputs) > 0 {
+		vals = httpBindingValues(ps, query, body)
+	}
+	inputs, err := h.readInputs(r.Context(), s, fn, vals)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return 499
+		}
+		s.log("host", fmt.Sprintf("invocation %s of %s failed: %v", id, fn.Name, err))
+		http.Error(w, "internal server error: the function's input bindings could not be read", http.StatusInternalServerError)
+		return http.StatusInternalServerError
+	}
 	env, err := newEnvelope(envelopeRequest{
 		Trigger:     trigger,
 		URL:         scheme + "://" + r.Host + r.URL.RequestURI(),
@@ -174,6 +187,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 		Params:      ps,
 		Metadata:    meta,
 		Body:        body,
+		Inputs:      inputs,
 	})
 	if err != nil {
 		h.logger.Error("encode invocation", "function", fn.Name, "err", err)
@@ -230,7 +244,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	}
 	raw := a.Output(fn.OutputName)
 	if fn.OutputName == "" || invoke.Null(raw) {
-		if err := h.writeOutputs(r.Context(), s, fn, a, ps, query); err != nil {
+		if err := h.writeOutputs(r.Context(), s, fn, a, vals); err != nil {
 			return outputsFailed(w, s, fn, id, err)
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -244,7 +258,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	}
 	// The other outputs are written once the function has succeeded, before
 	// the caller is answered: a failed write fails the invocation.
-	if err := h.writeOutputs(r.Context(), s, fn, a, ps, query); err != nil {
+	if err := h.writeOutputs(r.Context(), s, fn, a, vals); err != nil {
 		return outputsFailed(w, s, fn, id, err)
 	}
 	for k, vs := range hdr {
@@ -261,22 +275,15 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	return status
 }
 
-// writeOutputs writes fn's queue and blob outputs from the answer a. Route
-// parameters and query values are the names bound for {name} expressions,
-// the route's winning over the query's.
-func (h *Handler) writeOutputs(ctx context.Context, s *Slot, fn *funcapp.Function, a invoke.Result, params, query map[string]string) error {
+// writeOutputs writes fn's queue and blob outputs from the answer a. vals
+// are the names the trigger binds for {name} expressions
+// (httpBindingValues).
+func (h *Handler) writeOutputs(ctx context.Context, s *Slot, fn *funcapp.Function, a invoke.Result, vals map[string]string) error {
 	if len(fn.Outputs) == 0 {
 		return nil
 	}
 	if h.outputs == nil {
 		return errors.New("output bindings are not configured on this server")
-	}
-	vals := make(map[string]string, len(params)+len(query))
-	for k, v := range query {
-		vals[k] = v
-	}
-	for k, v := range params {
-		vals[k] = v
 	}
 	// The function has run: its outputs are written even if the caller
 	// goes away meanwhile, within a bound of their own.
