@@ -722,7 +722,8 @@ func TestQueueTriggerSurvivesKill(t *testing.T) {
 
 // TestOrderFlow runs the gopayload example against Azurite as a user would:
 // the HTTP function order enqueues an order, the queue-triggered fulfil
-// writes its receipt blob, and the blob-triggered receipt fires on it.
+// writes its receipt blob, and the blob-triggered receipt fires on it; the
+// HTTP function status reads the receipt through a blob input binding.
 func TestOrderFlow(t *testing.T) {
 	t.Parallel()
 	st := startStorage(t)
@@ -744,4 +745,12 @@ func TestOrderFlow(t *testing.T) {
 		t.Errorf("fulfil did not log the order: %v", lines)
 	}
 	eventually(t, "the order message to be deleted", 30*time.Second, func() bool { return st.count("orders") == 0 })
+	// status reads the receipt through its blob input receipts/{id}.json.
+	resp, body = s.fn("GET", "shop.localhost", "/api/orders/o7", nil, nil)
+	if resp.StatusCode != http.StatusOK || string(body) != `{"id":"o7","item":"tea","quantity":2,"status":"fulfilled"}` {
+		t.Errorf("GET /api/orders/o7 = %d %s, want 200 with the receipt", resp.StatusCode, body)
+	}
+	if resp, body = s.fn("GET", "shop.localhost", "/api/orders/o8", nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /api/orders/o8 = %d %s, want 404 (no receipt)", resp.StatusCode, body)
+	}
 }

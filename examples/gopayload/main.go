@@ -133,6 +133,7 @@ func newMux(logger *slog.Logger) *http.ServeMux {
 	mux.Handle("POST /order", invocation(logger, order))
 	mux.HandleFunc("POST /fulfil", fulfil)
 	mux.HandleFunc("POST /receipt", receipt)
+	mux.HandleFunc("POST /status", status)
 	mux.Handle("POST /nooutput", invocation(logger, func(httpRequest) (invokeResponse, error) {
 		// No output binding: the host answers the client 204.
 		return invokeResponse{Outputs: map[string]any{}, Logs: []string{"fired"}}, nil
@@ -350,6 +351,34 @@ func receipt(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.Unmarshal(in.Metadata["name"], &name)
 	writeInvokeResponse(w, invokeResponse{Logs: []string{fmt.Sprintf("receipt %s: %s", name, text)}})
+}
+
+// status answers GET /api/orders/{id} with the order's receipt, which the
+// host reads before the call through the blob input binding "receipt"
+// (path receipts/{id}.json, {id} from the route): Data.receipt is the
+// blob's text, or null while there is no receipt yet (404).
+func status(w http.ResponseWriter, r *http.Request) {
+	var in invokeRequest
+	var req httpRequest
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || json.Unmarshal(in.Data["req"], &req) != nil {
+		http.Error(w, "decode invocation: want Data.req", http.StatusBadRequest)
+		return
+	}
+	id := stringMap(req.Params)["id"]
+	var text *string
+	if err := json.Unmarshal(in.Data["receipt"], &text); err != nil {
+		http.Error(w, "decode the blob: want Data.receipt as a string or null", http.StatusBadRequest)
+		return
+	}
+	res := httpOutput{
+		StatusCode: http.StatusNotFound,
+		Body:       fmt.Sprintf("no receipt for order %s yet\n", id),
+		Headers:    map[string]string{"Content-Type": "text/plain"},
+	}
+	if text != nil {
+		res = httpOutput{StatusCode: http.StatusOK, Body: *text, Headers: map[string]string{"Content-Type": "application/json"}}
+	}
+	writeInvokeResponse(w, invokeResponse{Outputs: map[string]any{"res": res}})
 }
 
 func writeInvokeResponse(w http.ResponseWriter, out invokeResponse) {
