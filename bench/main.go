@@ -10,7 +10,10 @@
 //     -smoke): every active request must still be answered;
 //   - swaps every few seconds under 64 and 256 keep-alive clients;
 //   - deploy to first response against a bare start of the same binary;
-//   - server memory with idle and deployed slots.
+//   - server memory with idle and deployed slots;
+//   - messages per second through a queue-triggered no-op function (bench/queue,
+//     on an Azurite it starts) against the same handler called over HTTP, and
+//     the time from enqueue to invocation at idle and under a steady stream.
 //
 // Usage:
 //

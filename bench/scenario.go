@@ -87,6 +87,7 @@ func scenarios(e *env) []scenario {
 		{"Swap under load", swapUnderLoad},
 		{"Deploy and cold start", coldStart},
 		{"Footprint", footprint},
+		{"Queue trigger: throughput and enqueue to invocation", queueTrigger},
 	}
 }
 
