@@ -338,10 +338,14 @@ func queueTrigger(ctx context.Context, b *bench) (*section, error) {
 	return s, nil
 }
 
-// ratio formats a quotient with two decimals, or none from 10 up.
+// ratio formats a quotient with two decimals, three below 0.1, none
+// from 10 up.
 func ratio(v float64) string {
-	if v >= 10 {
+	switch {
+	case v >= 10:
 		return fmt.Sprintf("%.0f", v)
+	case v < 0.1:
+		return fmt.Sprintf("%.3f", v)
 	}
 	return fmt.Sprintf("%.2f", v)
 }
