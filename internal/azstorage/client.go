@@ -140,5 +140,5 @@ func storageErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &storageError{op: op, err: err}
+	return &storageError{op: op, err: Redact(err)}
 }

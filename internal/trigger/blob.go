@@ -64,6 +64,7 @@ type blobScanner struct {
 	handle   func(ctx context.Context, b *blobItem) error
 	log      func(line string)
 	stats    *Stats
+	ready    func() time.Duration // see poller.ready
 
 	mu    sync.Mutex
 	done  map[string]bool      // name/etag settled: skipped without a receipt read
@@ -88,6 +89,18 @@ func (s *blobScanner) run(pull, work context.Context, wg *sync.WaitGroup) {
 	b := backoff{max: blobMaxPoll}
 	sem := make(chan struct{}, blobConcurrency)
 	for pull.Err() == nil {
+		if s.ready != nil {
+			if d := s.ready(); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-pull.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				continue
+			}
+		}
 		found, err := s.scan(pull, work, wg, sem)
 		switch {
 		case pull.Err() != nil:
@@ -129,7 +142,7 @@ func (s *blobScanner) scan(pull, work context.Context, wg *sync.WaitGroup, sem c
 			return 0, nil
 		}
 		if err != nil {
-			return found, fmt.Errorf("list container %s: %w", s.pattern.Container(), err)
+			return found, fmt.Errorf("list container %s: %w", s.pattern.Container(), azstorage.Redact(err))
 		}
 		s.stats.setNote("")
 		for _, it := range page.Segment.BlobItems {
@@ -151,9 +164,16 @@ func (s *blobScanner) scan(pull, work context.Context, wg *sync.WaitGroup, sem c
 			if skip {
 				continue
 			}
+			held := false
 			select {
 			case sem <- struct{}{}:
+				held = true
 			case <-pull.Done():
+			}
+			if pull.Err() != nil { // the select may pick sem after the flip
+				if held {
+					<-sem
+				}
 				s.mu.Lock()
 				delete(s.busy, key)
 				s.mu.Unlock()
@@ -161,7 +181,7 @@ func (s *blobScanner) scan(pull, work context.Context, wg *sync.WaitGroup, sem c
 			}
 			found++
 			item := &blobItem{Name: name, ETag: etag, Path: s.pattern.Container() + "/" + name, Vals: vals,
-				URL: s.c.NewBlobClient(name).URL(), Length: deref(it.Properties.ContentLength),
+				URL: stripQuery(s.c.NewBlobClient(name).URL()), Length: deref(it.Properties.ContentLength),
 				ContentType: deref(it.Properties.ContentType), Modified: deref(it.Properties.LastModified)}
 			wg.Add(1)
 			go func() {
@@ -198,7 +218,7 @@ func (s *blobScanner) process(work context.Context, b *blobItem) (settled bool, 
 	r := s.receipts.NewBlockBlobClient(s.receiptName(b))
 	meta, err := s.receipt(ctx, r)
 	if err != nil {
-		s.stats.failPoll(err)
+		s.stats.failPoll(azstorage.Redact(err))
 		return false, soon
 	}
 	if meta["completed"] == "true" {
@@ -206,12 +226,12 @@ func (s *blobScanner) process(work context.Context, b *blobItem) (settled bool, 
 	}
 	lc, err := lease.NewBlobClient(r, nil)
 	if err != nil {
-		s.stats.failPoll(err)
+		s.stats.failPoll(azstorage.Redact(err))
 		return false, soon
 	}
 	if _, err := lc.AcquireLease(ctx, int32(blobLease/time.Second), nil); err != nil {
 		if !bloberror.HasCode(err, bloberror.LeaseAlreadyPresent) {
-			s.stats.failPoll(fmt.Errorf("lease the receipt of blob %s: %w", b.Path, err))
+			s.stats.failPoll(fmt.Errorf("lease the receipt of blob %s: %w", b.Path, azstorage.Redact(err)))
 			return false, soon
 		}
 		return false, leased // another listener has it
@@ -251,8 +271,8 @@ func (s *blobScanner) process(work context.Context, b *blobItem) (settled bool, 
 		set["completed"] = ptr("true")
 		settled = true
 	case errors.Is(err, errNotRun) || work.Err() != nil:
-		s.releaseLease(work, lc)
-		return false, soon
+		s.releaseLease(work, lc) // not tried: not counted
+		return false, max(soon, retryDelay(err))
 	default:
 		s.stats.failed(err)
 		tries++
@@ -275,7 +295,7 @@ func (s *blobScanner) process(work context.Context, b *blobItem) (settled bool, 
 	_, err = r.SetMetadata(sctx, set, &blob.SetMetadataOptions{AccessConditions: &blob.AccessConditions{
 		LeaseAccessConditions: &blob.LeaseAccessConditions{LeaseID: lc.LeaseID()}}})
 	if err != nil {
-		s.log(fmt.Sprintf("blob function %s: write the receipt of blob %s: %v", s.fn, b.Path, err))
+		s.log(fmt.Sprintf("blob function %s: write the receipt of blob %s: %v", s.fn, b.Path, azstorage.Redact(err)))
 		settled = false
 	}
 	s.releaseLease(work, lc)
@@ -296,23 +316,23 @@ func (s *blobScanner) receipt(ctx context.Context, r *blockblob.Client) (map[str
 		}
 		if bloberror.HasCode(err, bloberror.ContainerNotFound) {
 			if _, err := s.receipts.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
-				return nil, fmt.Errorf("create container %s: %w", receiptsContainer, err)
+				return nil, fmt.Errorf("create container %s: %w", receiptsContainer, azstorage.Redact(err))
 			}
 			continue
 		}
 		if !bloberror.HasCode(err, bloberror.BlobNotFound) {
-			return nil, fmt.Errorf("read blob receipt: %w", err)
+			return nil, fmt.Errorf("read blob receipt: %w", azstorage.Redact(err))
 		}
 		_, err = r.UploadBuffer(ctx, nil, &blockblob.UploadBufferOptions{AccessConditions: &blob.AccessConditions{
 			ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: ptr(azcore.ETagAny)}}})
 		if bloberror.HasCode(err, bloberror.ContainerNotFound) {
 			if _, err := s.receipts.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
-				return nil, fmt.Errorf("create container %s: %w", receiptsContainer, err)
+				return nil, fmt.Errorf("create container %s: %w", receiptsContainer, azstorage.Redact(err))
 			}
 			continue
 		}
 		if err != nil && !bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
-			return nil, fmt.Errorf("write blob receipt: %w", err)
+			return nil, fmt.Errorf("write blob receipt: %w", azstorage.Redact(err))
 		}
 	}
 	return nil, fmt.Errorf("read blob receipt: it keeps disappearing")
@@ -334,12 +354,12 @@ func (s *blobScanner) download(work context.Context, b *blobItem) error {
 	resp, err := s.c.NewBlobClient(b.Name).DownloadStream(ctx, &blob.DownloadStreamOptions{
 		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: etagPtr(b.ETag)}}})
 	if err != nil {
-		return fmt.Errorf("read blob %s: %w", b.Path, err)
+		return fmt.Errorf("read blob %s: %w", b.Path, azstorage.Redact(err))
 	}
 	defer resp.Body.Close()
 	b.Content, err = io.ReadAll(io.LimitReader(resp.Body, blobMaxSize+1))
 	if err != nil {
-		return fmt.Errorf("read blob %s: %w", b.Path, err)
+		return fmt.Errorf("read blob %s: %w", b.Path, azstorage.Redact(err))
 	}
 	if len(b.Content) > blobMaxSize {
 		return fmt.Errorf("blob %s is more than the %d bytes a blob trigger passes", b.Path, blobMaxSize)
@@ -371,7 +391,7 @@ func (s *blobScanner) report(work context.Context, b *blobItem) bool {
 		}
 	}
 	if err != nil {
-		s.log(fmt.Sprintf("blob function %s: report blob %s to %s: %v", s.fn, b.Path, blobPoisonQueue, err))
+		s.log(fmt.Sprintf("blob function %s: report blob %s to %s: %v", s.fn, b.Path, blobPoisonQueue, azstorage.Redact(err)))
 		return false
 	}
 	return true

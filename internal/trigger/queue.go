@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
 
+	"github.com/hotswap/hotswap/internal/azstorage"
 	"github.com/hotswap/hotswap/internal/funcapp"
 )
 
@@ -68,6 +69,10 @@ type poller struct {
 	handle func(ctx context.Context, m *message) error
 	log    func(line string) // the slot's host log
 	stats  *Stats
+	// ready tells how long to wait before fetching: zero while the set's
+	// handler is up (readyWait); nil is always ready.
+	ready  func() time.Duration
+	notRun notRunCounts
 }
 
 // run polls until pull ends, dispatching each message to its own goroutine
@@ -96,6 +101,15 @@ func (p *poller) run(pull, work context.Context, wg *sync.WaitGroup) {
 			case <-done:
 			}
 		}
+		for p.ready != nil {
+			d := p.ready()
+			if d == 0 {
+				break
+			}
+			if !wait(d) {
+				return
+			}
+		}
 		p.measure(work)
 		msgs, err := p.fetch(work)
 		if err != nil {
@@ -121,6 +135,15 @@ func (p *poller) run(pull, work context.Context, wg *sync.WaitGroup) {
 		}
 		b.reset()
 		for _, m := range msgs {
+			if pull.Err() != nil {
+				// Fetched across the flip: not run by this set.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					p.releaseNotRun(work, m, 0)
+				}()
+				continue
+			}
 			running.Add(1)
 			wg.Add(1)
 			go func() {
@@ -154,7 +177,7 @@ func (p *poller) fetch(work context.Context) ([]*message, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("poll queue %s: %w", p.queue, err)
+		return nil, fmt.Errorf("poll queue %s: %w", p.queue, azstorage.Redact(err))
 	}
 	p.stats.setNote("")
 	msgs := make([]*message, 0, len(resp.Messages))
@@ -181,8 +204,10 @@ func (p *poller) fetch(work context.Context) ([]*message, error) {
 // moved to the poison queue.
 func (p *poller) process(work context.Context, m *message) {
 	max := int64(p.opts.MaxDequeueCount)
-	if m.DequeueCount > max {
-		p.log(fmt.Sprintf("queue function %s: message %s was dequeued %d times (maxDequeueCount %d); moving it to %s-poison", p.fn, m.ID, m.DequeueCount, max, p.queue))
+	tries := p.notRun.tries(m.ID, m.DequeueCount) // dequeues that ran, this one included
+	if tries > max {
+		p.notRun.forget(m.ID)
+		p.log(fmt.Sprintf("queue function %s: message %s was tried %d times (maxDequeueCount %d); moving it to %s-poison", p.fn, m.ID, tries-1, max, p.queue))
 		p.moveToPoison(work, m)
 		return
 	}
@@ -193,23 +218,25 @@ func (p *poller) process(work context.Context, m *message) {
 	switch {
 	case err == nil:
 		p.stats.succeeded()
+		p.notRun.forget(m.ID)
 		p.settle(work, "delete", func(ctx context.Context) error {
 			_, err := p.q.DeleteMessage(ctx, m.ID, m.PopReceipt, nil)
 			return err
 		})
 	case errors.Is(err, errNotRun):
-		p.release(work, m, 0) // not tried: visible again at once
+		p.releaseNotRun(work, m, retryDelay(err)) // not tried
 	case work.Err() != nil:
 		p.log(fmt.Sprintf("queue function %s: message %s cut off by the shutdown, visible again at once: %v", p.fn, m.ID, err))
-		p.release(work, m, 0)
+		p.releaseNotRun(work, m, 0)
 	default:
 		p.stats.failed(err)
-		if m.DequeueCount >= max {
-			p.log(fmt.Sprintf("queue function %s failed on message %s (try %d of %d), moving it to %s-poison: %v", p.fn, m.ID, m.DequeueCount, max, p.queue, err))
+		if tries >= max {
+			p.notRun.forget(m.ID)
+			p.log(fmt.Sprintf("queue function %s failed on message %s (try %d of %d), moving it to %s-poison: %v", p.fn, m.ID, tries, max, p.queue, err))
 			p.moveToPoison(work, m)
 			return
 		}
-		p.log(fmt.Sprintf("queue function %s failed on message %s (try %d of %d), it is tried again in %s: %v", p.fn, m.ID, m.DequeueCount, max, p.opts.VisibilityTimeout, err))
+		p.log(fmt.Sprintf("queue function %s failed on message %s (try %d of %d), it is tried again in %s: %v", p.fn, m.ID, tries, max, p.opts.VisibilityTimeout, err))
 		p.release(work, m, p.opts.VisibilityTimeout)
 	}
 }
@@ -239,7 +266,7 @@ func (p *poller) handleLeased(work context.Context, m *message) error {
 			if err == nil && resp.PopReceipt != nil {
 				receipt = *resp.PopReceipt
 			} else if err != nil && ctx.Err() == nil {
-				p.log(fmt.Sprintf("queue function %s: extend the lease of message %s: %v", p.fn, m.ID, err))
+				p.log(fmt.Sprintf("queue function %s: extend the lease of message %s: %v", p.fn, m.ID, azstorage.Redact(err)))
 			}
 		}
 	}()
@@ -256,6 +283,13 @@ func (p *poller) leaseTime() time.Duration {
 		return DefaultLease
 	}
 	return p.lease
+}
+
+// releaseNotRun makes m, which was not tried, visible again after d; its
+// dequeue does not count towards maxDequeueCount.
+func (p *poller) releaseNotRun(work context.Context, m *message, d time.Duration) {
+	p.notRun.add(m.ID)
+	p.release(work, m, d)
 }
 
 // release makes m visible again after d, keeping its content.
@@ -295,7 +329,7 @@ func (p *poller) moveToPoison(work context.Context, m *message) {
 func (p *poller) settle(work context.Context, what string, call func(ctx context.Context) error) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(work), storageTimeout)
 	defer cancel()
-	if err := call(ctx); err != nil {
+	if err := azstorage.Redact(call(ctx)); err != nil {
 		p.stats.failPoll(fmt.Errorf("%s a message of queue %s: %w", what, p.queue, err))
 		p.log(fmt.Sprintf("queue function %s: %s a message of queue %s failed: %v", p.fn, what, p.queue, err))
 		return false

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hotswap/hotswap/internal/azstorage"
 )
 
 // Trigger states, as GET /admin/functions and the portal show them.
@@ -64,7 +66,7 @@ func (s *Stats) polled(n int) (recovered bool) {
 func (s *Stats) failPoll(err error) (first bool) {
 	s.mu.Lock()
 	first = s.pollErr == ""
-	s.pollErr = err.Error()
+	s.pollErr = azstorage.Redact(err).Error()
 	s.mu.Unlock()
 	return first
 }
@@ -81,7 +83,7 @@ func (s *Stats) failed(err error) {
 	s.invocations.Add(1)
 	s.failures.Add(1)
 	s.mu.Lock()
-	s.lastFail = err.Error()
+	s.lastFail = azstorage.Redact(err).Error()
 	s.mu.Unlock()
 }
 

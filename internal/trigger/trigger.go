@@ -396,7 +396,7 @@ func (m *Manager) queuePoller(s Serving, fn *funcapp.Function, e endpoints, f *f
 	f.stats = new(Stats)
 	p := &poller{
 		fn: fn.Name, queue: e.queue, q: e.q, poison: e.poison, opts: s.Package.Host.Queues, lease: m.cfg.Lease,
-		handle: m.handler(s, fn), log: logf, stats: f.stats,
+		handle: m.handler(s, fn), log: logf, stats: f.stats, ready: readyWait(s.Set),
 	}
 	return p.run
 }
@@ -406,7 +406,7 @@ func (m *Manager) blobScanner(s Serving, fn *funcapp.Function, e endpoints, f *f
 	f.stats = new(Stats)
 	b := &blobScanner{
 		fn: fn.Name, hostID: hostID(s.App, s.Slot, s.Settings), pattern: e.pattern, c: e.c, receipts: e.receipts,
-		poison: e.blobPoison, base64: s.Package.Host.Queues.Base64, handle: m.blobHandler(s, fn), log: logf, stats: f.stats,
+		poison: e.blobPoison, base64: s.Package.Host.Queues.Base64, handle: m.blobHandler(s, fn), log: logf, stats: f.stats, ready: readyWait(s.Set),
 		done: make(map[string]bool), busy: make(map[string]bool), later: make(map[string]time.Time),
 	}
 	return b.run
@@ -473,13 +473,13 @@ func (m *Manager) run(ctx context.Context, s Serving, fn *funcapp.Function, data
 		return errNotRun
 	}
 	defer s.Set.Release()
-	addr, ok := s.Set.Addr()
-	if !ok {
-		return fmt.Errorf("the handler is down")
+	addr, err := handlerAddr(s.Set)
+	if err != nil {
+		return err // not a try: released until the handler is back
 	}
 	in := map[string]json.RawMessage{fn.TriggerName: data}
 	if err := readInputs(ctx, fn, s.Settings, vals, in); err != nil {
-		return err
+		return azstorage.Redact(err)
 	}
 	res, err := m.cfg.Invoker.Invoke(ctx, addr, invoke.Request{
 		Function: fn.Name,
@@ -498,7 +498,7 @@ func (m *Manager) run(ctx context.Context, s Serving, fn *funcapp.Function, data
 		return nil
 	}
 	if err := m.cfg.Outputs.WriteOutputs(ctx, s.Package, s.Settings, fn, res, vals); err != nil {
-		return fmt.Errorf("write outputs: %w", err)
+		return fmt.Errorf("write outputs: %w", azstorage.Redact(err))
 	}
 	return nil
 }

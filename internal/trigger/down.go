@@ -1,0 +1,98 @@
+package trigger
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// A try the function never had does not count: while a set's handler is
+// down (crashed, waiting to restart), or once its listener stopped, a
+// fetched message or blob is released without a try, and its dequeue is
+// not counted towards maxDequeueCount (notRunCounts). The pollers wait
+// while the handler is down before fetching at all (readyWait), so a
+// restart does not use up the dequeue counts of the messages waiting.
+
+// notRunError is errNotRun with how long to wait before the next try.
+type notRunError struct {
+	why   string
+	after time.Duration
+}
+
+func (e *notRunError) Error() string        { return "not run: " + e.why }
+func (e *notRunError) Is(target error) bool { return target == errNotRun }
+
+// retryDelay is how long a message or blob that was not run waits before
+// it is offered again: zero unless err says so.
+func retryDelay(err error) time.Duration {
+	var e *notRunError
+	if errors.As(err, &e) {
+		return e.after
+	}
+	return 0
+}
+
+// handlerSet is the part of a runtime.Set that tells whether its handler is
+// up.
+type handlerSet interface {
+	Addr() (addr string, ok bool)
+	RetryAfter() time.Duration
+}
+
+// minDownRetry is the least time a message that found the handler down
+// stays hidden (Set.RetryAfter is zero while a restart is under way).
+const minDownRetry = time.Second
+
+// handlerAddr returns the set's handler address, or, while it is down, a
+// notRunError telling to come back after the expected restart.
+func handlerAddr(set handlerSet) (string, error) {
+	if addr, ok := set.Addr(); ok {
+		return addr, nil
+	}
+	return "", &notRunError{why: "the handler is down (restarting)", after: max(set.RetryAfter(), minDownRetry)}
+}
+
+// readyWait returns a func telling how long to wait before fetching work
+// for set: zero while its handler is up.
+func readyWait(set handlerSet) func() time.Duration {
+	return func() time.Duration {
+		if _, ok := set.Addr(); ok {
+			return 0
+		}
+		return min(max(set.RetryAfter(), 100*time.Millisecond), time.Second)
+	}
+}
+
+// notRunCounts counts, per message ID, the dequeues of messages released
+// without a try, so DequeueCount minus it is the tries that ran. It is
+// bounded: past maxNotRunIDs it starts over (at worst a message counts a
+// dequeue it did not run, as before).
+type notRunCounts struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+const maxNotRunIDs = 10000
+
+func (c *notRunCounts) add(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxNotRunIDs {
+		c.m = make(map[string]int64)
+	}
+	c.m[id]++
+}
+
+// tries returns how many of dequeueCount dequeues of id were real tries
+// (this one included).
+func (c *notRunCounts) tries(id string, dequeueCount int64) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(dequeueCount-c.m[id], 1)
+}
+
+func (c *notRunCounts) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
+}
