@@ -1,0 +1,65 @@
+package trigger
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A message released without a try (its set retiring, its handler down)
+// does not count towards maxDequeueCount: with maxDequeueCount 1, two
+// refusals still leave it its one real try.
+func TestPollerNotRunIsNotATry(t *testing.T) {
+	t.Parallel()
+	q, poison := testQueue(t, "notrun")
+	var refused, ran atomic.Int32
+	opts := testOptions()
+	opts.MaxDequeueCount = 1
+	p := &poller{fn: "N", queue: "notrun", q: q, poison: poison, opts: opts, stats: new(Stats), log: func(string) {},
+		handle: func(ctx context.Context, m *message) error {
+			if refused.Add(1) <= 2 {
+				return errNotRun
+			}
+			ran.Add(1)
+			return nil
+		}}
+	runPoller(t, p)
+	enqueue(t, q, "once")
+	waitFor(t, "the message to be settled", 30*time.Second, func() bool { return count(t, q) == 0 })
+	if _, err := poison.GetProperties(context.Background(), nil); !isQueueNotFound(err) {
+		t.Error("the message went to the poison queue without a try")
+	}
+	if n := ran.Load(); n != 1 {
+		t.Errorf("the function ran %d times, want once", n)
+	}
+}
+
+// A batch fetched across the flip (the pull ended while the fetch was under
+// way) is released at once, not run by the retiring set.
+func TestPollerBatchAcrossFlip(t *testing.T) {
+	t.Parallel()
+	q, poison := testQueue(t, "flip")
+	enqueue(t, q, "a", "b")
+	pull, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ran atomic.Int32
+	p := &poller{fn: "F", queue: "flip", q: q, poison: poison, opts: testOptions(), stats: new(Stats), log: func(string) {},
+		// The flip comes right after the readiness check, so during the fetch.
+		ready:  func() time.Duration { cancel(); return 0 },
+		handle: func(ctx context.Context, m *message) error { ran.Add(1); return nil }}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); p.run(pull, context.Background(), &wg) }()
+	wg.Wait()
+	if n := ran.Load(); n != 0 {
+		t.Errorf("the retiring poller ran %d messages fetched across the flip", n)
+	}
+	// Released at once: the next listener gets both without waiting for the lease.
+	var got atomic.Int32
+	next := &poller{fn: "F", queue: "flip", q: q, poison: poison, opts: testOptions(), stats: new(Stats), log: func(string) {},
+		handle: func(ctx context.Context, m *message) error { got.Add(1); return nil }}
+	runPoller(t, next)
+	waitFor(t, "the next listener to run both", 20*time.Second, func() bool { return got.Load() == 2 })
+}
