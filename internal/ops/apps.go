@@ -188,7 +188,7 @@ func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 		}
 	}
 	if withFunctions && st.pkg != nil {
-		dis := disabled(st.settings)
+		dis := disabled(st.settings, st.pkg)
 		bad := broken(st.pkg, settingsMap(st.settings))
 		listening := map[string]trigger.State{}
 		if s.cfg.Triggers != nil {

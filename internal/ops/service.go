@@ -330,7 +330,7 @@ func (s *Service) publishLocked() {
 			p := st.preview
 			rs.Deployment = st.slot.DeploymentID
 			rs.Package, rs.Routes, rs.Upstream, rs.Started = st.pkg, st.routes, p.targetNew.set, p.since
-			rs.Disabled = disabled(p.targetNew.settings)
+			rs.Disabled = disabled(p.targetNew.settings, st.pkg)
 			rs.Settings = settingsMap(p.targetNew.settings)
 			rs.Broken = broken(st.pkg, rs.Settings)
 		case st.set != nil:
@@ -342,7 +342,7 @@ func (s *Service) publishLocked() {
 			rs.Routes = st.routes
 			rs.Upstream = st.set
 			rs.Started = st.started
-			rs.Disabled = disabled(st.settings)
+			rs.Disabled = disabled(st.settings, st.pkg)
 			rs.Settings = settingsMap(st.settings)
 			rs.Broken = broken(st.pkg, rs.Settings)
 		}
@@ -352,8 +352,31 @@ func (s *Service) publishLocked() {
 	s.serveTriggersLocked()
 }
 
-// disabled returns the functions disabled by AzureWebJobs.<name>.Disabled.
-func disabled(settings []hotswap.Setting) map[string]bool {
+// disabled returns the functions disabled by AzureWebJobs.<name>.Disabled
+// (true or 1). The name matches pkg's functions ignoring case, as Azure's
+// app settings and the trigger listeners (trigger.disabledFunctions) do;
+// the map holds each function's own name (and the name as the setting
+// spells it).
+func disabled(settings []hotswap.Setting, pkg *funcapp.App) map[string]bool {
+	m := disabledNames(settings)
+	if m == nil || pkg == nil {
+		return m
+	}
+	lower := make(map[string]bool, len(m))
+	for n := range m {
+		lower[strings.ToLower(n)] = true
+	}
+	for _, f := range pkg.Functions {
+		if lower[strings.ToLower(f.Name)] {
+			m[f.Name] = true
+		}
+	}
+	return m
+}
+
+// disabledNames returns the names AzureWebJobs.<name>.Disabled disables,
+// as the settings spell them.
+func disabledNames(settings []hotswap.Setting) map[string]bool {
 	var m map[string]bool
 	for _, st := range settings {
 		name, ok := strings.CutPrefix(st.Name, "AzureWebJobs.")

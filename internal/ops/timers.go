@@ -87,7 +87,7 @@ func (s *Service) timerLoop() {
 			if st.set == nil || st.pkg == nil {
 				continue
 			}
-			dis := disabled(st.settings)
+			dis := disabled(st.settings, st.pkg)
 			for _, f := range st.pkg.Functions {
 				if f.Trigger != funcapp.TriggerTimer || !f.Runnable || f.Schedule == nil {
 					continue

@@ -247,7 +247,7 @@ func (s *Service) routerSlot(sl hotswap.Slot, deployment string, pkg *funcapp.Ap
 		App: sl.App, Name: sl.Name,
 		HostName: s.hostName(sl.App, sl.Name), BaseURL: s.baseURL(sl.App, sl.Name),
 		Keys: router.NewKeys(keys), Deployment: deployment,
-		Package: pkg, Routes: routes, Upstream: set, Disabled: disabled(settings), Log: log.add,
+		Package: pkg, Routes: routes, Upstream: set, Disabled: disabled(settings, pkg), Log: log.add,
 		Settings: m, Broken: broken(pkg, m),
 	}
 }
