@@ -684,13 +684,13 @@ func TestQueueTriggerStream(t *testing.T) {
 
 // TestQueueTriggerSurvivesKill: a message whose invocation is in the
 // handler when the server is killed (SIGKILL) is not lost: after its lease
-// (shortened to 3s here, 10 minutes by default) the restarted server runs
+// (shortened to 6s here, 10 minutes by default) the restarted server runs
 // it again, and only then deletes it.
 func TestQueueTriggerSurvivesKill(t *testing.T) {
 	t.Parallel()
 	st := startStorage(t)
 	dataDir := t.TempDir()
-	p := startProc(t, dataDir, "HOTSWAP_TEST_QUEUE_LEASE=3s")
+	p := startProc(t, dataDir, "HOTSWAP_TEST_QUEUE_LEASE=6s")
 	s := p.server(t, dataDir)
 	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "qa"}, nil)
 	setSettings(s, "qa", "production", map[string]any{"name": "Storage", "value": st.conn})
@@ -711,7 +711,7 @@ func TestQueueTriggerSurvivesKill(t *testing.T) {
 		t.Fatalf("after the kill the queue holds %d messages, want the one in flight", n)
 	}
 
-	p = startProc(t, dataDir, "HOTSWAP_TEST_QUEUE_LEASE=3s")
+	p = startProc(t, dataDir, "HOTSWAP_TEST_QUEUE_LEASE=6s")
 	s = p.server(t, dataDir)
 	eventually(t, "the message to run again after its lease", 60*time.Second, func() bool {
 		ok, _ := s.logHas("qa", "production", "hang", func(text string) bool { return text == "hang done k1 try 2" })

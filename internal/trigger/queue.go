@@ -241,9 +241,10 @@ func (p *poller) process(work context.Context, m *message) {
 	}
 }
 
-// handleLeased runs the function on m while keeping m hidden: every half
-// lease its visibility is extended by a lease, as the Azure host does, so a
-// long invocation is not run a second time by another listener. m's pop
+// handleLeased runs the function on m while keeping m hidden: every third
+// of a lease its visibility is extended by a lease (the Azure host renews
+// at half; a third leaves room for a slow storage call), so a long
+// invocation is not run a second time by another listener. m's pop
 // receipt is updated once the function returned.
 func (p *poller) handleLeased(work context.Context, m *message) error {
 	lease := p.leaseTime()
@@ -252,7 +253,7 @@ func (p *poller) handleLeased(work context.Context, m *message) error {
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		t := time.NewTicker(lease / 2)
+		t := time.NewTicker(lease / 3)
 		defer t.Stop()
 		for {
 			select {

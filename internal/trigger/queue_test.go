@@ -311,10 +311,10 @@ func TestPollerRenewsLease(t *testing.T) {
 	t.Parallel()
 	q, poison := testQueue(t, "long")
 	var calls atomic.Int32
-	p := &poller{fn: "Long", queue: "long", q: q, poison: poison, opts: testOptions(), lease: 2 * time.Second, stats: new(Stats), log: func(string) {},
+	p := &poller{fn: "Long", queue: "long", q: q, poison: poison, opts: testOptions(), lease: 6 * time.Second, stats: new(Stats), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error {
 			calls.Add(1)
-			time.Sleep(5 * time.Second)
+			time.Sleep(14 * time.Second) // more than two leases
 			return nil
 		}}
 	runPoller(t, p)
