@@ -106,6 +106,11 @@ type Config struct {
 	PayloadMaxBody     int64
 	PayloadConcurrency int
 	PayloadBodyTimeout time.Duration
+	// TriggerMemory bounds the bytes of queue and blob trigger payloads
+	// (blobs, blob inputs and their copies) held at once by all functions
+	// (0: trigger.DefaultMemoryBudget, 256 MiB). Each blob they read is at
+	// most PayloadMaxBody.
+	TriggerMemory int64
 	// AllowEmptyStore starts with a store that has no apps beside a
 	// packages folder that is not empty (see checkStore).
 	AllowEmptyStore bool
@@ -185,6 +190,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.PprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) for profiling; off when empty")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the portal's URL as browsers reach it, e.g. https://hotswap.example.com behind a TLS proxy (https: Secure cookies)")
 	fs.Int64Var(&c.PayloadMaxBody, "payload-max-body", 0, "largest request body a payload-mode function accepts (larger: 413); 0 = 8 MiB")
+	fs.Int64Var(&c.TriggerMemory, "trigger-memory", 0, "bytes of queue and blob trigger payloads (blobs, blob inputs, their copies) held at once by all functions; more wait; 0 = 256 MiB")
 	fs.IntVar(&c.PayloadConcurrency, "payload-concurrency", 0, "payload-mode invocations in flight per process set (more wait up to 1s, then 503); 0 = 32")
 	fs.DurationVar(&c.PayloadBodyTimeout, "payload-body-timeout", 0, "time a payload-mode request body may take to arrive, all of it, before the client gets 408; 0 = 30s")
 	fs.DurationVar(&c.ReleaseTick, "release-tick", time.Second, "how often waiting release stages (approvals, gates, queues) are looked at")
@@ -274,10 +280,12 @@ func (m *Main) Run(ctx context.Context) error {
 	// how long a fetched queue message stays hidden (as CrashPoint below).
 	lease, _ := time.ParseDuration(os.Getenv("HOTSWAP_TEST_QUEUE_LEASE"))
 	m.triggers = trigger.New(trigger.Config{
-		Lease:   lease,
-		Outputs: outputs,
-		Check:   binding.Check,
-		Logger:  m.logger.With("component", "trigger"),
+		Lease:        lease,
+		Outputs:      outputs,
+		Check:        binding.Check,
+		Logger:       m.logger.With("component", "trigger"),
+		MaxPayload:   c.PayloadMaxBody,
+		MemoryBudget: c.TriggerMemory,
 	})
 	m.metrics.Collectors = append(m.metrics.Collectors, m.triggers)
 	m.router = router.New(router.Config{

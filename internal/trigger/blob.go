@@ -48,7 +48,7 @@ const (
 	blobMaxTries      = 5
 	blobMaxPoll       = 10 * time.Second
 	blobLease         = 60 * time.Second
-	blobMaxSize       = 64 << 20 // larger blobs fail: they are passed in one JSON request
+	blobMaxSize       = 64 << 20 // Config.MaxPayload's ceiling: a blob is passed in one JSON request
 	blobConcurrency   = 8
 )
 
@@ -65,6 +65,9 @@ type blobScanner struct {
 	log      func(line string)
 	stats    *Stats
 	ready    func() time.Duration // see poller.ready
+	maxSize  int64                // largest blob passed; zero is DefaultMaxPayload
+	budget   *budget              // shared payload bytes; nil is unlimited
+	inputs   int64                // the function's blob inputs, read whole
 
 	mu    sync.Mutex
 	done  map[string]bool      // name/etag settled: skipped without a receipt read
@@ -260,10 +263,16 @@ func (s *blobScanner) process(work context.Context, b *blobItem) (settled bool, 
 		return err == nil, soon
 	}
 	tries, _ := strconv.Atoi(meta["failures"])
+	got, err := s.budget.acquire(work, min(b.Length, s.maxBytes())*payloadCopies+s.inputs*s.maxBytes())
+	if err != nil {
+		s.releaseLease(work, lc)
+		return false, soon
+	}
 	err = s.download(work, b)
 	if err == nil {
 		err = s.handle(work, b)
 	}
+	s.budget.release(got)
 	set := map[string]*string{}
 	switch {
 	case err == nil:
@@ -344,10 +353,19 @@ func (s *blobScanner) releaseLease(work context.Context, lc *lease.BlobClient) {
 	_, _ = lc.ReleaseLease(ctx, nil)
 }
 
-// download reads the blob's content and metadata, at most blobMaxSize.
+// maxBytes is the largest blob the scanner passes.
+func (s *blobScanner) maxBytes() int64 {
+	if s.maxSize <= 0 {
+		return DefaultMaxPayload
+	}
+	return s.maxSize
+}
+
+// download reads the blob's content and metadata, at most maxBytes.
 func (s *blobScanner) download(work context.Context, b *blobItem) error {
-	if b.Length > blobMaxSize {
-		return fmt.Errorf("blob %s is %d bytes, more than the %d a blob trigger passes", b.Path, b.Length, blobMaxSize)
+	max := s.maxBytes()
+	if b.Length > max {
+		return fmt.Errorf("blob %s is %d bytes, more than the %d a blob trigger passes (the server's payload-max-body)", b.Path, b.Length, max)
 	}
 	ctx, cancel := context.WithTimeout(work, 5*time.Minute)
 	defer cancel()
@@ -357,12 +375,12 @@ func (s *blobScanner) download(work context.Context, b *blobItem) error {
 		return fmt.Errorf("read blob %s: %w", b.Path, azstorage.Redact(err))
 	}
 	defer resp.Body.Close()
-	b.Content, err = io.ReadAll(io.LimitReader(resp.Body, blobMaxSize+1))
+	b.Content, err = io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
 		return fmt.Errorf("read blob %s: %w", b.Path, azstorage.Redact(err))
 	}
-	if len(b.Content) > blobMaxSize {
-		return fmt.Errorf("blob %s is more than the %d bytes a blob trigger passes", b.Path, blobMaxSize)
+	if int64(len(b.Content)) > max {
+		return fmt.Errorf("blob %s is more than the %d bytes a blob trigger passes (the server's payload-max-body)", b.Path, max)
 	}
 	b.Metadata = make(map[string]string, len(resp.Metadata))
 	for k, v := range resp.Metadata {

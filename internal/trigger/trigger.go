@@ -26,6 +26,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/hotswap/hotswap/internal/azstorage"
+	"github.com/hotswap/hotswap/internal/binding"
 	"github.com/hotswap/hotswap/internal/funcapp"
 	"github.com/hotswap/hotswap/internal/invoke"
 	"github.com/hotswap/hotswap/internal/runtime"
@@ -64,11 +65,21 @@ type Config struct {
 	// Check reports why a function cannot run with the slot's settings
 	// (e.g. an output's connection is missing); nil checks nothing.
 	Check func(fn *funcapp.Function, settings map[string]string) error
+	// MaxPayload is the largest blob a blob trigger passes, and each blob
+	// input reads, in bytes; zero is DefaultMaxPayload (8 MiB, as the
+	// router's payload-mode body), at most 64 MiB.
+	MaxPayload int64
+	// MemoryBudget bounds the bytes of trigger payloads (blobs and blob
+	// inputs, with their copies) held at once by all functions together;
+	// an invocation waits for its share. Zero is DefaultMemoryBudget
+	// (256 MiB).
+	MemoryBudget int64
 }
 
 // Manager keeps one listener per serving process set.
 type Manager struct {
 	cfg    Config
+	budget *budget         // payload bytes held at once, all functions
 	ctx    context.Context // invocations; ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // pollers and invocations
@@ -86,7 +97,14 @@ func New(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{cfg: cfg, listeners: make(map[string]*listener)}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	cfg.MaxPayload = min(cfg.MaxPayload, blobMaxSize)
+	if cfg.MemoryBudget <= 0 {
+		cfg.MemoryBudget = DefaultMemoryBudget
+	}
+	m := &Manager{cfg: cfg, listeners: make(map[string]*listener), budget: newBudget(cfg.MemoryBudget)}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m
 }
@@ -406,7 +424,8 @@ func (m *Manager) blobScanner(s Serving, fn *funcapp.Function, e endpoints, f *f
 	f.stats = new(Stats)
 	b := &blobScanner{
 		fn: fn.Name, hostID: hostID(s.App, s.Slot, s.Settings), pattern: e.pattern, c: e.c, receipts: e.receipts,
-		poison: e.blobPoison, base64: s.Package.Host.Queues.Base64, handle: m.blobHandler(s, fn), log: logf, stats: f.stats, ready: readyWait(s.Set),
+		poison: e.blobPoison, base64: s.Package.Host.Queues.Base64, maxSize: m.cfg.MaxPayload, budget: m.budget,
+		inputs: int64(len(fn.Inputs)), handle: m.blobHandler(s, fn), log: logf, stats: f.stats, ready: readyWait(s.Set),
 		done: make(map[string]bool), busy: make(map[string]bool), later: make(map[string]time.Time),
 	}
 	return b.run
@@ -439,6 +458,15 @@ func (m *Manager) handler(s Serving, fn *funcapp.Function) func(ctx context.Cont
 					vals[k] = fmt.Sprint(v)
 				}
 			}
+		}
+		// Blob inputs are read whole: their bytes wait for the budget
+		// (a blob trigger's scanner takes them with its blob's).
+		if n := int64(len(fn.Inputs)); n > 0 {
+			got, err := m.budget.acquire(ctx, n*m.cfg.MaxPayload)
+			if err != nil {
+				return &notRunError{why: "the server is stopping"}
+			}
+			defer m.budget.release(got)
 		}
 		return m.run(ctx, s, fn, jsonString(string(msg.Text)), meta, vals)
 	}
@@ -478,7 +506,7 @@ func (m *Manager) run(ctx context.Context, s Serving, fn *funcapp.Function, data
 		return err // not a try: released until the handler is back
 	}
 	in := map[string]json.RawMessage{fn.TriggerName: data}
-	if err := readInputs(ctx, fn, s.Settings, vals, in); err != nil {
+	if err := binding.ReadInputs(ctx, fn, s.Settings, vals, m.cfg.MaxPayload, in); err != nil {
 		return azstorage.Redact(err)
 	}
 	res, err := m.cfg.Invoker.Invoke(ctx, addr, invoke.Request{
