@@ -58,7 +58,7 @@ func readInput(ctx context.Context, in funcapp.Input, settings, vals map[string]
 		return json.RawMessage("null"), nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read blob %s: %w", path, err)
+		return nil, fmt.Errorf("read blob %s: %w", path, azstorage.Redact(err))
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength != nil && *resp.ContentLength > max {
@@ -66,7 +66,7 @@ func readInput(ctx context.Context, in funcapp.Input, settings, vals map[string]
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("read blob %s: %w", path, err)
+		return nil, fmt.Errorf("read blob %s: %w", path, azstorage.Redact(err))
 	}
 	if int64(len(b)) > max {
 		return nil, fmt.Errorf("blob %s is more than the %d bytes an input binding passes", path, max)
