@@ -292,7 +292,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Domain: c.Domain, Logger: m.logger.With("component", "router"), Version: Version,
 		ConnLimits:     router.ConnLimits{ResponseHeaderTimeout: c.ResponseHeaderTimeout, MaxConnsPerSet: c.MaxHandlerConns, MaxIdleConnsPerSet: c.MaxIdleHandlerConns},
 		MaxPayloadBody: c.PayloadMaxBody, Payload: router.PayloadLimits{Concurrency: c.PayloadConcurrency, BodyTimeout: c.PayloadBodyTimeout},
-		Outputs: outputs,
+		Outputs: outputs, Listeners: m.triggers,
 	})
 	m.ops, err = ops.Open(ctx, ops.Config{
 		Domain:       c.Domain,

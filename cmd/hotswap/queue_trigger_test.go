@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -290,6 +292,38 @@ func TestQueueTrigger(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "container uploads does not exist yet") {
 			t.Errorf("hotswap functions does not say the blob container is missing:\n%s", out.String())
+		}
+	})
+
+	t.Run("the host admin API and the slot page show each listener", func(t *testing.T) {
+		master := findKey(s.keys("qa", "production"), "master", "", "_master")
+		_, body := s.fn("GET", "qa.localhost", "/admin/functions", map[string]string{"x-functions-key": master}, nil)
+		var fns []struct {
+			Name     string
+			Listener *struct {
+				Queue       string
+				State       string
+				Invocations int64
+				QueueLength *int64
+			}
+		}
+		if err := json.Unmarshal(body, &fns); err != nil {
+			t.Fatalf("/admin/functions: %v\n%s", err, body)
+		}
+		work := false
+		for _, f := range fns {
+			if f.Name == "work" {
+				work = f.Listener != nil && f.Listener.Queue == "work" && f.Listener.State != "" && f.Listener.Invocations >= 1 && f.Listener.QueueLength != nil
+			}
+		}
+		if !work {
+			t.Errorf("/admin/functions = %s, want the work listener with its queue, state, invocations and queue length", body)
+		}
+		u := newPortalUser(t, s)
+		u.signIn(s.token)
+		resp, page := u.get("/apps/qa/slots/production")
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, `data-testid="listener-stats-work"`) || !regexp.MustCompile(`[1-9][0-9]* invocations, 0 failed`).MatchString(page) {
+			t.Errorf("slot page (%d) does not show the work listener's invocations", resp.StatusCode)
 		}
 	})
 

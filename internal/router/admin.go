@@ -93,8 +93,13 @@ func (h *Handler) adminFunctions(w http.ResponseWriter, r *http.Request, s *Slot
 		IsDisabled        bool           `json:"isDisabled"`
 		Runnable          bool           `json:"runnable"`
 		Reason            string         `json:"reason,omitempty"`
+		Listener          any            `json:"listener,omitempty"` // queue and blob triggers
 	}
 	out := []fnJSON{}
+	var listeners map[string]any
+	if h.listeners != nil {
+		listeners = h.listeners.Listeners(s.App, s.Name)
+	}
 	if s.Package != nil {
 		prefix := s.Package.Host.RoutePrefix
 		for _, f := range s.Package.Functions {
@@ -111,6 +116,9 @@ func (h *Handler) adminFunctions(w http.ResponseWriter, r *http.Request, s *Slot
 			}
 			if f.Trigger == "http" {
 				j.InvokeURLTemplate = InvokeURL(s.BaseURL, prefix, f.Route)
+			}
+			if l, ok := listeners[f.Name]; ok {
+				j.Listener = l
 			}
 			out = append(out, j)
 		}

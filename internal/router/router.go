@@ -102,6 +102,7 @@ type Handler struct {
 	transport http.RoundTripper
 	limits    ConnLimits
 	outputs   OutputWriter
+	listeners Listeners
 }
 
 // Observer receives one observation per request that reached a slot's
@@ -126,6 +127,16 @@ type Config struct {
 	// Outputs writes the queue and blob outputs of payload-mode functions;
 	// nil fails the invocations of functions that have such outputs.
 	Outputs OutputWriter
+	// Listeners tells the host admin API the state of a slot's queue and
+	// blob trigger listeners; nil shows none.
+	Listeners Listeners
+}
+
+// Listeners reports the queue and blob trigger listeners of a slot by
+// function name; each value is JSON-encodable. It is called by the host
+// admin API, never on the request path.
+type Listeners interface {
+	Listeners(app, slot string) map[string]any
 }
 
 // OutputWriter writes an invocation's output bindings other than http (see
@@ -148,6 +159,7 @@ func New(cfg Config) *Handler {
 		started:   time.Now(),
 		limits:    cfg.ConnLimits.withDefaults(),
 		outputs:   cfg.Outputs,
+		listeners: cfg.Listeners,
 	}
 	if h.transport == nil {
 		h.transport = newTransport(h.limits)

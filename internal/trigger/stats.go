@@ -29,6 +29,11 @@ type State struct {
 	Invocations int64  `json:"invocations"`     // succeeded or failed, since the listener started
 	Failures    int64  `json:"failures"`
 	Poisoned    int64  `json:"poisoned"` // messages moved to the poison queue, or blobs reported to webjobs-blobtrigger-poison
+	// QueueLength and OldestMessageAge are the queue's approximate length
+	// and the age of its oldest visible message, as last measured (queue
+	// triggers; nil before the first measure).
+	QueueLength      *int64  `json:"queueLength,omitempty"`
+	OldestMessageAge *string `json:"oldestMessageAge,omitempty"`
 	// SharedWith are the app's other slots whose listeners take work from
 	// the same queue (or container and path): staging competing with
 	// production for its messages, when the connection setting is not a
@@ -92,6 +97,13 @@ func (s *Stats) poisoned() { s.poison.Add(1) }
 // state fills st from the counters.
 func (s *Stats) state(st *State) {
 	st.Invocations, st.Failures, st.Poisoned = s.invocations.Load(), s.failures.Load(), s.poison.Load()
+	if n, age, ok := s.queue(); ok {
+		st.QueueLength = &n
+		if age > 0 {
+			a := age.Round(time.Second).String()
+			st.OldestMessageAge = &a
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.Note, st.Error = s.note, s.lastFail

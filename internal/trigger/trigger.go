@@ -173,6 +173,16 @@ func (m *Manager) States(app, slot string) []State {
 	return out
 }
 
+// Listeners returns States by function name, for the host admin API's
+// GET /admin/functions.
+func (m *Manager) Listeners(app, slot string) map[string]any {
+	out := map[string]any{}
+	for _, st := range m.States(app, slot) {
+		out[st.Function] = st
+	}
+	return out
+}
+
 // sharedLocked returns the other slots of l's app whose listeners take work
 // from where f does (staging listening to production's queue, say).
 func (m *Manager) sharedLocked(l *listener, f *fnListener) []string {
