@@ -56,6 +56,7 @@ type binding struct {
 	Methods   []string `json:"methods"`
 	Route     string   `json:"route"`
 	QueueName string   `json:"queueName"`
+	Path      string   `json:"path"`
 }
 
 func TestHostJSON(t *testing.T) {
@@ -114,6 +115,7 @@ func TestFunctionJSON(t *testing.T) {
 		{"gopayload/nooutput", "anonymous", []string{"post"}, "fire", ""},
 		{"gopayload/fail", "anonymous", []string{"get"}, "fail", "res"},
 		{"gopayload/order", "anonymous", []string{"post"}, "orders", "res"},
+		{"gopayload/status", "anonymous", []string{"get"}, "orders/{id}", "res"},
 		{"node/hello", "function", []string{"get"}, "hello", "res"},
 		{"node/echo", "anonymous", []string{"post"}, "echo", "res"},
 	}
@@ -155,6 +157,8 @@ func TestFunctionJSON(t *testing.T) {
 					out = append(out, b)
 				case b.Type == "queue" && b.Direction == "out" && b.QueueName != "":
 					// A queue output beside the http one (order).
+				case b.Type == "blob" && b.Direction == "in" && b.Path != "":
+					// A blob input read before the invocation (status).
 				default:
 					t.Errorf("unexpected binding %+v", b)
 				}
