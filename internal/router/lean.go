@@ -70,9 +70,16 @@ func NewServer(h *Handler, std *http.Server) *Server {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	// Under mu, so that a Shutdown that comes first (a server stopped as
+	// soon as it started) either finds the listener to close and the
+	// sweeper to wait for, or is seen here.
 	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
 	s.ln = ln
-	s.mu.Unlock()
 	s.handoff.addr = ln.Addr()
 	if s.std.ReadHeaderTimeout == 0 {
 		s.std.ReadHeaderTimeout = s.readHeaderTimeout()
@@ -80,8 +87,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.std.IdleTimeout == 0 {
 		s.std.IdleTimeout = s.idleTimeout()
 	}
-	go s.std.Serve(s.handoff)
 	s.sweep.Add(1)
+	s.mu.Unlock()
+	go s.std.Serve(s.handoff)
 	go s.sweepPools()
 	for {
 		c, err := ln.Accept()

@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -566,5 +567,33 @@ func TestLeanBodyFinishingAfterResponseKeepsConnection(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("second request = %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestLeanShutdownBeforeServe(t *testing.T) {
+	// A server stopped as soon as it started (a failed start, a test): the
+	// Serve goroutine may run after Shutdown. It must then return, with
+	// its listener closed, and race with nothing Shutdown touches.
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewServer(New(Config{Domain: "test"}), &http.Server{})
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(ln) }()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.Shutdown(ctx); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+		cancel()
+		select {
+		case err := <-served:
+			if !errors.Is(err, http.ErrServerClosed) {
+				t.Fatalf("Serve = %v, want http.ErrServerClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve still runs after Shutdown: its listener was never closed")
+		}
 	}
 }
