@@ -8,6 +8,8 @@ import (
 	"net/http/httputil"
 	"sync"
 	"time"
+
+	"github.com/hotswap/hotswap/internal/invoke"
 )
 
 var dialer = &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
@@ -38,7 +40,7 @@ func newProxy(s *Slot, transport http.RoundTripper) *proxy {
 			pr.Out.URL.Host = addr
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
-			pr.Out.Header.Set("X-Azure-Functions-InvocationId", newInvocationID())
+			pr.Out.Header.Set("X-Azure-Functions-InvocationId", invoke.NewID())
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) || r.Context().Err() != nil {

@@ -151,7 +151,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	if trigger == "" {
 		trigger = "req"
 	}
-	id := newInvocationID()
+	id := invoke.NewID()
 	meta := map[string]any{
 		"Query":   query,
 		"Headers": r.Header,
