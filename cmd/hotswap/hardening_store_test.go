@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
@@ -181,9 +182,9 @@ func TestRefusedOperationEndDoesNotLockApp(t *testing.T) {
 	settings := map[string]any{"set": []map[string]any{{"name": "COLOR", "value": "blue"}}}
 	s.must(http.StatusOK, "PATCH", "/api/v1/apps/locked/slots/production/settings", settings, nil)
 
-	var ops struct{ Operations []sqlite.Operation }
+	var ops struct{ Operations []hotswap.Operation }
 	s.must(http.StatusOK, "GET", "/api/v1/apps/locked/operations", nil, &ops)
-	if len(ops.Operations) == 0 || ops.Operations[0].State != sqlite.OpSucceeded {
+	if len(ops.Operations) == 0 || ops.Operations[0].State != hotswap.OpSucceeded {
 		t.Errorf("operations = %+v, want the settings change listed as succeeded", ops.Operations)
 	}
 	var refused struct {

@@ -8,7 +8,6 @@ import (
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // mayReadKeys reports whether who may read function keys: the roles that
@@ -54,7 +53,7 @@ func force(r *http.Request) (bool, error) {
 // they usually carry a secret, so only admins do.
 func mayReadWebhooks(who actor) bool { return who.Role == "admin" }
 
-func redactPipeline(who actor, p sqlite.Pipeline) sqlite.Pipeline {
+func redactPipeline(who actor, p hotswap.Pipeline) hotswap.Pipeline {
 	if !mayReadWebhooks(who) {
 		p.Definition = release.RedactDefinition(p.Definition)
 	}

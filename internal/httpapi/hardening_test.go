@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/artifact"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
@@ -79,7 +80,7 @@ func (e *env) addUser(name, role string) string {
 	e.t.Helper()
 	token := "tok-" + name + "-0123456789abcdef"
 	sum := sha256.Sum256([]byte(token))
-	if err := e.db.CreateUser(context.Background(), sqlite.User{Name: name, Role: role, TokenHash: hex.EncodeToString(sum[:])}); err != nil {
+	if err := e.db.CreateUser(context.Background(), hotswap.User{Name: name, Role: role, TokenHash: hex.EncodeToString(sum[:])}); err != nil {
 		e.t.Fatal(err)
 	}
 	return token
@@ -280,7 +281,7 @@ func TestHeldSlot(t *testing.T) {
 	ci := e.addUser("ci", "deployer")
 	e.must(adminToken, 200, "PUT", "/api/v1/apps/orders/slots/staging/autoswap", map[string]string{"target": "production"}, nil)
 	e.must(adminToken, 201, "POST", "/api/v1/pipelines", heldPipeline, nil)
-	if _, _, err := e.rel.PushArtifact(context.Background(), release.Actor{Name: "ci", Role: "deployer"}, sqlite.Artifact{Feed: "orders", Version: "1.0.0"}, bytes.NewReader(goforwardZip(t))); err != nil {
+	if _, _, err := e.rel.PushArtifact(context.Background(), release.Actor{Name: "ci", Role: "deployer"}, hotswap.Artifact{Feed: "orders", Version: "1.0.0"}, bytes.NewReader(goforwardZip(t))); err != nil {
 		t.Fatal(err)
 	}
 	var rel release.Release
@@ -336,7 +337,7 @@ func TestHeldSlot(t *testing.T) {
 		t.Errorf("release log does not say who forced it:\n%s", releaseLog(r))
 	}
 	var acts struct {
-		Activity []sqlite.Activity `json:"activity"`
+		Activity []hotswap.Activity `json:"activity"`
 	}
 	e.must(adminToken, 200, "GET", "/api/v1/apps/orders/activity", nil, &acts)
 	found := false
@@ -363,7 +364,7 @@ func TestWebhookShownOnlyToAdmins(t *testing.T) {
 	ci := e.addUser("ci", "deployer")
 	def := heldPipeline + "notify:\n  webhook: https://hooks.example.com/services/T0/B1/s3cr3t?token=s3cr3t\n"
 	e.must(adminToken, 201, "POST", "/api/v1/pipelines", def, nil)
-	if _, _, err := e.rel.PushArtifact(context.Background(), release.Actor{Name: "ci", Role: "deployer"}, sqlite.Artifact{Feed: "orders", Version: "1.0.0"}, bytes.NewReader(goforwardZip(t))); err != nil {
+	if _, _, err := e.rel.PushArtifact(context.Background(), release.Actor{Name: "ci", Role: "deployer"}, hotswap.Artifact{Feed: "orders", Version: "1.0.0"}, bytes.NewReader(goforwardZip(t))); err != nil {
 		t.Fatal(err)
 	}
 	var rel release.Release

@@ -21,7 +21,6 @@ import (
 	"github.com/hotswap/hotswap/internal/apierr"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // Config configures a Server.
@@ -31,7 +30,7 @@ type Config struct {
 	Domain     string       // for Kudu's <app>[-<slot>].scm.<domain> host names
 	Logger     *slog.Logger // nil discards
 	Version    string
-	Store      *sqlite.DB      // users; nil: only the admin token works
+	Store      Store      // users; nil: only the admin token works
 	Releases   *release.Engine // nil: no release endpoints
 	Metrics    http.Handler    // /metrics; nil: none
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/release"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 func (s *Server) releaseRoutes() {
@@ -71,7 +70,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, who actor) {
 		s.fail(w, r, err)
 		return
 	}
-	u := sqlite.User{Name: in.Name, Role: in.Role, TokenHash: hash}
+	u := hotswap.User{Name: in.Name, Role: in.Role, TokenHash: hash}
 	if err := s.cfg.Store.CreateUser(r.Context(), u); err != nil {
 		s.fail(w, r, err)
 		return
@@ -137,7 +136,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ actor) {
 		return
 	}
 	if us == nil {
-		us = []sqlite.User{}
+		us = []hotswap.User{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": us})
 }
@@ -152,7 +151,7 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, _ actor) {
 
 func (s *Server) pushArtifact(w http.ResponseWriter, r *http.Request, who actor) {
 	q := r.URL.Query()
-	a := sqlite.Artifact{Feed: r.PathValue("feed"), Version: q.Get("version"), Branch: q.Get("branch"), Commit: q.Get("commit")}
+	a := hotswap.Artifact{Feed: r.PathValue("feed"), Version: q.Get("version"), Branch: q.Get("branch"), Commit: q.Get("commit")}
 	a, rels, err := s.cfg.Releases.PushArtifact(r.Context(), who, a, r.Body)
 	if err != nil {
 		s.fail(w, r, err)
@@ -176,7 +175,7 @@ func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request, _ actor) 
 		return
 	}
 	if as == nil {
-		as = []sqlite.Artifact{}
+		as = []hotswap.Artifact{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"artifacts": as})
 }
@@ -210,7 +209,7 @@ func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request, who actor
 		return
 	}
 	if ps == nil {
-		ps = []sqlite.Pipeline{}
+		ps = []hotswap.Pipeline{}
 	}
 	for i := range ps {
 		ps[i] = redactPipeline(who, ps[i])

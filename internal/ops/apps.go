@@ -9,7 +9,6 @@ import (
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/router"
 	"github.com/hotswap/hotswap/internal/runtime"
-	"github.com/hotswap/hotswap/internal/sqlite"
 	"github.com/hotswap/hotswap/internal/trigger"
 )
 
@@ -465,7 +464,7 @@ func (s *Service) ResolveLabel(label string) (app, slot string, ok bool) {
 }
 
 // Activity returns an app's activity log, newest first.
-func (s *Service) Activity(ctx context.Context, app string, limit int) ([]sqlite.Activity, error) {
+func (s *Service) Activity(ctx context.Context, app string, limit int) ([]hotswap.Activity, error) {
 	if _, err := s.store.GetApp(ctx, app); err != nil {
 		return nil, err
 	}
@@ -473,7 +472,7 @@ func (s *Service) Activity(ctx context.Context, app string, limit int) ([]sqlite
 }
 
 // Operations returns an app's latest operations, newest first.
-func (s *Service) Operations(ctx context.Context, app string, limit int) ([]sqlite.Operation, error) {
+func (s *Service) Operations(ctx context.Context, app string, limit int) ([]hotswap.Operation, error) {
 	if _, err := s.store.GetApp(ctx, app); err != nil {
 		return nil, err
 	}

@@ -10,12 +10,11 @@ import (
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/funcapp"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // begin records a running operation on app; Conflict when one already runs.
-func (s *Service) begin(ctx context.Context, app, kind, slot, actor string) (*sqlite.Operation, error) {
-	op := &sqlite.Operation{ID: newID("op-"), App: app, Kind: kind, Slot: slot, Actor: actor, State: "running", StartedAt: time.Now().UTC()}
+func (s *Service) begin(ctx context.Context, app, kind, slot, actor string) (*hotswap.Operation, error) {
+	op := &hotswap.Operation{ID: newID("op-"), App: app, Kind: kind, Slot: slot, Actor: actor, State: "running", StartedAt: time.Now().UTC()}
 	if err := s.beginOp(ctx, *op); err != nil {
 		return nil, err
 	}
@@ -24,10 +23,10 @@ func (s *Service) begin(ctx context.Context, app, kind, slot, actor string) (*sq
 
 // end records the outcome of an operation. It uses a context that outlives
 // the caller's, so a client going away does not leave it running.
-func (s *Service) end(ctx context.Context, op *sqlite.Operation, err error) {
-	state, detail := "succeeded", ""
+func (s *Service) end(ctx context.Context, op *hotswap.Operation, err error) {
+	state, detail := hotswap.OpSucceeded, ""
 	if err != nil {
-		state, detail = "failed", hotswap.ErrorMessage(err)
+		state, detail = hotswap.OpFailed, hotswap.ErrorMessage(err)
 	}
 	s.finish(ctx, *op, state, detail)
 }
@@ -103,7 +102,7 @@ func (s *Service) StartDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 	return d, done, nil
 }
 
-func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.Deployment, *sqlite.Operation, error) {
+func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.Deployment, *hotswap.Operation, error) {
 	if len(req.Message) > 4096 {
 		return hotswap.Deployment{}, nil, hotswap.Errorf(hotswap.Invalid, "deploy message is longer than 4096 bytes")
 	}
@@ -122,7 +121,7 @@ func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 		ID: newID("d-"), App: req.App, Slot: req.Slot, Author: req.Actor, Message: req.Message,
 		Status: hotswap.DeployPending, StatusText: "pending", CreatedAt: now, StartedAt: now,
 	}
-	op := &sqlite.Operation{ID: newID("op-"), App: req.App, Kind: "deploy", Slot: req.Slot, Target: d.ID, Actor: req.Actor, State: "running", StartedAt: now}
+	op := &hotswap.Operation{ID: newID("op-"), App: req.App, Kind: "deploy", Slot: req.Slot, Target: d.ID, Actor: req.Actor, State: "running", StartedAt: now}
 	if err := s.beginOp(ctx, *op); err != nil {
 		return d, nil, err
 	}
@@ -137,7 +136,7 @@ func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 	return d, op, nil
 }
 
-func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *sqlite.Operation) (DeployResult, error) {
+func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *hotswap.Operation) (DeployResult, error) {
 	d, err := s.deploy(ctx, req, d, op)
 	if err != nil {
 		s.logDiskFull(req.App, req.Slot, "deploy "+d.ID, err)
@@ -179,7 +178,7 @@ func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.De
 	return res, nil
 }
 
-func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *sqlite.Operation) (hotswap.Deployment, error) {
+func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *hotswap.Operation) (hotswap.Deployment, error) {
 	phase := func(p string, status hotswap.DeploymentStatus) {
 		d.Status, d.StatusText = status, p
 		_ = s.store.UpdateDeployment(ctx, d)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hotswap/hotswap"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // An operation's end is one small store write. When the store refuses it
@@ -31,8 +30,8 @@ const (
 // unrecorded holds the ends the store refused. Its zero value is ready.
 type unrecorded struct {
 	mu   sync.Mutex
-	ops  map[string]sqlite.Operation // by ID; State, Detail, EndedAt as they ended
-	wake chan struct{}               // wakes endLoop; made on first use
+	ops  map[string]hotswap.Operation // by ID; State, Detail, EndedAt as they ended
+	wake chan struct{}                // wakes endLoop; made on first use
 }
 
 func (u *unrecorded) wakeLocked() chan struct{} {
@@ -42,11 +41,11 @@ func (u *unrecorded) wakeLocked() chan struct{} {
 	return u.wake
 }
 
-func (u *unrecorded) add(op sqlite.Operation) {
+func (u *unrecorded) add(op hotswap.Operation) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.ops == nil {
-		u.ops = make(map[string]sqlite.Operation)
+		u.ops = make(map[string]hotswap.Operation)
 	}
 	u.ops[op.ID] = op
 	select {
@@ -63,10 +62,10 @@ func (u *unrecorded) remove(id string) {
 
 // list returns the ends kept for app, or for every app if app is "",
 // oldest first.
-func (u *unrecorded) list(app string) []sqlite.Operation {
+func (u *unrecorded) list(app string) []hotswap.Operation {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	var out []sqlite.Operation
+	var out []hotswap.Operation
 	for _, op := range u.ops {
 		if app == "" || op.App == app {
 			out = append(out, op)
@@ -93,7 +92,7 @@ func transient(err error) bool {
 
 // finish records that op ended in state with detail, now. If the store
 // refuses, it retries a few times, then keeps the end for endLoop.
-func (s *Service) finish(ctx context.Context, op sqlite.Operation, state, detail string) {
+func (s *Service) finish(ctx context.Context, op hotswap.Operation, state hotswap.OperationState, detail string) {
 	ctx = context.WithoutCancel(ctx)
 	op.State, op.Detail, op.EndedAt = state, detail, time.Now().UTC()
 	err := s.store.EndOperationAt(ctx, op.ID, state, detail, op.EndedAt)
@@ -141,7 +140,7 @@ func (s *Service) flushEnds(ctx context.Context, app string) error {
 // beginOp records op as running. When the app's lock in the store is an
 // operation that has ended but whose end the store refused, it writes
 // that end first, so the app is usable as soon as the store is.
-func (s *Service) beginOp(ctx context.Context, op sqlite.Operation) error {
+func (s *Service) beginOp(ctx context.Context, op hotswap.Operation) error {
 	err := s.store.BeginOperation(ctx, op)
 	if hotswap.ErrorKind(err) != hotswap.Conflict {
 		return err
@@ -159,7 +158,7 @@ func (s *Service) beginOp(ctx context.Context, op sqlite.Operation) error {
 }
 
 // withEnds shows the operations whose end is kept in memory as ended.
-func (s *Service) withEnds(ops []sqlite.Operation, err error) ([]sqlite.Operation, error) {
+func (s *Service) withEnds(ops []hotswap.Operation, err error) ([]hotswap.Operation, error) {
 	if err != nil || len(ops) == 0 {
 		return ops, err
 	}
@@ -167,13 +166,13 @@ func (s *Service) withEnds(ops []sqlite.Operation, err error) ([]sqlite.Operatio
 	if len(kept) == 0 {
 		return ops, nil
 	}
-	byID := make(map[string]sqlite.Operation, len(kept))
+	byID := make(map[string]hotswap.Operation, len(kept))
 	for _, op := range kept {
 		byID[op.ID] = op
 	}
-	out := make([]sqlite.Operation, len(ops))
+	out := make([]hotswap.Operation, len(ops))
 	for i, op := range ops {
-		if k, ok := byID[op.ID]; ok && op.State == sqlite.OpRunning {
+		if k, ok := byID[op.ID]; ok && op.State == hotswap.OpRunning {
 			op.State, op.Detail, op.EndedAt = k.State, k.Detail, k.EndedAt
 		}
 		out[i] = op

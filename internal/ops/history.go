@@ -6,14 +6,13 @@ import (
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/funcapp"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // DeploymentView is a deployment with where and when it served.
 type DeploymentView struct {
 	hotswap.Deployment
-	ServingSlots []string         `json:"servingSlots"`
-	Served       []sqlite.Serving `json:"served"`
+	ServingSlots []string          `json:"servingSlots"`
+	Served       []hotswap.Serving `json:"served"`
 }
 
 // History lists an app's deployments, newest first, with the slots each
@@ -27,7 +26,7 @@ func (s *Service) History(ctx context.Context, app, slot string) ([]DeploymentVi
 	if err != nil {
 		return nil, err
 	}
-	byDep := make(map[string][]sqlite.Serving)
+	byDep := make(map[string][]hotswap.Serving)
 	for _, sv := range served {
 		byDep[sv.DeploymentID] = append(byDep[sv.DeploymentID], sv)
 	}
@@ -46,7 +45,7 @@ func (s *Service) History(ctx context.Context, app, slot string) ([]DeploymentVi
 			v.ServingSlots = []string{}
 		}
 		if v.Served == nil {
-			v.Served = []sqlite.Serving{}
+			v.Served = []hotswap.Serving{}
 		}
 		out = append(out, v)
 	}

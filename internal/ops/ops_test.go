@@ -122,7 +122,7 @@ func TestRefusedEndIsRecordedLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if i := slices.IndexFunc(listed, func(o sqlite.Operation) bool { return o.ID == op.ID }); i < 0 || listed[i].State != sqlite.OpSucceeded || listed[i].EndedAt.IsZero() {
+	if i := slices.IndexFunc(listed, func(o hotswap.Operation) bool { return o.ID == op.ID }); i < 0 || listed[i].State != hotswap.OpSucceeded || listed[i].EndedAt.IsZero() {
 		t.Errorf("Operations lists %+v, want %s succeeded and ended", listed, op.ID)
 	}
 
@@ -141,8 +141,8 @@ func TestRefusedEndIsRecordedLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(ops, func(o sqlite.Operation) bool { return o.ID == op.ID })
-	if i < 0 || ops[i].State != sqlite.OpSucceeded || ops[i].EndedAt.After(endedBy) {
+	i := slices.IndexFunc(ops, func(o hotswap.Operation) bool { return o.ID == op.ID })
+	if i < 0 || ops[i].State != hotswap.OpSucceeded || ops[i].EndedAt.After(endedBy) {
 		t.Fatalf("stored operations = %+v, want %s succeeded, ended before %v", ops, op.ID, endedBy)
 	}
 	if _, err := s.UpdateSettings(ctx, "t", "shop", "production", setting("A", "3"), nil, HoldOptions{}); err != nil {

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/hotswap/hotswap"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // keepFailed is how many failed deployments per app are kept for diagnosis.
@@ -88,7 +87,7 @@ func (s *Service) protectedDeployments(ctx context.Context, app string) (map[str
 
 // servedBySlot returns, per slot, the distinct deployments it served,
 // newest first, from a serving history that is newest first.
-func servedBySlot(served []sqlite.Serving) map[string][]string {
+func servedBySlot(served []hotswap.Serving) map[string][]string {
 	out := make(map[string][]string)
 	seen := make(map[[2]string]bool)
 	for _, sv := range served {

@@ -29,14 +29,13 @@ import (
 	"github.com/hotswap/hotswap/internal/metrics"
 	"github.com/hotswap/hotswap/internal/router"
 	"github.com/hotswap/hotswap/internal/runtime"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // Config configures a Service.
 type Config struct {
 	Domain       string // e.g. "localhost"
 	PublicAddr   string // the functions listener's address, for URLs, e.g. ":8080"
-	Store        *sqlite.DB
+	Store        Store
 	Artifacts    *artifact.Store
 	Runtime      *runtime.Manager
 	Router       *router.Handler
@@ -70,7 +69,7 @@ type Config struct {
 // Service is the control plane's engine.
 type Service struct {
 	cfg    Config
-	store  *sqlite.DB
+	store  Store
 	log    *slog.Logger
 	port   string // ":8080" or "" for port 80
 	ctx    context.Context
@@ -187,11 +186,11 @@ func (s *Service) recover(ctx context.Context) error {
 		return fmt.Errorf("recover operations: %w", err)
 	}
 	for _, op := range ops {
-		state, detail := "failed", "interrupted by a server restart before it completed"
+		state, detail := hotswap.OpFailed, "interrupted by a server restart before it completed"
 		if op.Kind == "deploy" && op.Target != "" {
 			d, err := s.store.GetDeployment(ctx, op.App, op.Target)
 			if err == nil && d.Status == hotswap.DeploySuccess {
-				state, detail = "succeeded", "completed before a server restart"
+				state, detail = hotswap.OpSucceeded, "completed before a server restart"
 			} else if err == nil && d.Status != hotswap.DeployFailed {
 				d.Status, d.StatusText, d.EndedAt = hotswap.DeployFailed, "interrupted by a server restart", time.Now().UTC()
 				if err := s.store.UpdateDeployment(ctx, d); err != nil {
@@ -202,7 +201,7 @@ func (s *Service) recover(ctx context.Context) error {
 		if err := s.store.EndOperation(ctx, op.ID, state, detail); err != nil {
 			return fmt.Errorf("recover operation %s: %w", op.ID, err)
 		}
-		s.activity(ctx, op.App, "system", "recover", op.Slot, fmt.Sprintf("%s %s: %s", op.Kind, op.ID, detail), state)
+		s.activity(ctx, op.App, "system", "recover", op.Slot, fmt.Sprintf("%s %s: %s", op.Kind, op.ID, detail), string(state))
 		s.log.Warn("recovered operation", "app", op.App, "op", op.ID, "kind", op.Kind, "state", state)
 	}
 	return nil
@@ -422,7 +421,7 @@ func (s *Service) baseURL(app, slot string) string {
 }
 
 func (s *Service) activity(ctx context.Context, app, actor, action, slot, detail, result string) {
-	err := s.store.AddActivity(context.WithoutCancel(ctx), sqlite.Activity{App: app, Actor: actor, Action: action, Slot: slot, Detail: detail, Result: result})
+	err := s.store.AddActivity(context.WithoutCancel(ctx), hotswap.Activity{App: app, Actor: actor, Action: action, Slot: slot, Detail: detail, Result: result})
 	if err != nil {
 		s.log.Error("record activity", "app", app, "action", action, "err", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/funcapp"
 	"github.com/hotswap/hotswap/internal/runtime"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // SwapRequest asks to swap slot Source into Target.
@@ -51,7 +50,7 @@ type prepared struct {
 
 // preview is a swap stopped after preparing, held by its source slot.
 type preview struct {
-	op        *sqlite.Operation
+	op        *hotswap.Operation
 	req       SwapRequest
 	since     time.Time
 	targetNew *prepared // the source's content under the target's settings
@@ -132,7 +131,7 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 	if err != nil {
 		return res, err
 	}
-	op := &sqlite.Operation{ID: newID("op-"), App: req.App, Kind: "swap", Slot: req.Source, Target: req.Target, Actor: req.Actor, State: sqlite.OpRunning, StartedAt: start.UTC()}
+	op := &hotswap.Operation{ID: newID("op-"), App: req.App, Kind: "swap", Slot: req.Source, Target: req.Target, Actor: req.Actor, State: hotswap.OpRunning, StartedAt: start.UTC()}
 	if err := s.beginOp(ctx, *op); err != nil {
 		return res, err
 	}
@@ -180,7 +179,7 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 }
 
 // prepareSwap starts and warms both new configurations.
-func (s *Service) prepareSwap(ctx context.Context, req SwapRequest, op *sqlite.Operation) (*preview, error) {
+func (s *Service) prepareSwap(ctx context.Context, req SwapRequest, op *hotswap.Operation) (*preview, error) {
 	s.mu.Lock()
 	src := s.slots[slotKey{req.App, req.Source}]
 	tgt := s.slots[slotKey{req.App, req.Target}]
@@ -402,7 +401,7 @@ func (s *Service) CancelSwap(ctx context.Context, actor, app string, ho HoldOpti
 			s.park(x.key, x.deployment, x.set)
 		}
 	}
-	s.finish(ctx, *p.op, sqlite.OpFailed, "cancelled by "+actor)
+	s.finish(ctx, *p.op, hotswap.OpFailed, "cancelled by "+actor)
 	s.activity(ctx, app, actor, "swap.cancel", p.req.Source, "preview of "+p.req.Target+" cancelled", "succeeded")
 	return SwapResult{App: app, Source: p.req.Source, Target: p.req.Target, Phase: "cancelled"}, nil
 }

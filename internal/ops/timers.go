@@ -8,11 +8,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/binding"
 	"github.com/hotswap/hotswap/internal/funcapp"
 	"github.com/hotswap/hotswap/internal/invoke"
 	"github.com/hotswap/hotswap/internal/runtime"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // Timer triggers run in every slot that serves a deployment with them, as on
@@ -205,7 +205,7 @@ func (s *Service) startTimer(j timerJob, now time.Time) (c *timerClock, run *tim
 func (s *Service) putTimerStatus(app, slot string, f *funcapp.Function, last, next time.Time) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
 	defer cancel()
-	err := s.store.PutTimerStatus(ctx, app, slot, f.Name, sqlite.TimerStatus{
+	err := s.store.PutTimerStatus(ctx, app, slot, f.Name, hotswap.TimerStatus{
 		Schedule: f.Schedule.String(), Last: last, Next: next, Updated: time.Now(),
 	})
 	if err != nil {

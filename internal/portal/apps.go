@@ -14,7 +14,6 @@ import (
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/apierr"
 	"github.com/hotswap/hotswap/internal/ops"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 func statusOf(err error) int { return apierr.Status(err) }
@@ -565,7 +564,7 @@ func (p *Portal) rollback(w http.ResponseWriter, r *http.Request) {
 // activityData is the activity page's data.
 type activityData struct {
 	App           ops.AppView
-	Entries       []sqlite.Activity
+	Entries       []hotswap.Activity
 	Actions       []string
 	Action, Slot  string
 	Total, Shown  int

@@ -12,7 +12,6 @@ import (
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 func TestSignIn(t *testing.T) {
@@ -347,7 +346,7 @@ func TestFlow(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(body, "renamed to orders-to-prod") {
 		t.Fatalf("rename = %d:\n%s", status, body)
 	}
-	if _, _, err := e.rel.PushArtifact(ctx, release.Actor{Name: "ci", Role: "deployer"}, sqlite.Artifact{Feed: "orders", Version: "1.4.0", Branch: "main", Commit: "3f2a9c1"}, bytes.NewReader(zip)); err != nil {
+	if _, _, err := e.rel.PushArtifact(ctx, release.Actor{Name: "ci", Role: "deployer"}, hotswap.Artifact{Feed: "orders", Version: "1.4.0", Branch: "main", Commit: "3f2a9c1"}, bytes.NewReader(zip)); err != nil {
 		t.Fatal(err)
 	}
 	_, body = b.get("/pipelines/orders-to-prod")

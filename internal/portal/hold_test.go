@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/release"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // TestSlotHeldByRelease: a slot a waiting release holds shows the hold on
@@ -30,7 +30,7 @@ func TestSlotHeldByRelease(t *testing.T) {
 	if _, err := e.rel.ApplyPipeline(ctx, admin, []byte(def)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.rel.PushArtifact(ctx, admin, sqlite.Artifact{Feed: "orders", Version: "1.0.0"}, bytes.NewReader(zip)); err != nil {
+	if _, _, err := e.rel.PushArtifact(ctx, admin, hotswap.Artifact{Feed: "orders", Version: "1.0.0"}, bytes.NewReader(zip)); err != nil {
 		t.Fatal(err)
 	}
 	rel, err := e.rel.CreateRelease(ctx, admin, "orders-release", "")

@@ -28,7 +28,6 @@ import (
 	"github.com/hotswap/hotswap/internal/artifact"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 //go:embed templates static
@@ -38,7 +37,7 @@ var assets embed.FS
 type Config struct {
 	Ops      *ops.Service    // required
 	Releases *release.Engine // nil: no release pipeline pages
-	Store    *sqlite.DB      // required: users, pipelines, artifacts, the session secret
+	Store    Store      // required: users, pipelines, artifacts, the session secret
 	// Authenticate resolves an API token (a user's or the admin token) to
 	// its user; required. It must compare in constant time.
 	Authenticate func(ctx context.Context, token string) (release.Actor, bool)
@@ -113,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Portal, error) {
 	return p, nil
 }
 
-func loadSecret(ctx context.Context, db *sqlite.DB) ([]byte, error) {
+func loadSecret(ctx context.Context, db Store) ([]byte, error) {
 	v, ok, err := db.GetMeta(ctx, secretKey)
 	if err != nil {
 		return nil, fmt.Errorf("portal secret: %w", err)

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/artifact"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
@@ -102,7 +103,7 @@ func (e *env) addUser(name, role string) string {
 	e.t.Helper()
 	token := "tok-" + name + "-0123456789abcdef"
 	sum := sha256.Sum256([]byte(token))
-	if err := e.db.CreateUser(context.Background(), sqlite.User{Name: name, Role: role, TokenHash: hex.EncodeToString(sum[:])}); err != nil {
+	if err := e.db.CreateUser(context.Background(), hotswap.User{Name: name, Role: role, TokenHash: hex.EncodeToString(sum[:])}); err != nil {
 		e.t.Fatal(err)
 	}
 	return token

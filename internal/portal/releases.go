@@ -11,7 +11,6 @@ import (
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/pipeline"
 	"github.com/hotswap/hotswap/internal/release"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 func pipelineURL(name string) string { return "/pipelines/" + url.PathEscape(name) }
@@ -20,7 +19,7 @@ func releaseURL(id string) string { return "/releases/" + url.PathEscape(id) }
 
 // pipelineRow is a pipeline in the list.
 type pipelineRow struct {
-	sqlite.Pipeline
+	hotswap.Pipeline
 	Feed   string
 	Stages int
 }
@@ -74,12 +73,12 @@ func stageBoxes(def *pipeline.Pipeline) []stageBox {
 
 // pipelineData is the pipeline page's data.
 type pipelineData struct {
-	Pipeline  sqlite.Pipeline
+	Pipeline  hotswap.Pipeline
 	Def       *pipeline.Pipeline
 	Stages    []stageBox
-	Artifacts []sqlite.Artifact
+	Artifacts []hotswap.Artifact
 	Releases  []*release.Release
-	Versions  []sqlite.PipelineVersion
+	Versions  []hotswap.PipelineVersion
 }
 
 func (p *Portal) pipelinePage(w http.ResponseWriter, r *http.Request) {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotswap/hotswap/internal/sqlite"
+	"github.com/hotswap/hotswap"
 )
 
 // noRedirect is a client that shows redirects instead of following them.
@@ -136,7 +136,7 @@ func TestSessionBoundToToken(t *testing.T) {
 // addUserToken creates a user with the given token.
 func (e *env) addUserToken(name, role, token string) {
 	e.t.Helper()
-	if err := e.db.CreateUser(context.Background(), sqlite.User{Name: name, Role: role, TokenHash: tokenHash(token)}); err != nil {
+	if err := e.db.CreateUser(context.Background(), hotswap.User{Name: name, Role: role, TokenHash: tokenHash(token)}); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/pipeline"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // Actor is who asks for something.
@@ -36,37 +35,37 @@ func (r resolver) User(name string) error {
 // ApplyPipeline creates a pipeline from a YAML definition or, when one of
 // that name exists, stores a new version of it. An invalid definition is
 // refused with its problems by line; the previous version keeps running.
-func (e *Engine) ApplyPipeline(ctx context.Context, actor Actor, definition []byte) (sqlite.Pipeline, error) {
+func (e *Engine) ApplyPipeline(ctx context.Context, actor Actor, definition []byte) (hotswap.Pipeline, error) {
 	def, err := pipeline.Parse(definition, resolver{ctx, e})
 	if err != nil {
-		return sqlite.Pipeline{}, err
+		return hotswap.Pipeline{}, err
 	}
 	id := newID("p-")
 	var oldDef *pipeline.Pipeline
 	if old, err := e.store.GetPipeline(ctx, def.Name, false); err == nil {
 		id = old.ID
 		if oldDef, err = pipeline.Parse([]byte(old.Definition), nil); err != nil {
-			return sqlite.Pipeline{}, fmt.Errorf("apply pipeline %s: the stored definition no longer parses: %w", def.Name, err)
+			return hotswap.Pipeline{}, fmt.Errorf("apply pipeline %s: the stored definition no longer parses: %w", def.Name, err)
 		}
 	} else if hotswap.ErrorKind(err) != hotswap.NotFound {
-		return sqlite.Pipeline{}, err
+		return hotswap.Pipeline{}, err
 	}
 	if actor.Role != "admin" {
 		if definition, def, err = keepWebhook(definition, def, oldDef, resolver{ctx, e}); err != nil {
-			return sqlite.Pipeline{}, err
+			return hotswap.Pipeline{}, err
 		}
 	}
 	if err := checkDuties(actor, oldDef, def); err != nil {
-		return sqlite.Pipeline{}, err
+		return hotswap.Pipeline{}, err
 	}
 	return e.store.ApplyPipeline(ctx, id, def.Name, string(definition), actor.Name)
 }
 
 // RenamePipeline gives a pipeline a new name, as a new version whose
 // definition carries the new name; its history and releases stay.
-func (e *Engine) RenamePipeline(ctx context.Context, actor Actor, name, newName string) (sqlite.Pipeline, error) {
+func (e *Engine) RenamePipeline(ctx context.Context, actor Actor, name, newName string) (hotswap.Pipeline, error) {
 	if err := hotswap.ValidateName("pipeline", newName); err != nil {
-		return sqlite.Pipeline{}, err
+		return hotswap.Pipeline{}, err
 	}
 	p, err := e.store.GetPipeline(ctx, name, false)
 	if err != nil {
@@ -94,7 +93,7 @@ var versionRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
 // PushArtifact validates and stores a build's package in a feed and starts a
 // release of every pipeline whose continuous-deployment trigger takes the
 // branch. It returns the artifact and the releases created.
-func (e *Engine) PushArtifact(ctx context.Context, actor Actor, a sqlite.Artifact, pkg io.Reader) (sqlite.Artifact, []*Release, error) {
+func (e *Engine) PushArtifact(ctx context.Context, actor Actor, a hotswap.Artifact, pkg io.Reader) (hotswap.Artifact, []*Release, error) {
 	if err := hotswap.ValidateName("feed", a.Feed); err != nil {
 		return a, nil, err
 	}
@@ -158,7 +157,7 @@ func (e *Engine) CreateRelease(ctx context.Context, actor Actor, pipelineName, v
 	return e.create(ctx, p, def, a, actor, "manual")
 }
 
-func (e *Engine) create(ctx context.Context, p sqlite.Pipeline, def *pipeline.Pipeline, a sqlite.Artifact, actor Actor, reason string) (*Release, error) {
+func (e *Engine) create(ctx context.Context, p hotswap.Pipeline, def *pipeline.Pipeline, a hotswap.Artifact, actor Actor, reason string) (*Release, error) {
 	now := e.now()
 	r := &Release{
 		ID: newID("r-"), PipelineID: p.ID, Pipeline: p.Name, PipelineVersion: p.Version, Definition: p.Definition,
@@ -170,7 +169,7 @@ func (e *Engine) create(ctx context.Context, p sqlite.Pipeline, def *pipeline.Pi
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	number, err := e.store.CreateRelease(ctx, sqlite.ReleaseRow{ID: r.ID, PipelineID: p.ID, State: Active, CreatedAt: now}, func(n int) (string, error) {
+	number, err := e.store.CreateRelease(ctx, hotswap.ReleaseRow{ID: r.ID, PipelineID: p.ID, State: Active, CreatedAt: now}, func(n int) (string, error) {
 		r.Number, r.Name = n, fmt.Sprintf("%s-%d", p.Name, n)
 		return r.encode()
 	})
@@ -250,7 +249,7 @@ func (e *Engine) Get(ctx context.Context, idOrName string) (*Release, error) {
 // keeps the name it was created with; its pipeline may have been renamed
 // since, so the pipeline is looked up by every name it had, and the
 // release also answers to the pipeline's current name.
-func (e *Engine) findByName(ctx context.Context, name string) ([]sqlite.ReleaseRow, error) {
+func (e *Engine) findByName(ctx context.Context, name string) ([]hotswap.ReleaseRow, error) {
 	i := strings.LastIndexByte(name, '-')
 	if i <= 0 {
 		return nil, nil
@@ -259,7 +258,7 @@ func (e *Engine) findByName(ctx context.Context, name string) ([]sqlite.ReleaseR
 	if err != nil {
 		return nil, err
 	}
-	var out []sqlite.ReleaseRow
+	var out []hotswap.ReleaseRow
 	for _, id := range ids {
 		rows, err := e.store.ListReleases(ctx, id, "", 0)
 		if err != nil {
@@ -491,7 +490,7 @@ func (e *Engine) Abandon(ctx context.Context, actor Actor, idOrName string) (*Re
 		apps = []string{""} // the all-apps activity log still shows it
 	}
 	for _, app := range apps {
-		a := sqlite.Activity{App: app, Actor: actor.Name, Action: "release.abandon", Detail: fmt.Sprintf("release %s (%s %s) abandoned by %s", r.Name, r.Feed, r.Version, actor.Name), Result: "succeeded"}
+		a := hotswap.Activity{App: app, Actor: actor.Name, Action: "release.abandon", Detail: fmt.Sprintf("release %s (%s %s) abandoned by %s", r.Name, r.Feed, r.Version, actor.Name), Result: "succeeded"}
 		if err := e.store.AddActivity(context.WithoutCancel(ctx), a); err != nil {
 			e.log.Error("record release abandon", "release", r.Name, "app", app, "err", err)
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/pipeline"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // stageRules describes what each stage does, by stage name: its trigger
@@ -123,7 +122,7 @@ func (e *Engine) recordDecision(ctx context.Context, actor Actor, r *Release, sd
 		action = "release.reject"
 	}
 	for _, app := range apps {
-		a := sqlite.Activity{App: app, Actor: actor.Name, Action: action, Slot: slot, Detail: detail, Result: decision}
+		a := hotswap.Activity{App: app, Actor: actor.Name, Action: action, Slot: slot, Detail: detail, Result: decision}
 		if err := e.store.AddActivity(context.WithoutCancel(ctx), a); err != nil {
 			e.log.Error("record release decision", "release", r.Name, "app", app, "err", err)
 		}

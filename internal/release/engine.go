@@ -15,7 +15,6 @@ import (
 
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/pipeline"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // Stats is a slot's request metrics over a window, for metric gates.
@@ -31,7 +30,7 @@ type Metrics interface {
 
 // Config configures an Engine.
 type Config struct {
-	Store   *sqlite.DB
+	Store   Store
 	Ops     *ops.Service
 	Metrics Metrics          // nil: metric gates fail
 	Now     func() time.Time // nil: time.Now
@@ -44,7 +43,7 @@ type Config struct {
 // Engine runs releases.
 type Engine struct {
 	cfg   Config
-	store *sqlite.DB
+	store Store
 	ops   *ops.Service
 	log   *slog.Logger
 

@@ -72,11 +72,11 @@ func newTestEngine(t testing.TB) *testEngine {
 		t.Fatal(err)
 	}
 	for _, u := range []Actor{ci, qa} {
-		if err := db.CreateUser(ctx, sqlite.User{Name: u.Name, Role: u.Role, TokenHash: u.Name}); err != nil {
+		if err := db.CreateUser(ctx, hotswap.User{Name: u.Name, Role: u.Role, TokenHash: u.Name}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.PutArtifact(ctx, sqlite.Artifact{Feed: "orders", Version: "1.0.0", Digest: "0000"}); err != nil {
+	if _, err := db.PutArtifact(ctx, hotswap.Artifact{Feed: "orders", Version: "1.0.0", Digest: "0000"}); err != nil {
 		t.Fatal(err)
 	}
 	return &testEngine{Engine: e, db: db, dir: dir}

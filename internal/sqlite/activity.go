@@ -3,23 +3,12 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"time"
+
+	"github.com/hotswap/hotswap"
 )
 
-// Activity is one entry of an app's audit log.
-type Activity struct {
-	ID     int64     `json:"id"` // assigned by AddActivity, increasing
-	App    string    `json:"app"`
-	Time   time.Time `json:"time"` // set to the current time by AddActivity if zero
-	Actor  string    `json:"actor"`
-	Action string    `json:"action"` // e.g. "deploy", "swap", "set settings"
-	Slot   string    `json:"slot"`
-	Detail string    `json:"detail"`
-	Result string    `json:"result"` // e.g. "ok" or the error message
-}
-
 // AddActivity appends a to the audit log. a.ID is ignored.
-func (db *DB) AddActivity(ctx context.Context, a Activity) error {
+func (db *DB) AddActivity(ctx context.Context, a hotswap.Activity) error {
 	_, err := db.write.ExecContext(ctx,
 		"INSERT INTO activity (app, time, actor, action, slot, detail, result) VALUES (?, ?, ?, ?, ?, ?, ?)",
 		a.App, timeArg(db.orNow(a.Time)), a.Actor, a.Action, a.Slot, a.Detail, a.Result)
@@ -31,7 +20,7 @@ func (db *DB) AddActivity(ctx context.Context, a Activity) error {
 
 // ListActivity returns the audit log of app, or of all apps if app is empty,
 // newest first, at most limit entries if limit > 0.
-func (db *DB) ListActivity(ctx context.Context, app string, limit int) ([]Activity, error) {
+func (db *DB) ListActivity(ctx context.Context, app string, limit int) ([]hotswap.Activity, error) {
 	if limit <= 0 {
 		limit = -1 // no limit in SQLite
 	}
@@ -41,9 +30,9 @@ func (db *DB) ListActivity(ctx context.Context, app string, limit int) ([]Activi
 		return nil, fmt.Errorf("list activity of %s: %w", app, err)
 	}
 	defer rows.Close()
-	var list []Activity
+	var list []hotswap.Activity
 	for rows.Next() {
-		var a Activity
+		var a hotswap.Activity
 		if err := rows.Scan(&a.ID, &a.App, nullTime{&a.Time}, &a.Actor, &a.Action, &a.Slot, &a.Detail, &a.Result); err != nil {
 			return nil, fmt.Errorf("list activity of %s: %w", app, err)
 		}

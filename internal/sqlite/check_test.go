@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotswap/hotswap"
 )
 
 // fillAndClose writes enough rows for the file to span many pages, then
@@ -21,7 +23,7 @@ func fillAndClose(t testing.TB, path string) {
 	}
 	mustCreateApp(t, db, "shop")
 	for i := range 300 {
-		err := db.AddActivity(context.Background(), Activity{App: "shop", Actor: "t", Action: "deploy", Detail: strings.Repeat("x", 200) + string(rune('a'+i%26))})
+		err := db.AddActivity(context.Background(), hotswap.Activity{App: "shop", Actor: "t", Action: "deploy", Detail: strings.Repeat("x", 200) + string(rune('a'+i%26))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,21 +154,21 @@ func TestEndOperationAt(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	if err := db.BeginOperation(ctx, Operation{ID: "op-1", App: "shop", Kind: "deploy"}); err != nil {
+	if err := db.BeginOperation(ctx, hotswap.Operation{ID: "op-1", App: "shop", Kind: "deploy"}); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	if err := db.EndOperationAt(ctx, "op-1", OpSucceeded, "late", at); err != nil {
+	if err := db.EndOperationAt(ctx, "op-1", hotswap.OpSucceeded, "late", at); err != nil {
 		t.Fatal(err)
 	}
 	ops, err := db.ListOperations(ctx, "shop", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ops) != 1 || ops[0].State != OpSucceeded || !ops[0].EndedAt.Equal(at) || ops[0].Detail != "late" {
+	if len(ops) != 1 || ops[0].State != hotswap.OpSucceeded || !ops[0].EndedAt.Equal(at) || ops[0].Detail != "late" {
 		t.Fatalf("operations = %+v, want op-1 succeeded at %v", ops, at)
 	}
-	if err := db.EndOperationAt(ctx, "op-1", OpFailed, "", at); err == nil {
+	if err := db.EndOperationAt(ctx, "op-1", hotswap.OpFailed, "", at); err == nil {
 		t.Error("ending an ended operation succeeded")
 	}
 }

@@ -9,36 +9,10 @@ import (
 	"github.com/hotswap/hotswap"
 )
 
-// Operation states.
-const (
-	OpRunning   = "running"
-	OpSucceeded = "succeeded"
-	OpFailed    = "failed"
-)
-
-// Operation is a journaled slot-changing action (deploy, swap, rollback,
-// settings change). An app has at most one running operation; one still
-// running when the program starts was cut short by a crash.
-type Operation struct {
-	ID     string `json:"id"`
-	App    string `json:"app"`
-	Kind   string `json:"kind"`   // deploy, swap, rollback, ...
-	Slot   string `json:"slot"`   // the slot it changes
-	Target string `json:"target"` // e.g. the other slot of a swap, or a deployment ID
-	State  string `json:"state"`  // OpRunning, OpSucceeded or OpFailed
-	Phase  string `json:"phase"`  // the step it is at, for recovery and display
-	Detail string `json:"detail"`
-	Actor  string `json:"actor"`
-	// StartedAt is set to the current time by BeginOperation if zero.
-	StartedAt time.Time `json:"startedAt"`
-	// EndedAt is zero while running.
-	EndedAt time.Time `json:"endedAt"`
-}
-
 // BeginOperation records op as running. State and EndedAt are ignored. It
 // returns Conflict if op.App already has a running operation, or if op.ID
 // is taken, and Invalid if ID, App or Kind is empty.
-func (db *DB) BeginOperation(ctx context.Context, op Operation) error {
+func (db *DB) BeginOperation(ctx context.Context, op hotswap.Operation) error {
 	switch {
 	case op.ID == "":
 		return hotswap.Errorf(hotswap.Invalid, "operation has no id")
@@ -52,7 +26,7 @@ func (db *DB) BeginOperation(ctx context.Context, op Operation) error {
 		// The partial unique index refuses a second running operation anyway;
 		// reading first lets the message say which one is running.
 		running, err := scanOperation(tx.QueryRowContext(ctx,
-			"SELECT "+operationColumns+" FROM operations WHERE app = ? AND state = ?", op.App, OpRunning))
+			"SELECT "+operationColumns+" FROM operations WHERE app = ? AND state = ?", op.App, hotswap.OpRunning))
 		switch {
 		case err == nil:
 			return runningConflict(running)
@@ -60,7 +34,7 @@ func (db *DB) BeginOperation(ctx context.Context, op Operation) error {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO operations ("+operationColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-			op.ID, op.App, op.Kind, op.Slot, op.Target, OpRunning, op.Phase, op.Detail, op.Actor, timeArg(op.StartedAt))
+			op.ID, op.App, op.Kind, op.Slot, op.Target, hotswap.OpRunning, op.Phase, op.Detail, op.Actor, timeArg(op.StartedAt))
 		if isUnique(err) {
 			return hotswap.Errorf(hotswap.Conflict, "operation %q already exists", op.ID)
 		}
@@ -72,7 +46,7 @@ func (db *DB) BeginOperation(ctx context.Context, op Operation) error {
 	return nil
 }
 
-func runningConflict(op Operation) error {
+func runningConflict(op hotswap.Operation) error {
 	return hotswap.Errorf(hotswap.Conflict, "app %q has a running %s (operation %s) started %s",
 		op.App, op.Kind, op.ID, op.StartedAt.Format(time.RFC3339))
 }
@@ -82,7 +56,7 @@ func runningConflict(op Operation) error {
 // it has ended.
 func (db *DB) SetOperationPhase(ctx context.Context, id, phase, detail string) error {
 	err := db.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE operations SET phase = ?, detail = ? WHERE id = ? AND state = ?", phase, detail, id, OpRunning)
+		res, err := tx.ExecContext(ctx, "UPDATE operations SET phase = ?, detail = ? WHERE id = ? AND state = ?", phase, detail, id, hotswap.OpRunning)
 		if err != nil {
 			return err
 		}
@@ -97,15 +71,15 @@ func (db *DB) SetOperationPhase(ctx context.Context, id, phase, detail string) e
 // EndOperation ends a running operation in state OpSucceeded or OpFailed,
 // at the current time. It returns Invalid for another state, NotFound if
 // there is no such operation and FailedPrecondition if it has ended.
-func (db *DB) EndOperation(ctx context.Context, id, state, detail string) error {
+func (db *DB) EndOperation(ctx context.Context, id string, state hotswap.OperationState, detail string) error {
 	return db.EndOperationAt(ctx, id, state, detail, time.Time{})
 }
 
 // EndOperationAt is EndOperation with the time the operation ended, for an
 // end recorded late (the store refused it at the time); zero means now.
-func (db *DB) EndOperationAt(ctx context.Context, id, state, detail string, at time.Time) error {
-	if state != OpSucceeded && state != OpFailed {
-		return hotswap.Errorf(hotswap.Invalid, "operation end state %q is not %s or %s", state, OpSucceeded, OpFailed)
+func (db *DB) EndOperationAt(ctx context.Context, id string, state hotswap.OperationState, detail string, at time.Time) error {
+	if state != hotswap.OpSucceeded && state != hotswap.OpFailed {
+		return hotswap.Errorf(hotswap.Invalid, "operation end state %q is not %s or %s", state, hotswap.OpSucceeded, hotswap.OpFailed)
 	}
 	err := db.update(ctx, func(tx *sql.Tx) error {
 		return db.endOperationAt(ctx, tx, id, state, detail, db.orNow(at))
@@ -116,13 +90,13 @@ func (db *DB) EndOperationAt(ctx context.Context, id, state, detail string, at t
 	return nil
 }
 
-func (db *DB) endOperation(ctx context.Context, tx *sql.Tx, id, state, detail string) error {
+func (db *DB) endOperation(ctx context.Context, tx *sql.Tx, id string, state hotswap.OperationState, detail string) error {
 	return db.endOperationAt(ctx, tx, id, state, detail, db.now())
 }
 
-func (db *DB) endOperationAt(ctx context.Context, tx *sql.Tx, id, state, detail string, at time.Time) error {
+func (db *DB) endOperationAt(ctx context.Context, tx *sql.Tx, id string, state hotswap.OperationState, detail string, at time.Time) error {
 	res, err := tx.ExecContext(ctx, "UPDATE operations SET state = ?, detail = ?, ended_at = ? WHERE id = ? AND state = ?",
-		state, detail, timeArg(at), id, OpRunning)
+		state, detail, timeArg(at), id, hotswap.OpRunning)
 	if err != nil {
 		return err
 	}
@@ -149,8 +123,8 @@ func mustHaveUpdatedRunning(ctx context.Context, tx *sql.Tx, res sql.Result, id 
 
 const operationColumns = "id, app, kind, slot, target, state, phase, detail, actor, started_at, ended_at"
 
-func scanOperation(s interface{ Scan(...any) error }) (Operation, error) {
-	var op Operation
+func scanOperation(s interface{ Scan(...any) error }) (hotswap.Operation, error) {
+	var op hotswap.Operation
 	err := s.Scan(&op.ID, &op.App, &op.Kind, &op.Slot, &op.Target, &op.State, &op.Phase, &op.Detail, &op.Actor,
 		nullTime{&op.StartedAt}, nullTime{&op.EndedAt})
 	return op, err
@@ -158,9 +132,9 @@ func scanOperation(s interface{ Scan(...any) error }) (Operation, error) {
 
 // RunningOperations returns the running operations of all apps, oldest
 // first. At start-up these are the ones a crash interrupted.
-func (db *DB) RunningOperations(ctx context.Context) ([]Operation, error) {
+func (db *DB) RunningOperations(ctx context.Context) ([]hotswap.Operation, error) {
 	ops, err := queryOperations(ctx, db.read, "SELECT "+operationColumns+
-		" FROM operations WHERE state = ? ORDER BY started_at, rowid", OpRunning)
+		" FROM operations WHERE state = ? ORDER BY started_at, rowid", hotswap.OpRunning)
 	if err != nil {
 		return nil, wrap(err, "list running operations")
 	}
@@ -169,7 +143,7 @@ func (db *DB) RunningOperations(ctx context.Context) ([]Operation, error) {
 
 // ListOperations returns the operations of app, or of all apps if app is
 // empty, newest first, at most limit of them if limit > 0.
-func (db *DB) ListOperations(ctx context.Context, app string, limit int) ([]Operation, error) {
+func (db *DB) ListOperations(ctx context.Context, app string, limit int) ([]hotswap.Operation, error) {
 	if limit <= 0 {
 		limit = -1 // no limit in SQLite
 	}
@@ -181,13 +155,13 @@ func (db *DB) ListOperations(ctx context.Context, app string, limit int) ([]Oper
 	return ops, nil
 }
 
-func queryOperations(ctx context.Context, q querier, query string, args ...any) ([]Operation, error) {
+func queryOperations(ctx context.Context, q querier, query string, args ...any) ([]hotswap.Operation, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var ops []Operation
+	var ops []hotswap.Operation
 	for rows.Next() {
 		op, err := scanOperation(rows)
 		if err != nil {

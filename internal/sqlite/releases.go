@@ -4,22 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"time"
 
 	"github.com/hotswap/hotswap"
 )
 
-// User is a named user with a role. TokenHash is the hex sha256 of the
-// user's API token; the token itself is never stored.
-type User struct {
-	Name      string    `json:"name"`
-	Role      string    `json:"role"`
-	TokenHash string    `json:"-"`
-	CreatedAt time.Time `json:"createdAt"`
-}
-
 // CreateUser adds a user; Conflict if the name exists.
-func (db *DB) CreateUser(ctx context.Context, u User) error {
+func (db *DB) CreateUser(ctx context.Context, u hotswap.User) error {
 	_, err := db.write.ExecContext(ctx, "INSERT INTO users (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
 		u.Name, u.Role, u.TokenHash, timeArg(db.orNow(u.CreatedAt)))
 	if isUnique(err) {
@@ -30,14 +20,14 @@ func (db *DB) CreateUser(ctx context.Context, u User) error {
 
 const userColumns = "name, role, token_hash, created_at"
 
-func scanUser(s interface{ Scan(...any) error }) (User, error) {
-	var u User
+func scanUser(s interface{ Scan(...any) error }) (hotswap.User, error) {
+	var u hotswap.User
 	err := s.Scan(&u.Name, &u.Role, &u.TokenHash, nullTime{&u.CreatedAt})
 	return u, err
 }
 
 // UserByTokenHash finds the user whose token has the given hash.
-func (db *DB) UserByTokenHash(ctx context.Context, hash string) (User, error) {
+func (db *DB) UserByTokenHash(ctx context.Context, hash string) (hotswap.User, error) {
 	u, err := scanUser(db.read.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE token_hash = ?", hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, hotswap.Errorf(hotswap.Unauthorized, "unknown token")
@@ -46,7 +36,7 @@ func (db *DB) UserByTokenHash(ctx context.Context, hash string) (User, error) {
 }
 
 // GetUser returns one user.
-func (db *DB) GetUser(ctx context.Context, name string) (User, error) {
+func (db *DB) GetUser(ctx context.Context, name string) (hotswap.User, error) {
 	u, err := scanUser(db.read.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE name = ?", name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, hotswap.Errorf(hotswap.NotFound, "user %q not found", name)
@@ -55,13 +45,13 @@ func (db *DB) GetUser(ctx context.Context, name string) (User, error) {
 }
 
 // ListUsers returns every user by name.
-func (db *DB) ListUsers(ctx context.Context) ([]User, error) {
+func (db *DB) ListUsers(ctx context.Context) ([]hotswap.User, error) {
 	rows, err := db.read.QueryContext(ctx, "SELECT "+userColumns+" FROM users ORDER BY name")
 	if err != nil {
 		return nil, wrap(err, "list users")
 	}
 	defer rows.Close()
-	var out []User
+	var out []hotswap.User
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
@@ -86,32 +76,21 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 
 // SetUserToken replaces a user's token hash: the earlier token stops
 // working, and so do portal sessions bound to it.
-func (db *DB) SetUserToken(ctx context.Context, name, hash string) (User, error) {
+func (db *DB) SetUserToken(ctx context.Context, name, hash string) (hotswap.User, error) {
 	res, err := db.write.ExecContext(ctx, "UPDATE users SET token_hash = ? WHERE name = ?", hash, name)
 	if err != nil {
-		return User{}, wrap(err, "set token of user %s", name)
+		return hotswap.User{}, wrap(err, "set token of user %s", name)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return User{}, hotswap.Errorf(hotswap.NotFound, "user %q not found", name)
+		return hotswap.User{}, hotswap.Errorf(hotswap.NotFound, "user %q not found", name)
 	}
 	return db.GetUser(ctx, name)
-}
-
-// Artifact is a build's package published to a feed.
-type Artifact struct {
-	Feed      string    `json:"feed"`
-	Version   string    `json:"version"`
-	Branch    string    `json:"branch"`
-	Commit    string    `json:"commit"`
-	Digest    string    `json:"digest"`
-	Actor     string    `json:"actor"`
-	CreatedAt time.Time `json:"createdAt"`
 }
 
 // PutArtifact records an artifact. A version is immutable: pushing the same
 // version again with the same content is accepted (created=false), with
 // other content it is a Conflict.
-func (db *DB) PutArtifact(ctx context.Context, a Artifact) (created bool, err error) {
+func (db *DB) PutArtifact(ctx context.Context, a hotswap.Artifact) (created bool, err error) {
 	err = db.update(ctx, func(tx *sql.Tx) error {
 		var digest string
 		err := tx.QueryRowContext(ctx, "SELECT digest FROM artifacts WHERE feed = ? AND version = ?", a.Feed, a.Version).Scan(&digest)
@@ -133,14 +112,14 @@ func (db *DB) PutArtifact(ctx context.Context, a Artifact) (created bool, err er
 
 const artifactColumns = "feed, version, branch, commit_id, digest, actor, created_at"
 
-func scanArtifact(s interface{ Scan(...any) error }) (Artifact, error) {
-	var a Artifact
+func scanArtifact(s interface{ Scan(...any) error }) (hotswap.Artifact, error) {
+	var a hotswap.Artifact
 	err := s.Scan(&a.Feed, &a.Version, &a.Branch, &a.Commit, &a.Digest, &a.Actor, nullTime{&a.CreatedAt})
 	return a, err
 }
 
 // GetArtifact returns one version of a feed; with version "" the newest.
-func (db *DB) GetArtifact(ctx context.Context, feed, version string) (Artifact, error) {
+func (db *DB) GetArtifact(ctx context.Context, feed, version string) (hotswap.Artifact, error) {
 	var row *sql.Row
 	if version == "" {
 		row = db.read.QueryRowContext(ctx, "SELECT "+artifactColumns+" FROM artifacts WHERE feed = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", feed)
@@ -158,13 +137,13 @@ func (db *DB) GetArtifact(ctx context.Context, feed, version string) (Artifact, 
 }
 
 // ListArtifacts returns a feed's artifacts, newest first.
-func (db *DB) ListArtifacts(ctx context.Context, feed string) ([]Artifact, error) {
+func (db *DB) ListArtifacts(ctx context.Context, feed string) ([]hotswap.Artifact, error) {
 	rows, err := db.read.QueryContext(ctx, "SELECT "+artifactColumns+" FROM artifacts WHERE feed = ? ORDER BY created_at DESC, rowid DESC", feed)
 	if err != nil {
 		return nil, wrap(err, "list artifacts of %s", feed)
 	}
 	defer rows.Close()
-	var out []Artifact
+	var out []hotswap.Artifact
 	for rows.Next() {
 		a, err := scanArtifact(rows)
 		if err != nil {
@@ -175,32 +154,13 @@ func (db *DB) ListArtifacts(ctx context.Context, feed string) ([]Artifact, error
 	return out, wrap(rows.Err(), "list artifacts of %s", feed)
 }
 
-// Pipeline is a stored pipeline definition at its current version.
-type Pipeline struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	Version    int       `json:"version"`
-	Definition string    `json:"definition"`
-	CreatedAt  time.Time `json:"createdAt"`
-	UpdatedAt  time.Time `json:"updatedAt"`
-}
-
-// PipelineVersion is one applied version of a pipeline.
-type PipelineVersion struct {
-	Version    int       `json:"version"`
-	Name       string    `json:"name"`
-	Definition string    `json:"definition"`
-	Actor      string    `json:"actor"`
-	CreatedAt  time.Time `json:"createdAt"`
-}
-
 // ApplyPipeline stores a definition: a new pipeline when id has none, else a
 // new version of it (which may carry a new name: renaming keeps history).
 // It returns the stored pipeline. Conflict when another pipeline has or
 // had name.
-func (db *DB) ApplyPipeline(ctx context.Context, id, name, definition, actor string) (Pipeline, error) {
+func (db *DB) ApplyPipeline(ctx context.Context, id, name, definition, actor string) (hotswap.Pipeline, error) {
 	now := db.now()
-	var p Pipeline
+	var p hotswap.Pipeline
 	err := db.update(ctx, func(tx *sql.Tx) error {
 		var other string
 		err := tx.QueryRowContext(ctx, "SELECT id FROM pipelines WHERE name = ?", name).Scan(&other)
@@ -253,8 +213,8 @@ func (db *DB) ApplyPipeline(ctx context.Context, id, name, definition, actor str
 	return p, wrap(err, "apply pipeline %s", name)
 }
 
-func getPipeline(ctx context.Context, q querier, where string, arg any) (Pipeline, error) {
-	var p Pipeline
+func getPipeline(ctx context.Context, q querier, where string, arg any) (hotswap.Pipeline, error) {
+	var p hotswap.Pipeline
 	err := q.QueryRowContext(ctx, `SELECT p.id, p.name, p.version, v.definition, p.created_at, p.updated_at
 		FROM pipelines p JOIN pipeline_versions v ON v.pipeline_id = p.id AND v.version = p.version WHERE `+where, arg).
 		Scan(&p.ID, &p.Name, &p.Version, &p.Definition, nullTime{&p.CreatedAt}, nullTime{&p.UpdatedAt})
@@ -262,7 +222,7 @@ func getPipeline(ctx context.Context, q querier, where string, arg any) (Pipelin
 }
 
 // GetPipeline returns a pipeline by name (or by id when byID).
-func (db *DB) GetPipeline(ctx context.Context, nameOrID string, byID bool) (Pipeline, error) {
+func (db *DB) GetPipeline(ctx context.Context, nameOrID string, byID bool) (hotswap.Pipeline, error) {
 	where := "p.name = ?"
 	if byID {
 		where = "p.id = ?"
@@ -275,16 +235,16 @@ func (db *DB) GetPipeline(ctx context.Context, nameOrID string, byID bool) (Pipe
 }
 
 // ListPipelines returns every pipeline at its current version, by name.
-func (db *DB) ListPipelines(ctx context.Context) ([]Pipeline, error) {
+func (db *DB) ListPipelines(ctx context.Context) ([]hotswap.Pipeline, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT p.id, p.name, p.version, v.definition, p.created_at, p.updated_at
 		FROM pipelines p JOIN pipeline_versions v ON v.pipeline_id = p.id AND v.version = p.version ORDER BY p.name`)
 	if err != nil {
 		return nil, wrap(err, "list pipelines")
 	}
 	defer rows.Close()
-	var out []Pipeline
+	var out []hotswap.Pipeline
 	for rows.Next() {
-		var p Pipeline
+		var p hotswap.Pipeline
 		if err := rows.Scan(&p.ID, &p.Name, &p.Version, &p.Definition, nullTime{&p.CreatedAt}, nullTime{&p.UpdatedAt}); err != nil {
 			return nil, wrap(err, "list pipelines")
 		}
@@ -294,15 +254,15 @@ func (db *DB) ListPipelines(ctx context.Context) ([]Pipeline, error) {
 }
 
 // PipelineVersions returns a pipeline's history, newest first.
-func (db *DB) PipelineVersions(ctx context.Context, id string) ([]PipelineVersion, error) {
+func (db *DB) PipelineVersions(ctx context.Context, id string) ([]hotswap.PipelineVersion, error) {
 	rows, err := db.read.QueryContext(ctx, "SELECT version, name, definition, actor, created_at FROM pipeline_versions WHERE pipeline_id = ? ORDER BY version DESC", id)
 	if err != nil {
 		return nil, wrap(err, "pipeline versions")
 	}
 	defer rows.Close()
-	var out []PipelineVersion
+	var out []hotswap.PipelineVersion
 	for rows.Next() {
-		var v PipelineVersion
+		var v hotswap.PipelineVersion
 		if err := rows.Scan(&v.Version, &v.Name, &v.Definition, &v.Actor, nullTime{&v.CreatedAt}); err != nil {
 			return nil, wrap(err, "pipeline versions")
 		}
@@ -311,19 +271,9 @@ func (db *DB) PipelineVersions(ctx context.Context, id string) ([]PipelineVersio
 	return out, wrap(rows.Err(), "pipeline versions")
 }
 
-// ReleaseRow is a stored release: its indexable fields and its document.
-type ReleaseRow struct {
-	ID         string
-	PipelineID string
-	Number     int
-	State      string
-	CreatedAt  time.Time
-	Doc        string // JSON, owned by the release engine
-}
-
 // CreateRelease stores a new release, numbering it after the pipeline's
 // last; it returns the number.
-func (db *DB) CreateRelease(ctx context.Context, r ReleaseRow, doc func(number int) (string, error)) (int, error) {
+func (db *DB) CreateRelease(ctx context.Context, r hotswap.ReleaseRow, doc func(number int) (string, error)) (int, error) {
 	var number int
 	err := db.update(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE pipeline_id = ?", r.PipelineID).Scan(&number); err != nil {
@@ -353,8 +303,8 @@ func (db *DB) SaveRelease(ctx context.Context, id, state, doc string) error {
 }
 
 // GetRelease returns one release.
-func (db *DB) GetRelease(ctx context.Context, id string) (ReleaseRow, error) {
-	var r ReleaseRow
+func (db *DB) GetRelease(ctx context.Context, id string) (hotswap.ReleaseRow, error) {
+	var r hotswap.ReleaseRow
 	err := db.read.QueryRowContext(ctx, "SELECT id, pipeline_id, number, state, created_at, doc FROM releases WHERE id = ?", id).
 		Scan(&r.ID, &r.PipelineID, &r.Number, &r.State, nullTime{&r.CreatedAt}, &r.Doc)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -365,7 +315,7 @@ func (db *DB) GetRelease(ctx context.Context, id string) (ReleaseRow, error) {
 
 // ListReleases returns releases newest first: of one pipeline (pipelineID
 // not empty), in one state (state not empty), at most limit (> 0).
-func (db *DB) ListReleases(ctx context.Context, pipelineID, state string, limit int) ([]ReleaseRow, error) {
+func (db *DB) ListReleases(ctx context.Context, pipelineID, state string, limit int) ([]hotswap.ReleaseRow, error) {
 	if limit <= 0 {
 		limit = -1
 	}
@@ -376,9 +326,9 @@ func (db *DB) ListReleases(ctx context.Context, pipelineID, state string, limit 
 		return nil, wrap(err, "list releases")
 	}
 	defer rows.Close()
-	var out []ReleaseRow
+	var out []hotswap.ReleaseRow
 	for rows.Next() {
-		var r ReleaseRow
+		var r hotswap.ReleaseRow
 		if err := rows.Scan(&r.ID, &r.PipelineID, &r.Number, &r.State, nullTime{&r.CreatedAt}, &r.Doc); err != nil {
 			return nil, wrap(err, "list releases")
 		}

@@ -534,24 +534,24 @@ func TestMeta(t *testing.T) {
 func TestOperations(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
-	op1 := Operation{ID: "op1", App: "orders", Kind: "deploy", Slot: "staging", Target: "d1", Phase: "upload", Actor: "ann"}
+	op1 := hotswap.Operation{ID: "op1", App: "orders", Kind: "deploy", Slot: "staging", Target: "d1", Phase: "upload", Actor: "ann"}
 	if err := db.BeginOperation(ctx, op1); err != nil {
 		t.Fatalf("BeginOperation: %v", err)
 	}
-	op1.State, op1.StartedAt = OpRunning, t0
+	op1.State, op1.StartedAt = hotswap.OpRunning, t0
 
-	err := db.BeginOperation(ctx, Operation{ID: "op2", App: "orders", Kind: "swap"})
+	err := db.BeginOperation(ctx, hotswap.Operation{ID: "op2", App: "orders", Kind: "swap"})
 	checkKind(t, err, hotswap.Conflict)
 	wantMsg := `app "orders" has a running deploy (operation op1) started 2025-03-01T12:00:00Z`
 	if got := hotswap.ErrorMessage(err); got != wantMsg {
 		t.Errorf("message = %q, want %q", got, wantMsg)
 	}
 	// Another app is not blocked.
-	op3 := Operation{ID: "op3", App: "billing", Kind: "swap", StartedAt: t0.Add(time.Minute)}
+	op3 := hotswap.Operation{ID: "op3", App: "billing", Kind: "swap", StartedAt: t0.Add(time.Minute)}
 	if err := db.BeginOperation(ctx, op3); err != nil {
 		t.Fatalf("BeginOperation(billing): %v", err)
 	}
-	op3.State = OpRunning
+	op3.State = hotswap.OpRunning
 
 	if err := db.SetOperationPhase(ctx, "op1", "warm-up", "3 instances"); err != nil {
 		t.Fatalf("SetOperationPhase: %v", err)
@@ -561,33 +561,33 @@ func TestOperations(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunningOperations: %v", err)
 	}
-	if diff := cmp.Diff(running, []Operation{op1, op3}); diff != "" {
+	if diff := cmp.Diff(running, []hotswap.Operation{op1, op3}); diff != "" {
 		t.Errorf("RunningOperations (-got +want):\n%s", diff)
 	}
 
-	if err := db.EndOperation(ctx, "op1", OpSucceeded, "done"); err != nil {
+	if err := db.EndOperation(ctx, "op1", hotswap.OpSucceeded, "done"); err != nil {
 		t.Fatalf("EndOperation: %v", err)
 	}
 	// The refused BeginOperation above read the clock once too.
-	op1.State, op1.Detail, op1.EndedAt = OpSucceeded, "done", t0.Add(2*time.Second)
-	op2 := Operation{ID: "op2", App: "orders", Kind: "swap"}
+	op1.State, op1.Detail, op1.EndedAt = hotswap.OpSucceeded, "done", t0.Add(2*time.Second)
+	op2 := hotswap.Operation{ID: "op2", App: "orders", Kind: "swap"}
 	if err := db.BeginOperation(ctx, op2); err != nil {
 		t.Fatalf("BeginOperation after end: %v", err)
 	}
-	op2.State, op2.StartedAt = OpRunning, t0.Add(3*time.Second)
+	op2.State, op2.StartedAt = hotswap.OpRunning, t0.Add(3*time.Second)
 
 	ops, err := db.ListOperations(ctx, "orders", 0)
 	if err != nil {
 		t.Fatalf("ListOperations: %v", err)
 	}
-	if diff := cmp.Diff(ops, []Operation{op2, op1}); diff != "" {
+	if diff := cmp.Diff(ops, []hotswap.Operation{op2, op1}); diff != "" {
 		t.Errorf("ListOperations (-got +want):\n%s", diff)
 	}
 	ops, err = db.ListOperations(ctx, "", 2)
 	if err != nil {
 		t.Fatalf("ListOperations all: %v", err)
 	}
-	if diff := cmp.Diff(ops, []Operation{op3, op2}); diff != "" {
+	if diff := cmp.Diff(ops, []hotswap.Operation{op3, op2}); diff != "" {
 		t.Errorf("ListOperations(all, 2) (-got +want):\n%s", diff)
 	}
 
@@ -596,14 +596,14 @@ func TestOperations(t *testing.T) {
 		err  error
 		kind hotswap.Kind
 	}{
-		{"duplicate id", db.BeginOperation(ctx, Operation{ID: "op1", App: "other", Kind: "deploy"}), hotswap.Conflict},
-		{"no id", db.BeginOperation(ctx, Operation{App: "other", Kind: "deploy"}), hotswap.Invalid},
-		{"no kind", db.BeginOperation(ctx, Operation{ID: "op9", App: "other"}), hotswap.Invalid},
+		{"duplicate id", db.BeginOperation(ctx, hotswap.Operation{ID: "op1", App: "other", Kind: "deploy"}), hotswap.Conflict},
+		{"no id", db.BeginOperation(ctx, hotswap.Operation{App: "other", Kind: "deploy"}), hotswap.Invalid},
+		{"no kind", db.BeginOperation(ctx, hotswap.Operation{ID: "op9", App: "other"}), hotswap.Invalid},
 		{"phase of ended", db.SetOperationPhase(ctx, "op1", "x", ""), hotswap.FailedPrecondition},
 		{"phase of missing", db.SetOperationPhase(ctx, "op9", "x", ""), hotswap.NotFound},
-		{"end ended", db.EndOperation(ctx, "op1", OpFailed, ""), hotswap.FailedPrecondition},
-		{"end missing", db.EndOperation(ctx, "op9", OpFailed, ""), hotswap.NotFound},
-		{"end in bad state", db.EndOperation(ctx, "op2", OpRunning, ""), hotswap.Invalid},
+		{"end ended", db.EndOperation(ctx, "op1", hotswap.OpFailed, ""), hotswap.FailedPrecondition},
+		{"end missing", db.EndOperation(ctx, "op9", hotswap.OpFailed, ""), hotswap.NotFound},
+		{"end in bad state", db.EndOperation(ctx, "op2", hotswap.OpRunning, ""), hotswap.Invalid},
 	}
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -620,7 +620,7 @@ func TestBeginOperationConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = db.BeginOperation(ctx, Operation{ID: fmt.Sprintf("op%d", i), App: "orders", Kind: "deploy"})
+			errs[i] = db.BeginOperation(ctx, hotswap.Operation{ID: fmt.Sprintf("op%d", i), App: "orders", Kind: "deploy"})
 		})
 	}
 	wg.Wait()
@@ -686,7 +686,7 @@ func TestConcurrentWrites(t *testing.T) {
 func TestActivity(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
-	entries := []Activity{
+	entries := []hotswap.Activity{
 		{App: "orders", Actor: "ann", Action: "deploy", Slot: "staging", Detail: "d1", Result: "ok"},
 		{App: "billing", Actor: "bob", Action: "create app", Result: "ok"},
 		{App: "orders", Actor: "ann", Action: "swap", Slot: "staging", Result: "slot busy"},
@@ -704,11 +704,11 @@ func TestActivity(t *testing.T) {
 		name  string
 		app   string
 		limit int
-		want  []Activity
+		want  []hotswap.Activity
 	}{
-		{"app", "orders", 0, []Activity{entries[2], entries[0]}},
-		{"app limit", "orders", 1, []Activity{entries[2]}},
-		{"all", "", 0, []Activity{entries[2], entries[1], entries[0]}},
+		{"app", "orders", 0, []hotswap.Activity{entries[2], entries[0]}},
+		{"app limit", "orders", 1, []hotswap.Activity{entries[2]}},
+		{"all", "", 0, []hotswap.Activity{entries[2], entries[1], entries[0]}},
 		{"none", "nope", 10, nil},
 	}
 	for _, tc := range tests {
@@ -738,8 +738,8 @@ func populate(t testing.TB, db *DB, app string) {
 		db.CreateDeployment(ctx, d),
 		db.DeployTo(ctx, d),
 		db.SetSlotDeployment(ctx, app, hotswap.ProductionSlot, d.ID),
-		db.BeginOperation(ctx, Operation{ID: app + "-op1", App: app, Kind: "deploy", Slot: "staging"}),
-		db.AddActivity(ctx, Activity{App: app, Actor: "ann", Action: "deploy", Slot: "staging", Result: "ok"}),
+		db.BeginOperation(ctx, hotswap.Operation{ID: app + "-op1", App: app, Kind: "deploy", Slot: "staging"}),
+		db.AddActivity(ctx, hotswap.Activity{App: app, Actor: "ann", Action: "deploy", Slot: "staging", Result: "ok"}),
 	}
 	if err := errors.Join(steps...); err != nil {
 		t.Fatalf("populate %s: %v", app, err)
@@ -753,8 +753,8 @@ type snapshot struct {
 	Settings    map[string][]hotswap.Setting
 	Keys        map[string][]hotswap.Key
 	Deployments []hotswap.Deployment
-	Operations  []Operation
-	Activity    []Activity
+	Operations  []hotswap.Operation
+	Activity    []hotswap.Activity
 }
 
 func takeSnapshot(t testing.TB, db *DB, app string) snapshot {

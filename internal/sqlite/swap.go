@@ -4,18 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"time"
 
 	"github.com/hotswap/hotswap"
 )
-
-// Serving is a period during which a deployment served a slot.
-type Serving struct {
-	Slot         string    `json:"slot"`
-	DeploymentID string    `json:"deploymentId"`
-	From         time.Time `json:"from"`
-	To           time.Time `json:"to,omitzero"` // zero while it still serves
-}
 
 // Swap is the flip of a swap, in one transaction: the two slots exchange
 // their deployments and their settings that are not slot settings (sticky
@@ -77,7 +68,7 @@ func (db *DB) Swap(ctx context.Context, app, source, target, opID string) error 
 			}
 		}
 		if opID != "" {
-			if err := db.endOperation(ctx, tx, opID, OpSucceeded, "swapped"); err != nil {
+			if err := db.endOperation(ctx, tx, opID, hotswap.OpSucceeded, "swapped"); err != nil {
 				return err
 			}
 		}
@@ -114,15 +105,15 @@ func (db *DB) SetAutoSwap(ctx context.Context, app, slot, target string) error {
 
 // ServingHistory returns when each deployment of app served each slot,
 // newest first.
-func (db *DB) ServingHistory(ctx context.Context, app string) ([]Serving, error) {
+func (db *DB) ServingHistory(ctx context.Context, app string) ([]hotswap.Serving, error) {
 	rows, err := db.read.QueryContext(ctx, "SELECT slot, deployment_id, started_at, ended_at FROM serving WHERE app = ? ORDER BY started_at DESC, rowid DESC", app)
 	if err != nil {
 		return nil, wrap(err, "serving history of %s", app)
 	}
 	defer rows.Close()
-	var out []Serving
+	var out []hotswap.Serving
 	for rows.Next() {
-		var s Serving
+		var s hotswap.Serving
 		if err := rows.Scan(&s.Slot, &s.DeploymentID, nullTime{&s.From}, nullTime{&s.To}); err != nil {
 			return nil, wrap(err, "serving history of %s", app)
 		}

@@ -4,29 +4,22 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"time"
-)
 
-// TimerStatus is the monitored schedule of one timer function in a slot.
-type TimerStatus struct {
-	Schedule string    // the NCRONTAB expression Next was computed from
-	Last     time.Time // the last occurrence that ran; zero if none yet
-	Next     time.Time // the next occurrence due
-	Updated  time.Time
-}
+	"github.com/hotswap/hotswap"
+)
 
 // GetTimerStatus returns the schedule status of a timer function in a slot,
 // and false when none is stored.
-func (db *DB) GetTimerStatus(ctx context.Context, app, slot, function string) (TimerStatus, bool, error) {
-	var st TimerStatus
+func (db *DB) GetTimerStatus(ctx context.Context, app, slot, function string) (hotswap.TimerStatus, bool, error) {
+	var st hotswap.TimerStatus
 	err := db.read.QueryRowContext(ctx,
 		"SELECT schedule, last, next, updated_at FROM timer_status WHERE app = ? AND slot = ? AND function = ?", app, slot, function).
 		Scan(&st.Schedule, nullTime{&st.Last}, nullTime{&st.Next}, nullTime{&st.Updated})
 	if errors.Is(err, sql.ErrNoRows) {
-		return TimerStatus{}, false, nil
+		return hotswap.TimerStatus{}, false, nil
 	}
 	if err != nil {
-		return TimerStatus{}, false, wrap(err, "get timer status %s/%s/%s", app, slot, function)
+		return hotswap.TimerStatus{}, false, wrap(err, "get timer status %s/%s/%s", app, slot, function)
 	}
 	return st, true, nil
 }
@@ -36,7 +29,7 @@ func (db *DB) GetTimerStatus(ctx context.Context, app, slot, function string) (T
 // the stored one changes nothing (a slow run finishing after a later one).
 // A slot that no longer exists stores nothing and is not an error: its
 // timers stop with it.
-func (db *DB) PutTimerStatus(ctx context.Context, app, slot, function string, st TimerStatus) error {
+func (db *DB) PutTimerStatus(ctx context.Context, app, slot, function string, st hotswap.TimerStatus) error {
 	_, err := db.write.ExecContext(ctx, `
 		INSERT INTO timer_status (app, slot, function, schedule, last, next, updated_at)
 		SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM slots WHERE app = ? AND name = ?)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hotswap/hotswap"
 )
 
 func TestTimerStatus(t *testing.T) {
@@ -18,9 +19,9 @@ func TestTimerStatus(t *testing.T) {
 		t.Fatalf("GetTimerStatus of nothing = %v, %v; want false, nil", ok, err)
 	}
 	at := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
-	first := TimerStatus{Schedule: "0 0 3 * * *", Next: at, Updated: at.Add(-time.Hour)}
-	second := TimerStatus{Schedule: "0 0 3 * * *", Last: at, Next: at.Add(24 * time.Hour), Updated: at.Add(time.Second)}
-	for _, want := range []TimerStatus{first, second} {
+	first := hotswap.TimerStatus{Schedule: "0 0 3 * * *", Next: at, Updated: at.Add(-time.Hour)}
+	second := hotswap.TimerStatus{Schedule: "0 0 3 * * *", Last: at, Next: at.Add(24 * time.Hour), Updated: at.Add(time.Second)}
+	for _, want := range []hotswap.TimerStatus{first, second} {
 		if err := db.PutTimerStatus(ctx, "cron", "production", "tick", want); err != nil {
 			t.Fatalf("PutTimerStatus: %v", err)
 		}
@@ -40,7 +41,7 @@ func TestTimerStatus(t *testing.T) {
 	if got, _, _ := db.GetTimerStatus(ctx, "cron", "production", "tick"); !got.Next.Equal(second.Next) {
 		t.Errorf("an earlier status overwrote a later one: Next = %v, want %v", got.Next, second.Next)
 	}
-	hourly := TimerStatus{Schedule: "0 0 * * * *", Next: at.Add(time.Hour), Updated: at.Add(2 * time.Second)}
+	hourly := hotswap.TimerStatus{Schedule: "0 0 * * * *", Next: at.Add(time.Hour), Updated: at.Add(2 * time.Second)}
 	if err := db.PutTimerStatus(ctx, "cron", "production", "tick", hourly); err != nil {
 		t.Fatal(err)
 	}

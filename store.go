@@ -1,0 +1,114 @@
+package hotswap
+
+import "time"
+
+// The records below are what the store keeps besides apps, slots,
+// deployments, settings and keys. Both stores (internal/sqlite and
+// internal/postgres) read and write them; the packages that use a store
+// declare the few methods they need as an interface of their own.
+
+// OperationState is where an operation is in its life.
+type OperationState string
+
+// Operation states.
+const (
+	OpRunning   OperationState = "running"
+	OpSucceeded OperationState = "succeeded"
+	OpFailed    OperationState = "failed"
+)
+
+// Operation is a journaled slot-changing action (deploy, swap, rollback,
+// settings change). An app has at most one running operation; one still
+// running when the program starts was cut short by a crash.
+type Operation struct {
+	ID     string         `json:"id"`
+	App    string         `json:"app"`
+	Kind   string         `json:"kind"`   // deploy, swap, rollback, ...
+	Slot   string         `json:"slot"`   // the slot it changes
+	Target string         `json:"target"` // e.g. the other slot of a swap, or a deployment ID
+	State  OperationState `json:"state"`  // OpRunning, OpSucceeded or OpFailed
+	Phase  string         `json:"phase"`  // the step it is at, for recovery and display
+	Detail string         `json:"detail"`
+	Actor  string         `json:"actor"`
+	// StartedAt is set to the current time by BeginOperation if zero.
+	StartedAt time.Time `json:"startedAt"`
+	// EndedAt is zero while running.
+	EndedAt time.Time `json:"endedAt"`
+}
+
+// Activity is one entry of an app's audit log.
+type Activity struct {
+	ID     int64     `json:"id"` // assigned by AddActivity, increasing
+	App    string    `json:"app"`
+	Time   time.Time `json:"time"` // set to the current time by AddActivity if zero
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"` // e.g. "deploy", "swap", "set settings"
+	Slot   string    `json:"slot"`
+	Detail string    `json:"detail"`
+	Result string    `json:"result"` // e.g. "ok" or the error message
+}
+
+// User is a named user with a role. TokenHash is the hex sha256 of the
+// user's API token; the token itself is never stored.
+type User struct {
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	TokenHash string    `json:"-"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Artifact is a build's package published to a feed.
+type Artifact struct {
+	Feed      string    `json:"feed"`
+	Version   string    `json:"version"`
+	Branch    string    `json:"branch"`
+	Commit    string    `json:"commit"`
+	Digest    string    `json:"digest"`
+	Actor     string    `json:"actor"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Pipeline is a stored pipeline definition at its current version.
+type Pipeline struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Version    int       `json:"version"`
+	Definition string    `json:"definition"`
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+// PipelineVersion is one applied version of a pipeline.
+type PipelineVersion struct {
+	Version    int       `json:"version"`
+	Name       string    `json:"name"`
+	Definition string    `json:"definition"`
+	Actor      string    `json:"actor"`
+	CreatedAt  time.Time `json:"createdAt"`
+}
+
+// ReleaseRow is a stored release: its indexable fields and its document.
+type ReleaseRow struct {
+	ID         string
+	PipelineID string
+	Number     int
+	State      string
+	CreatedAt  time.Time
+	Doc        string // JSON, owned by the release engine
+}
+
+// Serving is a period during which a deployment served a slot.
+type Serving struct {
+	Slot         string    `json:"slot"`
+	DeploymentID string    `json:"deploymentId"`
+	From         time.Time `json:"from"`
+	To           time.Time `json:"to,omitzero"` // zero while it still serves
+}
+
+// TimerStatus is the monitored schedule of one timer function in a slot.
+type TimerStatus struct {
+	Schedule string    // the NCRONTAB expression Next was computed from
+	Last     time.Time // the last occurrence that ran; zero if none yet
+	Next     time.Time // the next occurrence due
+	Updated  time.Time
+}
