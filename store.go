@@ -112,3 +112,54 @@ type TimerStatus struct {
 	Next     time.Time // the next occurrence due
 	Updated  time.Time
 }
+
+// NodeState is where a node of a cluster is in its life.
+type NodeState string
+
+// Node states. A serving node takes traffic; a draining one fails its load
+// balancer health check while it finishes in-flight requests; a stopped one
+// left cleanly. A node whose heartbeat is older than the cluster's liveness
+// window is dead whatever its last state says.
+const (
+	NodeStarting NodeState = "starting"
+	NodeServing  NodeState = "serving"
+	NodeDraining NodeState = "draining"
+	NodeStopped  NodeState = "stopped"
+)
+
+// Node is one hotswap server of a cluster sharing a PostgreSQL store.
+type Node struct {
+	ID      string    `json:"id"`      // random, new at each start
+	Name    string    `json:"name"`    // host name or --node-name
+	Addr    string    `json:"addr"`    // its functions listener, as others reach it
+	Version string    `json:"version"` // the binary's version
+	State   NodeState `json:"state"`
+	// Generation is the cluster generation whose routing the node serves
+	// (see the store's Generation): it has acknowledged every change up to it.
+	Generation  int64     `json:"generation"`
+	StartedAt   time.Time `json:"startedAt"`
+	HeartbeatAt time.Time `json:"heartbeatAt"`
+	// Age is how long ago the last heartbeat was, by the store's clock, so
+	// clock skew between nodes does not make a live node look dead.
+	Age time.Duration `json:"age"`
+}
+
+// Prepare asks every live node to start and warm the process sets an
+// operation is about to switch to, before the flip that switches them.
+type Prepare struct {
+	OpID  string        `json:"opId"`
+	App   string        `json:"app"`
+	Wants []PrepareWant `json:"wants"`
+	// By is the node that asks; it prepares by itself and reports nothing.
+	By        string    `json:"by"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// PrepareWant is one process set to warm: deployment DeploymentID under
+// slot Slot's identity with exactly these settings.
+type PrepareWant struct {
+	Slot         string    `json:"slot"`
+	DeploymentID string    `json:"deploymentId"`
+	Digest       string    `json:"digest"`
+	Settings     []Setting `json:"settings"`
+}
