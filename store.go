@@ -30,6 +30,10 @@ type Operation struct {
 	Phase  string         `json:"phase"`  // the step it is at, for recovery and display
 	Detail string         `json:"detail"`
 	Actor  string         `json:"actor"`
+	// Node is the ID of the node that runs it (see Node); empty on a single
+	// server. On restart a node ends only its own operations and those of
+	// nodes that are dead.
+	Node string `json:"node,omitempty"`
 	// StartedAt is set to the current time by BeginOperation if zero.
 	StartedAt time.Time `json:"startedAt"`
 	// EndedAt is zero while running.
