@@ -67,6 +67,17 @@ type Store struct {
 	// sealed: stored content is made read-only and verified against its
 	// manifest before it is used again (see Open and OpenUnsealed).
 	sealed bool
+	// mirror, when set, keeps each zip Put stores where other nodes can
+	// fetch it (see SetMirror).
+	mirror func(ctx context.Context, digest string, zip io.Reader) error
+}
+
+// SetMirror makes every successful Put also hand the zip it read to mirror,
+// before Put returns, so that a package is in the shared store (the
+// PostgreSQL store of a cluster) before any node is told to run it. A
+// mirror error fails the Put. Call it before the store is used.
+func (s *Store) SetMirror(mirror func(ctx context.Context, digest string, zip io.Reader) error) {
+	s.mirror = mirror
 }
 
 // Open opens the store in dir, creating it if needed, and removes what
@@ -178,6 +189,24 @@ func (s *Store) openSums() error {
 // in for the changed directory. Concurrent Puts of the same content
 // both succeed and leave one directory. A nil check accepts everything.
 func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) error) (digest string, err error) {
+	if s.mirror == nil {
+		return s.put(ctx, r, check, nil)
+	}
+	return s.put(ctx, r, check, func(digest string, zf *os.File) error {
+		if _, err := zf.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("put package %s: %w", digest, err)
+		}
+		if err := s.mirror(ctx, digest, zf); err != nil {
+			return fmt.Errorf("put package %s into the shared store: %w", digest, err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) put(ctx context.Context, r io.Reader, check func(dir string) error, stored func(digest string, zf *os.File) error) (digest string, err error) {
+	if stored == nil {
+		stored = func(string, *os.File) error { return nil }
+	}
 	if check == nil {
 		check = func(string) error { return nil }
 	}
@@ -212,7 +241,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) err
 			if err := check(final); err != nil {
 				return "", err
 			}
-			return digest, nil
+			return digest, stored(digest, zf)
 		}
 		if hotswap.ErrorKind(err) != hotswap.FailedPrecondition {
 			return "", err
@@ -254,7 +283,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) err
 			if err := syncDir(s.dir); err != nil {
 				return "", fmt.Errorf("put package %s: %w", digest, err)
 			}
-			return digest, nil
+			return digest, stored(digest, zf)
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("put package %s: replace changed content: %w", digest, err)
@@ -265,7 +294,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) err
 		if isDir(final) {
 			// A concurrent Put of the same content won; its check passed
 			// on the same bytes and ours did too.
-			return digest, nil
+			return digest, stored(digest, zf)
 		}
 		return "", fmt.Errorf("put package %s: %w", digest, err)
 	}
@@ -273,7 +302,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, check func(dir string) err
 	if err := syncDir(s.dir); err != nil {
 		return "", fmt.Errorf("put package %s: %w", digest, err)
 	}
-	return digest, nil
+	return digest, stored(digest, zf)
 }
 
 // Dir returns the absolute directory holding the content of digest, or ""
