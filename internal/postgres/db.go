@@ -1,0 +1,403 @@
+// Package postgres is the store of hotswap on PostgreSQL, for several nodes
+// sharing one database: the same apps, slots, deployments, settings, keys,
+// operations, activity, users, releases and timers as internal/sqlite, with
+// the same methods, errors and ordering (internal/storetest runs one suite
+// against both), plus what a cluster needs.
+//
+// It uses pgx through a connection pool. Writes that read before they write
+// run in SERIALIZABLE transactions, retried when PostgreSQL reports a
+// serialization failure, so the checks they make hold as they do under
+// SQLite's single writer, whichever node writes.
+//
+// # Schema migrations
+//
+// The schema is the embedded migrations/NNNN_name.sql files, applied in
+// order by Open in one transaction that holds a transaction-level advisory
+// lock, so nodes starting at the same time migrate once; each version is
+// recorded in schema_migrations. Open refuses a schema newer than the newest
+// migration it knows.
+//
+// The rule for migrations: they stay backward compatible for one release,
+// because during a rolling upgrade nodes of the previous release run on the
+// schema the new release migrated. A migration may add tables, columns with a
+// default, and indexes; it never drops or renames a column or table, nor
+// changes a type or adds a constraint the previous release could violate, in
+// the same release that stops using it: that waits for the release after.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// migrateLock is the key of the advisory lock that serializes migrations
+// of nodes opening one database at the same time.
+const migrateLock int64 = 0x686f7473776170 // "hotswap"
+
+// DB is the store. Open it with Open; it is safe for concurrent use.
+type DB struct {
+	// Now returns the current time, used for timestamps the caller leaves
+	// zero. Open sets it to time.Now; tests replace it before use.
+	Now func() time.Time
+
+	pool    *pgxpool.Pool
+	created bool // Open made the schema from nothing
+
+	closeOnce sync.Once
+}
+
+// Open connects to the PostgreSQL database named by dsn (a postgres:// URL
+// or a key=value connection string) and brings its schema up to date. It
+// refuses a schema newer than this program knows.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	if strings.TrimSpace(dsn) == "" {
+		return nil, hotswap.Errorf(hotswap.Invalid, "postgres store: the connection string is empty")
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgconn's error redacts the password of the string it quotes.
+		return nil, hotswap.Errorf(hotswap.Invalid, "postgres store: %v", err)
+	}
+	where := cfg.ConnConfig.Host
+	if cfg.ConnConfig.Database != "" {
+		where += "/" + cfg.ConnConfig.Database
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store %s: %w", where, err)
+	}
+	db := &DB{Now: time.Now, pool: pool}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store %s: %w", where, err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store %s: %w", where, err)
+	}
+	return db, nil
+}
+
+// Close closes the connections of the store. It may be called more than
+// once.
+func (db *DB) Close() error {
+	db.closeOnce.Do(db.pool.Close)
+	return nil
+}
+
+// Pool returns the connection pool, for code of this store's users that
+// needs a connection of its own (LISTEN, session advisory locks).
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// migration is one embedded schema file.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in order, checking that they
+// are numbered 1, 2, 3... without gaps.
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var ms []migration
+	for i, name := range names {
+		base := path.Base(name)
+		num, _, _ := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if err != nil || v != i+1 {
+			return nil, fmt.Errorf("migration %s: want number %04d", base, i+1)
+		}
+		src, err := migrationFS.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(src)})
+	}
+	return ms, nil
+}
+
+// SchemaVersion returns the newest schema version this program knows: the
+// number of its newest migration.
+func SchemaVersion() int {
+	ms, err := migrations()
+	if err != nil {
+		return 0
+	}
+	return len(ms)
+}
+
+// migrate applies the migrations the database lacks, in one transaction
+// under an advisory lock, or refuses a schema newer than it knows.
+func (db *DB) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLock); err != nil {
+		return fmt.Errorf("lock for migration: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER NOT NULL PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var cur int
+	if err := tx.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&cur); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if cur > len(ms) {
+		return hotswap.Errorf(hotswap.FailedPrecondition,
+			"the store's schema is version %d, newer than this binary knows (%d); upgrade hotswap", cur, len(ms))
+	}
+	db.created = cur == 0
+	for _, m := range ms[cur:] {
+		if _, err := tx.Exec(ctx, m.sql); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// Created reports whether Open made the schema from nothing: the database
+// held no hotswap schema.
+func (db *DB) Created() bool { return db.created }
+
+// HasApps reports whether the store holds at least one app.
+func (db *DB) HasApps(ctx context.Context) (bool, error) {
+	ok, err := exists(ctx, db.pool, "SELECT 1 FROM apps LIMIT 1")
+	if err != nil {
+		return false, wrap(err, "look for apps")
+	}
+	return ok, nil
+}
+
+// maxAttempts bounds the tries of a serializable transaction that keeps
+// losing to concurrent ones.
+const maxAttempts = 20
+
+// update runs fn in a SERIALIZABLE read-write transaction and commits it if
+// fn returns nil. A serialization failure or deadlock, at any statement or
+// at commit, runs fn again in a new transaction after a short random pause,
+// so fn must not keep state across calls other than what it sets afresh.
+func (db *DB) update(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := db.tryUpdate(ctx, fn)
+		if err == nil || !retryable(err) || attempt == maxAttempts {
+			return storageFull(err)
+		}
+		pause := time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+	}
+}
+
+func (db *DB) tryUpdate(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// view runs fn in a read-only REPEATABLE READ transaction, so all its
+// queries see one snapshot.
+func (db *DB) view(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	return fn(tx)
+}
+
+// querier is what pgx.Tx and *pgxpool.Pool share.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// now returns the current time in UTC.
+func (db *DB) now() time.Time {
+	if db.Now == nil {
+		return time.Now().UTC()
+	}
+	return db.Now().UTC()
+}
+
+// orNow returns t, or the current time if t is zero.
+func (db *DB) orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return db.now()
+	}
+	return t.UTC()
+}
+
+// timeArg is how a time is stored: unix nanoseconds, NULL for the zero time.
+func timeArg(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+// nullTime scans a stored time.
+type nullTime struct{ t *time.Time }
+
+// Scan implements sql.Scanner, which pgx uses for it.
+func (n nullTime) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*n.t = time.Time{}
+	case int64:
+		*n.t = time.Unix(0, v).UTC()
+	default:
+		return fmt.Errorf("stored time has type %T, want int64", v)
+	}
+	return nil
+}
+
+// SQLSTATE codes this store tells apart.
+const (
+	codeUnique        = "23505"
+	codeForeignKey    = "23503"
+	codeSerialization = "40001"
+	codeDeadlock      = "40P01"
+	codeDiskFull      = "53100"
+)
+
+// pgCode returns the SQLSTATE of err, or "".
+func pgCode(err error) string {
+	var e *pgconn.PgError
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// isUnique reports whether err is a violated UNIQUE or PRIMARY KEY constraint.
+func isUnique(err error) bool { return pgCode(err) == codeUnique }
+
+// isUniqueOn reports whether err is a violation of the unique constraint
+// or index called name.
+func isUniqueOn(err error, name string) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == codeUnique && e.ConstraintName == name
+}
+
+// retryable reports whether err means the transaction lost a race and may
+// simply run again.
+func retryable(err error) bool {
+	switch pgCode(err) {
+	case codeSerialization, codeDeadlock:
+		return true
+	}
+	return false
+}
+
+// storageFull turns PostgreSQL's disk_full into a StorageFull error. Other
+// errors, nil included, pass unchanged.
+func storageFull(err error) error {
+	if pgCode(err) == codeDiskFull && hotswap.ErrorKind(err) != hotswap.StorageFull {
+		return &hotswap.Error{Kind: hotswap.StorageFull, Msg: "disk full: the PostgreSQL server has no space left to write the database", Err: err}
+	}
+	return err
+}
+
+// exists reports whether query returns a row.
+func exists(ctx context.Context, q querier, query string, args ...any) (bool, error) {
+	var one int
+	err := q.QueryRow(ctx, query, args...).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// appMustExist returns a NotFound error if app does not exist.
+func appMustExist(ctx context.Context, q querier, app string) error {
+	ok, err := exists(ctx, q, "SELECT 1 FROM apps WHERE name = $1", app)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return hotswap.Errorf(hotswap.NotFound, "app %q not found", app)
+	}
+	return nil
+}
+
+// slotMustExist returns a NotFound error if the app or its slot does not exist.
+func slotMustExist(ctx context.Context, q querier, app, slot string) error {
+	ok, err := exists(ctx, q, "SELECT 1 FROM slots WHERE app = $1 AND name = $2", app, slot)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := appMustExist(ctx, q, app); err != nil {
+			return err
+		}
+		return hotswap.Errorf(hotswap.NotFound, "slot %q of app %q not found", slot, app)
+	}
+	return nil
+}
+
+// wrap adds context to an internal error and returns a domain error as is,
+// so its client-facing message stays the whole message.
+func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	var e *hotswap.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+// limitArg is how a "at most limit, all if limit <= 0" is passed to LIMIT:
+// NULL means no limit.
+func limitArg(limit int) any {
+	if limit <= 0 {
+		return nil
+	}
+	return limit
+}
