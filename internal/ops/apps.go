@@ -392,6 +392,20 @@ func (s *Service) slotLocked(ctx context.Context, app, slot string) (*slotState,
 	if st := s.slots[slotKey{app, slot}]; st != nil {
 		return st, nil
 	}
+	if s.node != nil {
+		// Made through another node a moment ago, before this node's
+		// reconcile: known from now on; its process set follows.
+		if sl, err := s.store.GetSlot(ctx, app, slot); err == nil {
+			st, err := s.loadSlot(ctx, sl)
+			if err != nil {
+				return nil, err
+			}
+			st.slot.DeploymentID = "" // set once its process set runs
+			s.slots[slotKey{app, slot}] = st
+			signal(s.node.reconcile)
+			return st, nil
+		}
+	}
 	if _, err := s.store.GetApp(ctx, app); err != nil {
 		return nil, err
 	}

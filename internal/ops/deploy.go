@@ -200,6 +200,12 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 	digest := req.Digest
 	var err error
 	if digest != "" {
+		if s.cfg.Cluster != nil && !s.cfg.Artifacts.Has(digest) {
+			// Pushed through another node: fetched from the shared store.
+			if err := s.ensurePackage(ctx, digest); err != nil {
+				return d, err
+			}
+		}
 		if !s.cfg.Artifacts.Has(digest) {
 			return d, hotswap.Errorf(hotswap.FailedPrecondition, "package %s is not stored", digest)
 		}
@@ -259,6 +265,10 @@ func (s *Service) activate(ctx context.Context, app, slot string, d hotswap.Depl
 		s.park(key, d.ID, set)
 		return err
 	}
+	if err := s.clusterPrepare(ctx, app, []hotswap.PrepareWant{{Slot: slot, DeploymentID: d.ID, Digest: d.Digest, Settings: settings}}); err != nil {
+		s.park(key, d.ID, set)
+		return err
+	}
 	s.crash("activate.ready")
 	s.mu.Lock()
 	st, err = s.slotLocked(ctx, app, slot)
@@ -287,6 +297,7 @@ func (s *Service) activate(ctx context.Context, app, slot string, d hotswap.Depl
 	s.crash("activate.published")
 	log.add("host", fmt.Sprintf("slot now serves deployment %s", d.ID))
 	s.park(oldKey, oldDep, oldSet)
+	s.clusterAck(ctx, app, slot, "deploy")
 	return nil
 }
 

@@ -141,6 +141,7 @@ func (s *Service) flushEnds(ctx context.Context, app string) error {
 // operation that has ended but whose end the store refused, it writes
 // that end first, so the app is usable as soon as the store is.
 func (s *Service) beginOp(ctx context.Context, op hotswap.Operation) error {
+	op.Node = s.NodeID()
 	err := s.store.BeginOperation(ctx, op)
 	if hotswap.ErrorKind(err) != hotswap.Conflict {
 		return err

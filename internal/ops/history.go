@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/hotswap/hotswap"
-	"github.com/hotswap/hotswap/internal/funcapp"
 )
 
 // DeploymentView is a deployment with where and when it served.
@@ -106,11 +105,7 @@ func (s *Service) RollbackTo(ctx context.Context, req RollbackRequest) (hotswap.
 }
 
 func (s *Service) rollback(ctx context.Context, app, slot string, d hotswap.Deployment) error {
-	pkg, err := funcapp.Load(s.cfg.Artifacts.Dir(d.Digest))
-	if err != nil {
-		return fmt.Errorf("load deployment %s: %w", d.ID, err)
-	}
-	routes, err := funcapp.NewRouter(pkg.Host.RoutePrefix, pkg.Functions)
+	pkg, routes, err := s.loadPackage(ctx, d)
 	if err != nil {
 		return err
 	}

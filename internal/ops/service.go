@@ -61,6 +61,23 @@ type Config struct {
 	// Triggers runs the queue and blob triggers of the serving process
 	// sets (see Triggers); nil runs none.
 	Triggers Triggers
+	// Cluster is the store shared by the nodes of a cluster (PostgreSQL);
+	// nil on a single server. See node.go.
+	Cluster Cluster
+	// NodeID names this node in the cluster; empty makes a random one.
+	NodeID   string
+	NodeName string // shown in hotswap nodes; e.g. the host name
+	Version  string // the binary's version, shown in hotswap nodes
+	// Liveness is how old a node's last heartbeat may be for it to count
+	// as alive; zero = 10s.
+	Liveness time.Duration
+	// AckTimeout bounds the wait for every live node to serve a flip; a
+	// node that takes longer fails its health check until it catches up.
+	// Zero = 15s.
+	AckTimeout time.Duration
+	// ReconcileEvery is how often a node compares itself with the store
+	// when no notification came; zero = 5s.
+	ReconcileEvery time.Duration
 	// CrashPoint, for crash-safety tests only, names a point in an operation
 	// at which the server kills itself with SIGKILL (see crash).
 	CrashPoint string
@@ -79,6 +96,10 @@ type Service struct {
 	holder atomic.Pointer[holderBox] // release holds; nil: none (SetHolder)
 
 	ends unrecorded // operation ends the store refused, see finish
+
+	node     *clusterNode // nil on a single server
+	draining atomic.Bool
+	started  time.Time
 
 	mu     sync.Mutex
 	slots  map[slotKey]*slotState
@@ -123,11 +144,30 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Retention == 0 {
 		cfg.Retention = 20
 	}
-	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, slots: make(map[slotKey]*slotState), parked: make(map[string]*parkedSet)}
+	if cfg.Liveness == 0 {
+		cfg.Liveness = defaultLiveness
+	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = defaultAckTimeout
+	}
+	if cfg.ReconcileEvery == 0 {
+		cfg.ReconcileEvery = defaultReconcile
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 60 * time.Second
+	}
+	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, slots: make(map[slotKey]*slotState), parked: make(map[string]*parkedSet), started: time.Now().UTC()}
 	if _, port, err := net.SplitHostPort(cfg.PublicAddr); err == nil && port != "80" && port != "" {
 		s.port = ":" + port
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	var gen int64
+	if cfg.Cluster != nil {
+		var err error
+		if gen, err = s.initCluster(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.recover(ctx); err != nil {
 		return nil, err
 	}
@@ -166,6 +206,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	go s.reapLoop()
 	go s.timerLoop()
 	go s.endLoop()
+	if s.node != nil {
+		s.startCluster(gen)
+	}
 	return s, nil
 }
 
@@ -174,6 +217,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 func (s *Service) Close() error {
 	s.cancel()
 	s.wg.Wait()
+	s.stopCluster()
 	return nil
 }
 
@@ -185,25 +229,48 @@ func (s *Service) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover operations: %w", err)
 	}
+	var alive map[string]bool
+	if s.node != nil {
+		live, err := s.cfg.Cluster.LiveNodes(ctx, s.cfg.Liveness)
+		if err != nil {
+			return fmt.Errorf("recover operations: %w", err)
+		}
+		alive = make(map[string]bool, len(live))
+		for _, n := range live {
+			alive[n.ID] = n.ID != s.node.self.ID
+		}
+	}
 	for _, op := range ops {
-		state, detail := hotswap.OpFailed, "interrupted by a server restart before it completed"
-		if op.Kind == "deploy" && op.Target != "" {
-			d, err := s.store.GetDeployment(ctx, op.App, op.Target)
-			if err == nil && d.Status == hotswap.DeploySuccess {
-				state, detail = hotswap.OpSucceeded, "completed before a server restart"
-			} else if err == nil && d.Status != hotswap.DeployFailed {
-				d.Status, d.StatusText, d.EndedAt = hotswap.DeployFailed, "interrupted by a server restart", time.Now().UTC()
-				if err := s.store.UpdateDeployment(ctx, d); err != nil {
-					return fmt.Errorf("recover deployment %s: %w", d.ID, err)
-				}
+		if alive[op.Node] {
+			continue // another node runs it
+		}
+		if err := s.recoverOp(ctx, op, "interrupted by a server restart before it completed"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recoverOp ends an operation whose server stopped before it completed:
+// a deploy that reached its flip succeeded, anything else failed.
+func (s *Service) recoverOp(ctx context.Context, op hotswap.Operation, why string) error {
+	state, detail := hotswap.OpFailed, why
+	if op.Kind == "deploy" && op.Target != "" {
+		d, err := s.store.GetDeployment(ctx, op.App, op.Target)
+		if err == nil && d.Status == hotswap.DeploySuccess {
+			state, detail = hotswap.OpSucceeded, "completed before a server restart"
+		} else if err == nil && d.Status != hotswap.DeployFailed {
+			d.Status, d.StatusText, d.EndedAt = hotswap.DeployFailed, "interrupted by a server restart", time.Now().UTC()
+			if err := s.store.UpdateDeployment(ctx, d); err != nil {
+				return fmt.Errorf("recover deployment %s: %w", d.ID, err)
 			}
 		}
-		if err := s.store.EndOperation(ctx, op.ID, state, detail); err != nil {
-			return fmt.Errorf("recover operation %s: %w", op.ID, err)
-		}
-		s.activity(ctx, op.App, "system", "recover", op.Slot, fmt.Sprintf("%s %s: %s", op.Kind, op.ID, detail), string(state))
-		s.log.Warn("recovered operation", "app", op.App, "op", op.ID, "kind", op.Kind, "state", state)
 	}
+	if err := s.store.EndOperation(ctx, op.ID, state, detail); err != nil {
+		return fmt.Errorf("recover operation %s: %w", op.ID, err)
+	}
+	s.activity(ctx, op.App, "system", "recover", op.Slot, fmt.Sprintf("%s %s: %s", op.Kind, op.ID, detail), string(state))
+	s.log.Warn("recovered operation", "app", op.App, "op", op.ID, "kind", op.Kind, "state", state)
 	return nil
 }
 
@@ -225,14 +292,9 @@ func (s *Service) startDeployed(ctx context.Context, st *slotState) error {
 	if err != nil {
 		return err
 	}
-	dir := s.cfg.Artifacts.Dir(d.Digest)
-	pkg, err := funcapp.Load(dir)
+	pkg, routes, err := s.loadPackage(ctx, d)
 	if err != nil {
-		return fmt.Errorf("load deployment %s: %w", d.ID, err)
-	}
-	routes, err := funcapp.NewRouter(pkg.Host.RoutePrefix, pkg.Functions)
-	if err != nil {
-		return fmt.Errorf("routes of deployment %s: %w", d.ID, err)
+		return err
 	}
 	set, key, _, err := s.acquireSet(ctx, st.slot, d, pkg, st.settings, st.log)
 	if err != nil {

@@ -122,6 +122,12 @@ func (s *Service) updateSettings(ctx context.Context, app, slot string, set []ho
 			return nil, hotswap.Errorf(hotswap.FailedPrecondition, "settings not changed: the handler did not start with them: %v", hotswap.ErrorMessage(err))
 		}
 	}
+	if newSet != nil {
+		if err := s.clusterPrepare(ctx, app, []hotswap.PrepareWant{{Slot: slot, DeploymentID: d.ID, Digest: d.Digest, Settings: settings}}); err != nil {
+			s.park(newKey, d.ID, newSet)
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	if err := s.store.UpdateSettings(ctx, app, slot, set, unset); err != nil {
 		s.mu.Unlock()
@@ -139,6 +145,7 @@ func (s *Service) updateSettings(ctx context.Context, app, slot string, set []ho
 	if newSet != nil {
 		s.park(oldKey, d.ID, old)
 	}
+	s.clusterAck(ctx, app, slot, "settings")
 	return append([]hotswap.Setting{}, settings...), nil
 }
 

@@ -34,6 +34,10 @@ type SwapResult struct {
 	ReusedWarm       bool   `json:"reusedWarm"`
 	DurationMs       int64  `json:"durationMs"`
 	FlipMicros       int64  `json:"flipMicros,omitempty"`
+	// LaggingNodes names the nodes of a cluster that did not serve the
+	// swap within the acknowledgement timeout; they fail their health
+	// check until they catch up.
+	LaggingNodes []string `json:"laggingNodes,omitempty"`
 }
 
 // prepared is a process set started (or reused) for a slot's configuration
@@ -56,6 +60,7 @@ type preview struct {
 	targetNew *prepared // the source's content under the target's settings
 	sourceNew *prepared // the target's content under the source's settings; nil when the target is empty
 	started   time.Time
+	lagging   []string // nodes that did not acknowledge the flip (cluster)
 }
 
 // swapSettings computes the settings of both slots after a swap: sticky
@@ -151,6 +156,16 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 		res.TargetDeployment = p.sourceNew.deployment
 	}
 	res.ReusedWarm = p.targetNew.reused && (p.sourceNew == nil || p.sourceNew.reused)
+	if err := s.clusterPrepare(ctx, req.App, p.wants()); err != nil {
+		for _, x := range []*prepared{p.targetNew, p.sourceNew} {
+			if x != nil {
+				s.park(x.key, x.deployment, x.set)
+			}
+		}
+		s.end(ctx, op, err)
+		s.activity(ctx, req.App, req.Actor, "swap.prepare", req.Source, "into "+req.Target+": "+hotswap.ErrorMessage(err), "failed")
+		return res, err
+	}
 	s.crash("swap.prepared")
 	if req.Preview {
 		s.mu.Lock()
@@ -175,7 +190,23 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 	res.Phase = "completed"
 	res.FlipMicros = flip.Microseconds()
 	res.DurationMs = time.Since(start).Milliseconds()
+	res.LaggingNodes = p.lagging
 	return res, nil
+}
+
+// wants lists the configurations a swap switches to, for the other nodes
+// of a cluster to prepare.
+func (p *preview) wants() []hotswap.PrepareWant {
+	var out []hotswap.PrepareWant
+	for _, x := range []struct {
+		slot string
+		p    *prepared
+	}{{p.req.Target, p.targetNew}, {p.req.Source, p.sourceNew}} {
+		if x.p != nil {
+			out = append(out, hotswap.PrepareWant{Slot: x.slot, DeploymentID: x.p.deployment, Settings: x.p.settings})
+		}
+	}
+	return out
 }
 
 // prepareSwap starts and warms both new configurations.
@@ -299,6 +330,7 @@ func (s *Service) flip(ctx context.Context, p *preview) (time.Duration, error) {
 	s.park(oldSrc.cfgKey, oldSrc.slot.DeploymentID, oldSrc.set)
 	s.park(oldTgt.cfgKey, oldTgt.slot.DeploymentID, oldTgt.set)
 	s.activity(ctx, req.App, req.Actor, "swap", req.Source, fmt.Sprintf("into %s: %s now serves %s, %s serves %s", req.Target, req.Target, tn.deployment, req.Source, orNone(src.slot.DeploymentID)), "succeeded")
+	p.lagging = s.clusterAck(ctx, req.App, req.Target, "swap")
 	return flip, nil
 }
 
@@ -364,6 +396,7 @@ func (s *Service) CompleteSwap(ctx context.Context, actor, app string, ho HoldOp
 		return res, err
 	}
 	res.Phase, res.FlipMicros, res.DurationMs = "completed", flip.Microseconds(), time.Since(start).Milliseconds()
+	res.LaggingNodes = p.lagging
 	return res, nil
 }
 
