@@ -33,8 +33,8 @@ func (db *DB) BeginOperation(ctx context.Context, op hotswap.Operation) error {
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO operations ("+operationColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-			op.ID, op.App, op.Kind, op.Slot, op.Target, hotswap.OpRunning, op.Phase, op.Detail, op.Actor, timeArg(op.StartedAt))
+		_, err = tx.ExecContext(ctx, "INSERT INTO operations ("+operationColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+			op.ID, op.App, op.Kind, op.Slot, op.Target, hotswap.OpRunning, op.Phase, op.Detail, op.Actor, op.Node, timeArg(op.StartedAt))
 		if isUnique(err) {
 			return hotswap.Errorf(hotswap.Conflict, "operation %q already exists", op.ID)
 		}
@@ -121,11 +121,11 @@ func mustHaveUpdatedRunning(ctx context.Context, tx *sql.Tx, res sql.Result, id 
 	return hotswap.Errorf(hotswap.FailedPrecondition, "operation %s has ended (%s)", id, state)
 }
 
-const operationColumns = "id, app, kind, slot, target, state, phase, detail, actor, started_at, ended_at"
+const operationColumns = "id, app, kind, slot, target, state, phase, detail, actor, node, started_at, ended_at"
 
 func scanOperation(s interface{ Scan(...any) error }) (hotswap.Operation, error) {
 	var op hotswap.Operation
-	err := s.Scan(&op.ID, &op.App, &op.Kind, &op.Slot, &op.Target, &op.State, &op.Phase, &op.Detail, &op.Actor,
+	err := s.Scan(&op.ID, &op.App, &op.Kind, &op.Slot, &op.Target, &op.State, &op.Phase, &op.Detail, &op.Actor, &op.Node,
 		nullTime{&op.StartedAt}, nullTime{&op.EndedAt})
 	return op, err
 }
