@@ -7,6 +7,7 @@ package router
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -103,6 +104,7 @@ type Handler struct {
 	limits    ConnLimits
 	outputs   OutputWriter
 	listeners Listeners
+	health    atomic.Pointer[func() (bool, string)]
 }
 
 // Observer receives one observation per request that reached a slot's
@@ -176,6 +178,30 @@ func New(cfg Config) *Handler {
 	return h
 }
 
+// SetHealth sets what GET /healthz answers (see ServeHTTP); until it is set
+// the node is healthy.
+func (h *Handler) SetHealth(f func() (ok bool, reason string)) { h.health.Store(&f) }
+
+// HealthPath is the load balancer health check of the functions listener.
+// It answers at any host name that is not an app's (the node's own address,
+// as a load balancer's check sends it), so no app's function is shadowed:
+// 200 when the node should take traffic, 503 with the reason when it should
+// not (draining, behind its cluster, cut off from the store).
+const HealthPath = "/healthz"
+
+func (h *Handler) serveHealth(w http.ResponseWriter) {
+	ok, reason := true, "ok"
+	if f := h.health.Load(); f != nil {
+		ok, reason = (*f)()
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	io.WriteString(w, reason+"\n")
+}
+
 // SetKeyStore sets where host admin API key changes go. Call it before serving.
 func (h *Handler) SetKeyStore(k KeyStore) { h.keys = k }
 
@@ -241,6 +267,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t := h.table.Load()
 		s := t.slots[h.hostLabel(r.Host)]
 		if s == nil {
+			if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+				h.serveHealth(w)
+				return
+			}
 			http.Error(w, "no function app answers at this host name", http.StatusNotFound)
 			return
 		}
