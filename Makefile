@@ -18,16 +18,22 @@ run: build
 	./bin/hotswap serve
 
 # deps installs what the tests need on a fresh Debian machine: Node.js for the
-# Node example and for Azurite, Chromium for the portal's browser tests, and
-# Azurite (Microsoft's Azure Storage emulator, pinned) into .deps/azurite for
-# the queue and blob tests (internal/azurite finds it there). Go modules come
-# from the module proxy.
+# Node example and for Azurite, Chromium for the portal's browser tests,
+# PostgreSQL's server programs for the PostgreSQL store and cluster tests
+# (internal/pgtest runs initdb and postgres from /usr/lib/postgresql/*/bin in a
+# temp folder; the package's own cluster is not used), HAProxy as the load
+# balancer in front of several nodes in the cluster tests, and Azurite
+# (Microsoft's Azure Storage emulator, pinned) into .deps/azurite for the queue
+# and blob tests (internal/azurite finds it there). Go modules come from the
+# module proxy.
 AZURITE_VERSION ?= 3.37.0
 deps:
 	@missing=""; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium fonts-dejavu-core"; \
+	{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	{ command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
