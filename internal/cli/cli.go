@@ -152,6 +152,8 @@ var commands = []*command{
 			forceFlag(fs, o)
 		}, run: deploy},
 	{name: "functions", args: "APP [--slot SLOT]", summary: "list a slot's functions with their trigger, state (a queue or blob trigger's listener: listening, idle, failing...) and why", min: 1, max: 1, flags: slotFlag, run: functions},
+	{name: "nodes", summary: "list the nodes of a cluster (several servers on one PostgreSQL store) with version, state and last heartbeat", run: nodes},
+	{name: "drain", summary: "drain the server at --url (or HOTSWAP_URL): fail its load balancer health check, finish the requests in flight, stop", run: drain},
 	{name: "url", args: "APP FUNCTION [--slot SLOT]", summary: "print a function's invoke URL", min: 2, max: 2, flags: slotFlag, run: funcURL},
 	{name: "keys list", args: "APP [--slot SLOT] [--function F]", summary: "list a slot's keys", min: 1, max: 1, flags: keyFlags, run: keysList},
 	{name: "keys set", args: "APP [NAME] VALUE [--slot SLOT] [--function F] [--master]", summary: "set a host key, a function key (--function) or the master key (NAME _master, or --master without NAME)", min: 2, max: 3,

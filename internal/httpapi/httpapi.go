@@ -30,7 +30,7 @@ type Config struct {
 	Domain     string       // for Kudu's <app>[-<slot>].scm.<domain> host names
 	Logger     *slog.Logger // nil discards
 	Version    string
-	Store      Store      // users; nil: only the admin token works
+	Store      Store           // users; nil: only the admin token works
 	Releases   *release.Engine // nil: no release endpoints
 	Metrics    http.Handler    // /metrics; nil: none
 
@@ -39,6 +39,10 @@ type Config struct {
 	// then takes it as the admin token. nil: the admin token cannot be
 	// rotated through the API.
 	RotateAdminToken func(ctx context.Context) (string, error)
+	// Drain, called after the service started draining, stops the server
+	// once the load balancer had time to notice (POST /api/v1/node/drain);
+	// nil refuses drains.
+	Drain func()
 }
 
 // Server is the control-plane HTTP handler.
@@ -105,6 +109,7 @@ func (s *Server) routes() {
 
 	s.kuduRoutes()
 	s.releaseRoutes()
+	s.nodeRoutes()
 	if s.cfg.Metrics != nil {
 		m.Handle("GET /metrics", s.cfg.Metrics)
 	}
