@@ -157,10 +157,19 @@ func (e *Engine) CreateRelease(ctx context.Context, actor Actor, pipelineName, v
 	return e.create(ctx, p, def, a, actor, "manual")
 }
 
+// create starts a release here, or has the node that runs the releases
+// start it.
 func (e *Engine) create(ctx context.Context, p hotswap.Pipeline, def *pipeline.Pipeline, a hotswap.Artifact, actor Actor, reason string) (*Release, error) {
+	id := newID("r-")
+	return e.leaderDo(ctx, reqCreate, request{Actor: actor, ID: id, PipelineID: p.ID, Feed: a.Feed, Version: a.Version, Reason: reason}, func() (*Release, error) {
+		return e.createLocal(ctx, id, p, def, a, actor, reason)
+	})
+}
+
+func (e *Engine) createLocal(ctx context.Context, id string, p hotswap.Pipeline, def *pipeline.Pipeline, a hotswap.Artifact, actor Actor, reason string) (*Release, error) {
 	now := e.now()
 	r := &Release{
-		ID: newID("r-"), PipelineID: p.ID, Pipeline: p.Name, PipelineVersion: p.Version, Definition: p.Definition,
+		ID: id, PipelineID: p.ID, Pipeline: p.Name, PipelineVersion: p.Version, Definition: p.Definition,
 		Feed: a.Feed, Version: a.Version, Branch: a.Branch, Commit: a.Commit, Digest: a.Digest,
 		Requester: actor.Name, Reason: reason, State: Active, CreatedAt: now, Holds: []string{},
 	}
@@ -169,6 +178,9 @@ func (e *Engine) create(ctx context.Context, p hotswap.Pipeline, def *pipeline.P
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.lead == nil {
+		return nil, errNotLeader
+	}
 	number, err := e.store.CreateRelease(ctx, hotswap.ReleaseRow{ID: r.ID, PipelineID: p.ID, State: Active, CreatedAt: now}, func(n int) (string, error) {
 		r.Number, r.Name = n, fmt.Sprintf("%s-%d", p.Name, n)
 		return r.encode()
@@ -178,6 +190,7 @@ func (e *Engine) create(ctx context.Context, p hotswap.Pipeline, def *pipeline.P
 	}
 	r.Number = number
 	e.active[r.ID], e.defs[r.ID] = r, def
+	e.changedLocked(r)
 	e.cfg.Notifier.Send(r.PipelineID, e.webhook(r), Event{Event: "release", Release: r.Name, ReleaseID: r.ID, State: "created", Time: now})
 	e.Wake()
 	// The engine owns r from here; callers get a copy.
@@ -320,7 +333,8 @@ func (e *Engine) List(ctx context.Context, pipelineName string, limit int) ([]*R
 }
 
 // withActive runs f on an active release under the lock, saves it, and wakes
-// the engine.
+// the engine. It returns errNotLeader when this node does not run the
+// releases.
 func (e *Engine) withActive(ctx context.Context, idOrName string, f func(r *Release, def *pipeline.Pipeline) error) (*Release, error) {
 	r0, err := e.Get(ctx, idOrName)
 	if err != nil {
@@ -328,6 +342,9 @@ func (e *Engine) withActive(ctx context.Context, idOrName string, f func(r *Rele
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.lead == nil {
+		return nil, errNotLeader
+	}
 	r := e.active[r0.ID]
 	if r == nil {
 		return nil, hotswap.Errorf(hotswap.FailedPrecondition, "release %s has ended (%s)", r0.Name, r0.State)
@@ -347,6 +364,12 @@ func (e *Engine) Decide(ctx context.Context, actor Actor, idOrName, stage string
 	if len(comment) > 2000 {
 		return nil, hotswap.Errorf(hotswap.Invalid, "comment is longer than 2000 characters")
 	}
+	return e.leaderDo(ctx, reqDecide, request{Actor: actor, Release: idOrName, Stage: stage, Approve: approve, Comment: comment}, func() (*Release, error) {
+		return e.decide(ctx, actor, idOrName, stage, approve, comment)
+	})
+}
+
+func (e *Engine) decide(ctx context.Context, actor Actor, idOrName, stage string, approve bool, comment string) (*Release, error) {
 	return e.withActive(ctx, idOrName, func(r *Release, def *pipeline.Pipeline) error {
 		sd, st := def.Stage(stage), r.stage(stage)
 		if sd == nil {
@@ -389,11 +412,21 @@ func (e *Engine) Decide(ctx context.Context, actor Actor, idOrName, stage string
 // Redeploy runs a stage again (a new attempt), or starts a manual stage;
 // the stages after it run again too.
 func (e *Engine) Redeploy(ctx context.Context, actor Actor, idOrName, stage string) (*Release, error) {
+	return e.leaderDo(ctx, reqRedeploy, request{Actor: actor, Release: idOrName, Stage: stage}, func() (*Release, error) {
+		return e.redeploy(ctx, actor, idOrName, stage)
+	})
+}
+
+func (e *Engine) redeploy(ctx context.Context, actor Actor, idOrName, stage string) (*Release, error) {
 	r0, err := e.Get(ctx, idOrName)
 	if err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
+	if e.lead == nil {
+		e.mu.Unlock()
+		return nil, errNotLeader
+	}
 	r := e.active[r0.ID]
 	if r == nil {
 		// An ended release is brought back to run the stage again.
@@ -465,6 +498,12 @@ func downstream(def *pipeline.Pipeline, stage string) []string {
 // activity log of each app the release acts on says who abandoned it (a
 // release abandoned by a forced action is logged by that action instead).
 func (e *Engine) Abandon(ctx context.Context, actor Actor, idOrName string) (*Release, error) {
+	return e.leaderDo(ctx, reqAbandon, request{Actor: actor, Release: idOrName}, func() (*Release, error) {
+		return e.abandon(ctx, actor, idOrName)
+	})
+}
+
+func (e *Engine) abandon(ctx context.Context, actor Actor, idOrName string) (*Release, error) {
 	var apps []string
 	r, err := e.withActive(ctx, idOrName, func(r *Release, def *pipeline.Pipeline) error {
 		now := e.now()

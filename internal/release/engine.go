@@ -38,6 +38,19 @@ type Config struct {
 	Logger  *slog.Logger
 	// Webhook delivery; nil uses a client with a 5s timeout.
 	Notifier *Notifier
+
+	// Leader tells whether this node runs the releases of a cluster
+	// sharing the store (see cluster.go); nil: always, as one server does.
+	Leader Leadership
+	// Bus carries notifications between the nodes: a forwarded change
+	// reaches the leader, and a change of holds the others, at once
+	// instead of at their next tick. nil: ticks only.
+	Bus Bus
+	// NodeID names this node in the requests it forwards or takes.
+	NodeID string
+	// ForwardTimeout bounds the wait for the leader's answer to a change
+	// asked of another node; zero is DefaultForwardTimeout.
+	ForwardTimeout time.Duration
 }
 
 // Engine runs releases.
@@ -53,13 +66,19 @@ type Engine struct {
 	wake   chan struct{}
 
 	mu     sync.Mutex
-	active map[string]*Release           // by id
+	lead   *term                         // nil while this node does not run the releases
+	active map[string]*Release           // by id; empty unless leading
 	defs   map[string]*pipeline.Pipeline // by release id
 	busy   map[string]bool               // release id + "/" + stage: an action or gate evaluation is under way
+	sent   map[string]string             // release id: state and holds the followers were told of
+
+	follow follower  // the active releases, when another node leads
+	pruned time.Time // when the loop last pruned answered requests
 }
 
 // Open loads the active releases and starts the engine. Stages that were
-// running when the server stopped resume from their recorded step.
+// running when the server stopped resume from their recorded step. With a
+// Leader, the releases are loaded when this node takes the lead.
 func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -73,31 +92,30 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Notifier == nil {
 		cfg.Notifier = NewNotifier(cfg.Logger)
 	}
+	if cfg.ForwardTimeout == 0 {
+		cfg.ForwardTimeout = DefaultForwardTimeout
+	}
 	e := &Engine{
 		cfg: cfg, store: cfg.Store, ops: cfg.Ops, log: cfg.Logger,
 		wake:   make(chan struct{}, 1),
 		active: make(map[string]*Release),
 		defs:   make(map[string]*pipeline.Pipeline),
 		busy:   make(map[string]bool),
+		sent:   make(map[string]string),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	rows, err := e.store.ListReleases(ctx, "", Active, 0)
-	if err != nil {
-		return nil, fmt.Errorf("load releases: %w", err)
-	}
-	for _, row := range rows {
-		r, err := decode(row.Doc)
-		if err != nil {
-			return nil, fmt.Errorf("load release %s: %w", row.ID, err)
+	if cfg.Leader == nil {
+		if err := e.startLeading(ctx); err != nil {
+			e.cancel()
+			return nil, err
 		}
-		def, err := pipeline.Parse([]byte(r.Definition), nil)
-		if err != nil {
-			return nil, fmt.Errorf("load release %s: its definition no longer parses: %w", row.ID, err)
-		}
-		e.active[r.ID], e.defs[r.ID] = r, def
 	}
 	e.wg.Add(1)
 	go e.loop()
+	if cfg.Bus != nil {
+		e.wg.Add(1)
+		go e.listen()
+	}
 	if e.ops != nil {
 		e.ops.SetHolder(e) // manual deploys and swaps respect the holds
 	}
@@ -128,12 +146,18 @@ func (e *Engine) loop() {
 	t := time.NewTicker(e.cfg.Tick)
 	defer t.Stop()
 	for {
-		e.step()
+		e.tick()
+		var changed <-chan struct{}
+		if e.cfg.Leader != nil {
+			changed = e.cfg.Leader.Changed()
+		}
 		select {
 		case <-e.ctx.Done():
+			e.stopLeading()
 			return
 		case <-t.C:
 		case <-e.wake:
+		case <-changed:
 		}
 	}
 }
@@ -157,14 +181,21 @@ func (e *Engine) step() {
 	}
 }
 
-// saveLocked writes r to the store and, once it ended, forgets it.
+// saveLocked writes r to the store and, once it ended, forgets it. A node
+// that lost the lead writes nothing: the new leader owns the release.
 func (e *Engine) saveLocked(r *Release) {
+	if e.lead == nil {
+		return
+	}
 	doc, err := r.encode()
 	if err == nil {
 		err = e.store.SaveRelease(context.WithoutCancel(e.ctx), r.ID, r.State, doc)
 	}
 	if err != nil {
 		e.log.Error("save release", "release", r.ID, "err", err)
+	}
+	if err == nil {
+		e.changedLocked(r)
 	}
 	if r.ended() {
 		delete(e.active, r.ID)
@@ -228,14 +259,14 @@ func (e *Engine) advanceLocked(r *Release) bool {
 		case StageGates:
 			if e.gatesDueLocked(r, sd, st, now) {
 				e.busy[r.ID+"/"+st.Name] = true
-				e.wg.Add(1)
-				go e.evaluateGates(r.ID, st.Name, st.Attempt)
+				e.lead.wg.Add(1)
+				go e.evaluateGates(e.lead, r.ID, st.Name, st.Attempt)
 			}
 			// A gate's own timeout is checked by the evaluation.
 		case StageRunning:
 			e.busy[r.ID+"/"+st.Name] = true
-			e.wg.Add(1)
-			go e.run(r.ID, st.Name, st.Attempt)
+			e.lead.wg.Add(1)
+			go e.run(e.lead, r.ID, st.Name, st.Attempt)
 		case StageSucceeded:
 		case StageFailed, StageRejected, StageCancelled:
 			e.endLocked(r, map[string]string{StageFailed: Failed, StageRejected: Rejected, StageCancelled: Cancelled}[st.State], "stage "+st.Name+" "+st.State)
@@ -393,8 +424,8 @@ func (e *Engine) gatesDueLocked(r *Release, sd *pipeline.Stage, st *StageRun, no
 
 // evaluateGates samples the due gates (outside the lock: probes take time)
 // and records the results.
-func (e *Engine) evaluateGates(id, stage string, attempt int) {
-	defer e.wg.Done()
+func (e *Engine) evaluateGates(t *term, id, stage string, attempt int) {
+	defer t.wg.Done()
 	e.mu.Lock()
 	r, def := e.active[id], e.defs[id]
 	if r == nil {
@@ -422,13 +453,13 @@ func (e *Engine) evaluateGates(id, stage string, attempt int) {
 
 	results := make(map[int]string) // "" = success
 	for _, j := range jobs {
-		results[j.i] = e.sampleGate(j.g)
+		results[j.i] = e.sampleGate(t.ctx, j.g)
 	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.busy, id+"/"+stage)
-	if r.ended() || st.State != StageGates || st.Attempt != attempt {
+	if e.lead != t || r.ended() || st.State != StageGates || st.Attempt != attempt {
 		return
 	}
 	now = e.now()
@@ -487,9 +518,9 @@ func gateName(g pipeline.Gate) string {
 }
 
 // sampleGate evaluates one gate once: "" when it holds, else why not.
-func (e *Engine) sampleGate(g pipeline.Gate) string {
+func (e *Engine) sampleGate(ctx context.Context, g pipeline.Gate) string {
 	if g.HTTP != nil {
-		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		status, err := e.ops.Probe(ctx, g.HTTP.App, g.HTTP.Slot, g.HTTP.Path, g.HTTP.Key)
 		if err != nil {

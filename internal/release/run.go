@@ -15,14 +15,14 @@ import (
 // deploy, then swap, then checks. Each finished step is saved before the next
 // starts, so a restart neither repeats a deploy that happened nor skips one
 // that did not.
-func (e *Engine) run(id, stage string, attempt int) {
-	defer e.wg.Done()
-	err := e.runSteps(id, stage, attempt)
+func (e *Engine) run(t *term, id, stage string, attempt int) {
+	defer t.wg.Done()
+	err := e.runSteps(t.ctx, id, stage, attempt)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.busy, id+"/"+stage)
 	r := e.active[id]
-	if r == nil || r.ended() {
+	if e.lead != t || r == nil || r.ended() {
 		return
 	}
 	st := r.stage(stage)
@@ -31,8 +31,8 @@ func (e *Engine) run(id, stage string, attempt int) {
 	}
 	now := e.now()
 	if err != nil {
-		if e.ctx.Err() != nil {
-			return // shutting down: resume at the next start
+		if t.ctx.Err() != nil {
+			return // shutting down or lost the lead: resume at the next start
 		}
 		st.State, st.EndedAt, st.Detail = StageFailed, now, hotswap.ErrorMessage(err)
 		st.logf(now, "failed: "+st.Detail)
@@ -86,12 +86,11 @@ func (e *Engine) record(id string, f func(r *Release, now time.Time)) {
 	e.saveLocked(r)
 }
 
-func (e *Engine) runSteps(id, stage string, attempt int) error {
+func (e *Engine) runSteps(ctx context.Context, id, stage string, attempt int) error {
 	s, err := e.snapshot(id, stage, attempt)
 	if err != nil {
 		return nil
 	}
-	ctx := e.ctx
 	actor := s.rel.Requester + " (release " + s.rel.Name + ")"
 	if d := s.def.Deploy; d != nil && s.deployed == "" {
 		// The hold is taken before the deploy starts: in the gap between

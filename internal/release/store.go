@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"time"
 
 	"github.com/hotswap/hotswap"
 )
@@ -21,4 +22,13 @@ type Store interface {
 	PipelineIDsNamed(ctx context.Context, name string) ([]string, error)
 	PutArtifact(ctx context.Context, a hotswap.Artifact) (created bool, err error)
 	SaveRelease(ctx context.Context, id, state, doc string) error
+
+	// The requests a node that does not run the releases forwards to the
+	// one that does (see cluster.go).
+	AddReleaseRequest(ctx context.Context, r hotswap.ReleaseRequest) error
+	TakeReleaseRequests(ctx context.Context, node string) ([]hotswap.ReleaseRequest, error)
+	AnswerReleaseRequest(ctx context.Context, id, result string) error
+	CancelReleaseRequest(ctx context.Context, id string) (bool, error)
+	GetReleaseRequest(ctx context.Context, id string) (hotswap.ReleaseRequest, error)
+	PruneReleaseRequests(ctx context.Context, before time.Time) error
 }
