@@ -4,10 +4,9 @@
 // the same methods, errors and ordering (internal/storetest runs one suite
 // against both), plus what a cluster needs.
 //
-// It uses pgx through a connection pool. Writes that read before they write
-// run in SERIALIZABLE transactions, retried when PostgreSQL reports a
-// serialization failure, so the checks they make hold as they do under
-// SQLite's single writer, whichever node writes.
+// It uses pgx through a connection pool. Write transactions hold one
+// cluster-wide advisory lock, so they run one at a time as under SQLite's
+// single writer (see update); reads run beside them on snapshots.
 //
 // # Schema migrations
 //
@@ -31,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"path"
 	"sort"
 	"strconv"
@@ -75,6 +73,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		// pgconn's error redacts the password of the string it quotes.
 		return nil, hotswap.Errorf(hotswap.Invalid, "postgres store: %v", err)
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(idleInTransaction / time.Millisecond))
 	}
 	where := cfg.ConnConfig.Host
 	if cfg.ConnConfig.Database != "" {
@@ -203,39 +204,37 @@ func (db *DB) HasApps(ctx context.Context) (bool, error) {
 	return ok, nil
 }
 
-// maxAttempts bounds the tries of a serializable transaction that keeps
-// losing to concurrent ones.
-const maxAttempts = 20
+// idleInTransaction is how long the server lets a session of this store
+// sit idle inside a transaction before it ends the session, releasing the
+// write lock of a node that hangs or is cut off mid-transaction. A DSN may
+// set idle_in_transaction_session_timeout itself.
+const idleInTransaction = time.Minute
 
-// update runs fn in a SERIALIZABLE read-write transaction and commits it if
-// fn returns nil. A serialization failure or deadlock, at any statement or
-// at commit, runs fn again in a new transaction after a short random pause,
-// so fn must not keep state across calls other than what it sets afresh.
+// writeLock is the key of the advisory lock every write transaction holds,
+// so write transactions run one at a time across all nodes.
+const writeLock int64 = 0x686f7473776171
+
+// update runs fn in a write transaction and commits it if fn returns nil.
+// The transaction first takes the cluster-wide write lock, so write
+// transactions run one at a time, as they do through SQLite's single
+// writer: a transaction's checks (the app exists, no operation is running,
+// the host name is free) still hold when it writes, whichever node writes,
+// and fn runs exactly once. Writes are few and short (the request path never
+// writes), so the queue is short; a node that dies holding the lock loses it
+// with its connection, or after idleInTransaction.
 func (db *DB) update(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := db.tryUpdate(ctx, fn)
-		if err == nil || !retryable(err) || attempt == maxAttempts {
-			return storageFull(err)
-		}
-		pause := time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(pause):
-		}
-	}
-}
-
-func (db *DB) tryUpdate(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := fn(tx); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := fn(tx); err != nil {
+		return storageFull(err)
+	}
+	return storageFull(tx.Commit(ctx))
 }
 
 // view runs fn in a read-only REPEATABLE READ transaction, so all its
@@ -298,11 +297,9 @@ func (n nullTime) Scan(v any) error {
 
 // SQLSTATE codes this store tells apart.
 const (
-	codeUnique        = "23505"
-	codeForeignKey    = "23503"
-	codeSerialization = "40001"
-	codeDeadlock      = "40P01"
-	codeDiskFull      = "53100"
+	codeUnique     = "23505"
+	codeForeignKey = "23503"
+	codeDiskFull   = "53100"
 )
 
 // pgCode returns the SQLSTATE of err, or "".
@@ -322,16 +319,6 @@ func isUnique(err error) bool { return pgCode(err) == codeUnique }
 func isUniqueOn(err error, name string) bool {
 	var e *pgconn.PgError
 	return errors.As(err, &e) && e.Code == codeUnique && e.ConstraintName == name
-}
-
-// retryable reports whether err means the transaction lost a race and may
-// simply run again.
-func retryable(err error) bool {
-	switch pgCode(err) {
-	case codeSerialization, codeDeadlock:
-		return true
-	}
-	return false
 }
 
 // storageFull turns PostgreSQL's disk_full into a StorageFull error. Other
