@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hotswap/hotswap"
 )
@@ -147,28 +146,5 @@ func TestCreated(t *testing.T) {
 	db = openAt(t, path)
 	if !db.Created() {
 		t.Error("Created() = false for a file truncated to nothing")
-	}
-}
-
-func TestEndOperationAt(t *testing.T) {
-	t.Parallel()
-	db := newDB(t)
-	ctx := context.Background()
-	if err := db.BeginOperation(ctx, hotswap.Operation{ID: "op-1", App: "shop", Kind: "deploy"}); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	if err := db.EndOperationAt(ctx, "op-1", hotswap.OpSucceeded, "late", at); err != nil {
-		t.Fatal(err)
-	}
-	ops, err := db.ListOperations(ctx, "shop", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ops) != 1 || ops[0].State != hotswap.OpSucceeded || !ops[0].EndedAt.Equal(at) || ops[0].Detail != "late" {
-		t.Fatalf("operations = %+v, want op-1 succeeded at %v", ops, at)
-	}
-	if err := db.EndOperationAt(ctx, "op-1", hotswap.OpFailed, "", at); err == nil {
-		t.Error("ending an ended operation succeeded")
 	}
 }

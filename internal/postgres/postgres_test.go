@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/pgtest"
+	"github.com/hotswap/hotswap/internal/storetest"
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// The PostgreSQL store has the whole method set of the SQLite store.
+var _ storetest.Store = (*DB)(nil)
+
+// openDSN opens the store at dsn, closed when t ends.
+func openDSN(t testing.TB, dsn string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) (storetest.Store, func() storetest.Store) {
+		dsn := pgtest.DSN(t)
+		open := func() storetest.Store {
+			db := openDSN(t, dsn)
+			db.Now = now
+			return db
+		}
+		return open(), open
+	})
+}
+
+func TestMigrations(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+
+	// Nodes starting at once migrate once, under the lock.
+	const n = 4
+	dbs := make([]*DB, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { dbs[i], errs[i] = Open(ctx, dsn) })
+	}
+	wg.Wait()
+	created := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("concurrent Open %d: %v", i, errs[i])
+		}
+		if dbs[i].Created() {
+			created++
+		}
+		dbs[i].Close()
+	}
+	if created != 1 {
+		t.Errorf("%d of %d concurrent Opens made the schema, want 1", created, n)
+	}
+	db := openDSN(t, dsn)
+	var versions []int
+	rows, err := db.pool.Query(ctx, "SELECT version FROM schema_migrations ORDER BY version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != SchemaVersion() || versions[len(versions)-1] != SchemaVersion() {
+		t.Errorf("schema_migrations = %v, want 1..%d", versions, SchemaVersion())
+	}
+
+	// A schema newer than this binary knows (a newer node migrated it) is
+	// refused, with a message that says what to do.
+	newer := SchemaVersion() + 1
+	if _, err := db.pool.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, 'from_the_future.sql')", newer); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = Open(ctx, dsn)
+	if err == nil {
+		t.Fatal("Open of a newer schema succeeded")
+	}
+	want := fmt.Sprintf("the store's schema is version %d, newer than this binary knows (%d); upgrade hotswap", newer, SchemaVersion())
+	if got := hotswap.ErrorMessage(err); got != want {
+		t.Errorf("Open of a newer schema: message = %q, want %q", got, want)
+	}
+	if hotswap.ErrorKind(err) != hotswap.FailedPrecondition {
+		t.Errorf("Open of a newer schema: kind = %v, want FailedPrecondition", hotswap.ErrorKind(err))
+	}
+}
+
+func TestOpenBadDSN(t *testing.T) {
+	ctx := context.Background()
+	for _, dsn := range []string{"", "   ", "postgres://u:secret@[::1"} {
+		_, err := Open(ctx, dsn)
+		if hotswap.ErrorKind(err) != hotswap.Invalid {
+			t.Errorf("Open(%q) = %v, want kind Invalid", dsn, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("Open(%q) error shows the password: %v", dsn, err)
+		}
+	}
+	// A server that is not there: a clear error, not a hang.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := Open(ctx, "postgres://hotswap:secret@127.0.0.1:1/none?connect_timeout=5"); err == nil {
+		t.Error("Open of a closed port succeeded")
+	} else if strings.Contains(err.Error(), "secret") {
+		t.Errorf("Open error shows the password: %v", err)
+	}
+}
+
+// icuDSN returns the URL of a new database whose default collation is ICU's
+// en-US, where "alice" sorts before "Bob" and "_x" before "Bob", unlike in
+// SQLite; it is dropped when t ends.
+func icuDSN(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	base := pgtest.DSN(t)
+	cfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	name := cfg.Database + "_icu"
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+
+		" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"); err != nil {
+		t.Fatalf("create a database with ICU collation: %v", err)
+	}
+	t.Cleanup(func() {
+		admin, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Errorf("drop %s: %v", name, err)
+			return
+		}
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	var sorted bool
+	if err := admin.QueryRow(ctx, "SELECT 'alice' < 'Bob' COLLATE \"en-US-x-icu\"").Scan(&sorted); err != nil || !sorted {
+		t.Fatalf("ICU en-US does not sort alice before Bob (%v, %v): the test proves nothing", sorted, err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// TestConformanceICU runs the suite on databases whose default collation
+// is not bytewise, as a production database's locale usually is not: the
+// store must still list names in SQLite's order.
+func TestConformanceICU(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) (storetest.Store, func() storetest.Store) {
+		dsn := icuDSN(t)
+		open := func() storetest.Store {
+			db := openDSN(t, dsn)
+			db.Now = now
+			return db
+		}
+		return open(), open
+	})
+}
