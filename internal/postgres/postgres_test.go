@@ -188,3 +188,57 @@ func TestConformanceICU(t *testing.T) {
 		return open(), open
 	})
 }
+
+// TestWritesSerializeAcrossNodes checks the write lock between stores
+// opened by different nodes on one database: one operation per app
+// cluster-wide, and every loser told which operation runs; release numbers
+// are distinct.
+func TestWritesSerializeAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	nodes := []*DB{openDSN(t, dsn), openDSN(t, dsn), openDSN(t, dsn)}
+	if _, err := nodes[0].ApplyPipeline(ctx, "p1", "pipe", "def", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 24
+	opErrs := make([]error, n)
+	numbers := make([]int, n)
+	relErrs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		db := nodes[i%len(nodes)]
+		wg.Go(func() {
+			opErrs[i] = db.BeginOperation(ctx, hotswap.Operation{ID: fmt.Sprintf("op%d", i), App: "orders", Kind: "deploy", Node: fmt.Sprintf("node%d", i%len(nodes))})
+		})
+		wg.Go(func() {
+			numbers[i], relErrs[i] = db.CreateRelease(ctx, hotswap.ReleaseRow{ID: fmt.Sprintf("r%d", i), PipelineID: "p1", State: "running"},
+				func(int) (string, error) { return "{}", nil })
+		})
+	}
+	wg.Wait()
+	wins := 0
+	seen := map[int]bool{}
+	for i := range n {
+		switch err := opErrs[i]; {
+		case err == nil:
+			wins++
+		case hotswap.ErrorKind(err) != hotswap.Conflict:
+			t.Errorf("BeginOperation op%d = %v, want nil or Conflict", i, err)
+		case !strings.Contains(hotswap.ErrorMessage(err), `app "orders" has a running deploy (operation op`):
+			t.Errorf("BeginOperation op%d: message %q does not name the running operation", i, hotswap.ErrorMessage(err))
+		}
+		if relErrs[i] != nil {
+			t.Errorf("CreateRelease r%d: %v", i, relErrs[i])
+		} else if seen[numbers[i]] {
+			t.Errorf("release number %d given twice", numbers[i])
+		}
+		seen[numbers[i]] = true
+	}
+	if wins != 1 {
+		t.Errorf("%d BeginOperation calls succeeded across %d nodes, want exactly 1", wins, len(nodes))
+	}
+	running, err := nodes[1].RunningOperations(ctx)
+	if err != nil || len(running) != 1 || running[0].Node == "" {
+		t.Errorf("RunningOperations = %+v, %v; want one, with its node", running, err)
+	}
+}
