@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,10 +32,10 @@ import (
 	"github.com/hotswap/hotswap/internal/metrics"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/portal"
+	"github.com/hotswap/hotswap/internal/postgres"
 	"github.com/hotswap/hotswap/internal/release"
 	"github.com/hotswap/hotswap/internal/router"
 	"github.com/hotswap/hotswap/internal/runtime"
-	"github.com/hotswap/hotswap/internal/sqlite"
 	"github.com/hotswap/hotswap/internal/trigger"
 )
 
@@ -67,8 +68,12 @@ func serve(args []string) int {
 		m.Close()
 		return 1
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-m.drained:
+	}
 	stop()
+	m.Drain()
 	m.logger.Info("shutting down")
 	if err := m.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "hotswap serve: shutdown:", err)
@@ -79,7 +84,16 @@ func serve(args []string) int {
 
 // Config is the server's configuration, from flags.
 type Config struct {
-	DataDir         string
+	DataDir string
+	// Store is where the state lives: empty for SQLite in DataDir, or a
+	// postgres:// URL shared by the nodes of a cluster (--store or
+	// HOTSWAP_STORE).
+	Store    string
+	NodeName string // this node's name in the cluster; default the host name
+	// DrainDelay is how long a draining node fails its health check while
+	// still serving, so the load balancer notices before it stops
+	// accepting; zero = 3s with a PostgreSQL store, none with SQLite.
+	DrainDelay      time.Duration
 	Listen          string // functions listener
 	Admin           string // control plane listener
 	Domain          string
@@ -137,7 +151,11 @@ type Main struct {
 
 	logger      *slog.Logger
 	lock        *os.File // the data directory's lock, held while serving
-	db          *sqlite.DB
+	db          store
+	cluster     *postgres.DB         // the same store, when it is PostgreSQL
+	leader      *postgres.Leadership // of the release engine and blob scans
+	drained     chan struct{}        // closed by a drain through the API
+	drainOnce   sync.Once
 	runtime     *runtime.Manager
 	ops         *ops.Service
 	triggers    *trigger.Manager
@@ -174,7 +192,10 @@ func NewMain() *Main {
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("hotswap serve", flag.ContinueOnError)
 	c := &m.Config
-	fs.StringVar(&c.DataDir, "data", c.DataDir, "directory for the SQLite store, packages and the admin token")
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "directory for the SQLite store, packages (with PostgreSQL: this node's cache of them) and the admin token")
+	fs.StringVar(&c.Store, "store", os.Getenv("HOTSWAP_STORE"), "postgres://user:password@host/db to share the state with other nodes (a cluster); empty: SQLite in --data (env HOTSWAP_STORE)")
+	fs.StringVar(&c.NodeName, "node-name", "", "this node's name in the cluster (hotswap nodes); default: the host name")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "how long a draining node (SIGTERM, hotswap drain) fails its health check before it stops accepting; 0 = 3s with --store postgres://, none with SQLite")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "functions listener address")
 	fs.StringVar(&c.Admin, "admin", c.Admin, "control plane (API) listener address")
 	fs.StringVar(&c.Domain, "domain", c.Domain, "domain of slot host names: <app>[-<slot>].<domain>")
@@ -238,8 +259,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.db, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "hotswap.db")); err != nil {
-		return fmt.Errorf("open store: %w", err)
+	if err := m.openStore(ctx); err != nil {
+		return err
 	}
 	// Packages are sealed (read-only, verified before reuse) only when
 	// handlers run as another user, who cannot change them.
@@ -253,7 +274,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open package store: %w", err)
 	}
-	if err := checkStore(ctx, m.db, arts, c.DataDir, c.AllowEmptyStore); err != nil {
+	if m.cluster != nil {
+		// Each node keeps a verified cache of the packages, which live in
+		// the database: a deploy stores its zip there before any node runs it.
+		arts.SetMirror(m.cluster.PutPackage)
+	} else if err := checkStore(ctx, m.db, arts, c.DataDir, c.AllowEmptyStore); err != nil {
 		return err
 	}
 	if m.fnLn, err = net.Listen("tcp", c.Listen); err != nil {
@@ -311,18 +336,28 @@ func (m *Main) Run(ctx context.Context) error {
 		Outputs:      outputs,
 		Triggers:     m.triggers,
 		CrashPoint:   os.Getenv("HOTSWAP_TEST_CRASH_AT"),
+		Cluster:      m.clusterOrNil(),
+		NodeName:     c.NodeName,
+		Version:      Version,
 	})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	m.router.SetKeyStore(m.ops)
-	m.releases, err = release.Open(ctx, release.Config{
+	m.router.SetHealth(m.ops.Health)
+	rc := release.Config{
 		Store:   m.db,
 		Ops:     m.ops,
 		Metrics: releaseMetrics{m.metrics},
 		Tick:    c.ReleaseTick,
 		Logger:  m.logger.With("component", "release"),
-	})
+	}
+	if m.cluster != nil {
+		// One node of the cluster runs the releases; the others forward.
+		m.leader = m.cluster.Leader(context.Background(), "hotswap-release-engine")
+		rc.Leader, rc.Bus, rc.NodeID = m.leader, m.cluster, m.ops.NodeID()
+	}
+	m.releases, err = release.Open(ctx, rc)
 	if err != nil {
 		return fmt.Errorf("start release engine: %w", err)
 	}
@@ -338,6 +373,7 @@ func (m *Main) Run(ctx context.Context) error {
 			web.SetAdminToken(t)
 			return t, nil
 		},
+		Drain: func() { m.drainOnce.Do(func() { close(m.drained) }) },
 	})
 
 	web, err = portal.New(ctx, portal.Config{
@@ -428,6 +464,9 @@ func (m *Main) Close() error {
 	}
 	if m.releases != nil {
 		errs = append(errs, m.releases.Close())
+	}
+	if m.leader != nil {
+		m.leader.Close()
 	}
 	if m.triggers != nil {
 		// Stop pulling work; invocations in flight get the shutdown grace.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hotswap/hotswap/internal/artifact"
-	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
 // startedMeta is the store's mark that a server has started on it, written
@@ -21,7 +20,7 @@ const startedMeta = "store_started"
 // server started on it would look healthy while serving nothing. allowEmpty
 // (--allow-empty-store) starts anyway. A store whose apps were all deleted
 // is not refused: a server started on it before.
-func checkStore(ctx context.Context, db *sqlite.DB, arts *artifact.Store, dataDir string, allowEmpty bool) error {
+func checkStore(ctx context.Context, db store, arts *artifact.Store, dataDir string, allowEmpty bool) error {
 	_, started, err := db.GetMeta(ctx, startedMeta)
 	if err != nil {
 		return fmt.Errorf("check store: %w", err)

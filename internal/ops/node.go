@@ -687,7 +687,9 @@ func (s *Service) clusterAck(ctx context.Context, app, slot, action string) []st
 		var lag []string
 		if err == nil {
 			for _, n := range nodes {
-				if n.Generation < gen {
+				// A starting node loads the slots as they are once it
+				// is up, and its health check fails until then.
+				if n.Generation < gen && n.State != hotswap.NodeStarting {
 					lag = append(lag, nodeLabel(n))
 				}
 			}
