@@ -16,7 +16,7 @@ import (
 	"github.com/hotswap/hotswap/internal/runtime"
 )
 
-// clusterNode opens a Service on the PostgreSQL store at dsn, as one node
+// openNode opens a Service on the PostgreSQL store at dsn, as one node
 // of a cluster: its own artifact store, handler processes and routing.
 func openNode(t testing.TB, dsn, name string) (*Service, *router.Handler) {
 	t.Helper()
