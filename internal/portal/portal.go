@@ -131,7 +131,7 @@ func loadSecret(ctx context.Context, db Store) ([]byte, error) {
 
 var pageNames = []string{
 	"signin", "apps", "app", "slot", "swap", "history", "activity",
-	"pipelines", "pipeline", "editor", "release", "error",
+	"pipelines", "pipeline", "editor", "release", "error", "nodes",
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -179,6 +179,7 @@ func (p *Portal) routes() {
 	m.HandleFunc("POST /signout", p.action(read, p.signout))
 
 	m.HandleFunc("GET /apps", p.page(read, p.appsPage))
+	m.HandleFunc("GET /nodes", p.page(read, p.nodesPage))
 	m.HandleFunc("POST /apps", p.action(deploy, p.createApp))
 	m.HandleFunc("GET /apps/{app}", p.page(read, p.appPage))
 	m.HandleFunc("POST /apps/{app}/delete", p.action(deploy, p.deleteApp))
