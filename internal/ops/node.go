@@ -116,7 +116,19 @@ func (s *Service) Nodes(ctx context.Context) ([]hotswap.Node, error) {
 		}
 		return []hotswap.Node{n}, nil
 	}
-	return s.cfg.Cluster.ListNodes(ctx)
+	nodes, err := s.cfg.Cluster.ListNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A node gets a new ID at each start: those gone for an hour are
+	// history, not the cluster.
+	out := nodes[:0]
+	for _, n := range nodes {
+		if n.Age < time.Hour {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 func (s *Service) nodeRecord(state hotswap.NodeState) hotswap.Node {
