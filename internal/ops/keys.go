@@ -35,6 +35,15 @@ func (s *Service) PutKey(ctx context.Context, app, slot string, k hotswap.Key) (
 // SetKey sets (or, with an empty value, generates) a key of a slot and
 // publishes it before it returns.
 func (s *Service) SetKey(ctx context.Context, actor, app, slot string, k hotswap.Key) (hotswap.Key, error) {
+	k, err := s.setKey(ctx, actor, app, slot, k)
+	if err == nil {
+		// In a cluster, the key works on every node when the call returns.
+		s.clusterAck(ctx, app, slot, "key.set")
+	}
+	return k, err
+}
+
+func (s *Service) setKey(ctx context.Context, actor, app, slot string, k hotswap.Key) (hotswap.Key, error) {
 	switch k.Scope {
 	case hotswap.ScopeMaster:
 		k.Name, k.Function = hotswap.MasterKeyName, ""
@@ -94,6 +103,14 @@ func (s *Service) DeleteKey(ctx context.Context, app, slot, scope, fn, name stri
 
 // RemoveKey removes a key of a slot, recording actor.
 func (s *Service) RemoveKey(ctx context.Context, actor, app, slot, scope, fn, name string) error {
+	err := s.removeKey(ctx, actor, app, slot, scope, fn, name)
+	if err == nil {
+		s.clusterAck(ctx, app, slot, "key.delete")
+	}
+	return err
+}
+
+func (s *Service) removeKey(ctx context.Context, actor, app, slot, scope, fn, name string) error {
 	if scope == hotswap.ScopeMaster || name == hotswap.MasterKeyName {
 		return hotswap.Errorf(hotswap.FailedPrecondition, "the master key cannot be deleted; renew it instead")
 	}
