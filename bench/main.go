@@ -13,7 +13,10 @@
 //   - server memory with idle and deployed slots;
 //   - messages per second through a queue-triggered no-op function (bench/queue,
 //     on an Azurite it starts) against the same handler called over HTTP, and
-//     the time from enqueue to invocation at idle and under a steady stream.
+//     the time from enqueue to invocation at idle and under a steady stream;
+//   - three nodes sharing a PostgreSQL store (issue 11; pgtest starts one, or
+//     HOTSWAP_TEST_POSTGRES names it): swap call to every node serving the
+//     new deployment, and one node's throughput against the SQLite server.
 //
 // Usage:
 //

@@ -88,6 +88,7 @@ func scenarios(e *env) []scenario {
 		{"Deploy and cold start", coldStart},
 		{"Footprint", footprint},
 		{"Queue trigger: throughput and enqueue to invocation", queueTrigger},
+		{"Several nodes on PostgreSQL", severalNodes},
 	}
 }
 

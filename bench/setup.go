@@ -210,6 +210,12 @@ func openEnv(ctx context.Context, hotswapBin string, useNginx bool, logf func(st
 // startServer starts `hotswap serve` with its own data directory on free
 // loopback ports and waits until its control plane answers.
 func (e *env) startServer(ctx context.Context, name string) (*server, error) {
+	return e.startServerWith(ctx, name, nil)
+}
+
+// startServerWith is startServer with extra environment variables and
+// serve flags (a cluster node's store and name).
+func (e *env) startServerWith(ctx context.Context, name string, extraEnv []string, extraArgs ...string) (*server, error) {
 	fn, err := freePort()
 	if err != nil {
 		return nil, err
@@ -219,8 +225,9 @@ func (e *env) startServer(ctx context.Context, name string) (*server, error) {
 		return nil, err
 	}
 	data := filepath.Join(e.tmp, name+"-data")
-	p, err := e.start(name, e.bin, e.tmp, nil, "serve", "--data", data,
-		"--listen", fn, "--admin", admin, "--log-level", "error", "--shutdown-grace", "3s")
+	args := append([]string{"serve", "--data", data,
+		"--listen", fn, "--admin", admin, "--log-level", "error", "--shutdown-grace", "3s"}, extraArgs...)
+	p, err := e.start(name, e.bin, e.tmp, extraEnv, args...)
 	if err != nil {
 		return nil, err
 	}
