@@ -182,6 +182,12 @@ func severalNodes(ctx context.Context, b *bench) (sec *section, err error) {
 	add("old deployment answering after the swap call returned", fmt.Sprint(one.stale), fmt.Sprint(three.stale), "")
 	add(fmt.Sprintf("data plane, closed loop, %d conns: peak req/s of one node, median (min–max)", c.conns),
 		mmm(rps[0], fmtRPS), mmm(rps[1], fmtRPS), ratio(rps[0].median(), rps[1].median()))
+	var perRound series
+	for i := range rps[0] {
+		perRound = append(perRound, rps[1][i]/rps[0][i])
+	}
+	add("data plane: node/one server in the same round, median (min–max)", "", "",
+		fmt.Sprintf("%.2f (%.2f–%.2f)", perRound.median(), perRound.min(), perRound.max()))
 	add("failed requests (swaps and load)", fmt.Sprint(one.failed+loadFailed[0]), fmt.Sprint(three.failed+loadFailed[1]), "")
 	s.notes = append(s.notes,
 		fmt.Sprintf("Setup: %d `hotswap serve` processes (nodes n1–n%d), each with its own data folder, listeners and admin token, sharing one PostgreSQL database (%s) through `--store` (given as HOTSWAP_STORE); "+
