@@ -50,7 +50,11 @@ const (
 	blobLease         = 60 * time.Second
 	blobMaxSize       = 64 << 20 // Config.MaxPayload's ceiling: a blob is passed in one JSON request
 	blobConcurrency   = 8
+	blobStandbyPoll   = time.Second // how often a node that does not scan checks whether it leads now
 )
+
+// standbyNote is a scanner's note while another node of the cluster scans.
+const standbyNote = "standing by: another node of the cluster scans this container"
 
 // blobScanner watches one container for one function.
 type blobScanner struct {
@@ -68,6 +72,7 @@ type blobScanner struct {
 	maxSize  int64                // largest blob passed; zero is DefaultMaxPayload
 	budget   *budget              // shared payload bytes; nil is unlimited
 	inputs   int64                // the function's blob inputs, read whole
+	leader   func() bool          // see Config.Leader; nil: always
 
 	mu    sync.Mutex
 	done  map[string]bool      // name/etag settled: skipped without a receipt read
@@ -103,6 +108,19 @@ func (s *blobScanner) run(pull, work context.Context, wg *sync.WaitGroup) {
 				}
 				continue
 			}
+		}
+		if s.leader != nil && !s.leader() {
+			// Another node of the cluster scans; look again shortly, so
+			// that a takeover of the lead resumes the scans at once.
+			s.stats.setNote(standbyNote)
+			t := time.NewTimer(blobStandbyPoll)
+			select {
+			case <-pull.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
 		}
 		found, err := s.scan(pull, work, wg, sem)
 		switch {

@@ -74,6 +74,13 @@ type Config struct {
 	// an invocation waits for its share. Zero is DefaultMemoryBudget
 	// (256 MiB).
 	MemoryBudget int64
+	// Leader tells whether this node scans the blob containers of a
+	// cluster whose nodes all serve the same slots; the others stand by,
+	// so a container is listed by one node rather than by all (the
+	// receipts' leases would keep a blob from running twice anyway). nil:
+	// always, as on one server. Queue triggers run on every node: the
+	// queue hands each message to one of them.
+	Leader func() bool
 }
 
 // Manager keeps one listener per serving process set.
@@ -435,7 +442,7 @@ func (m *Manager) blobScanner(s Serving, fn *funcapp.Function, e endpoints, f *f
 	b := &blobScanner{
 		fn: fn.Name, hostID: hostID(s.App, s.Slot, s.Settings), pattern: e.pattern, c: e.c, receipts: e.receipts,
 		poison: e.blobPoison, base64: s.Package.Host.Queues.Base64, maxSize: m.cfg.MaxPayload, budget: m.budget,
-		inputs: int64(len(fn.Inputs)), handle: m.blobHandler(s, fn), log: logf, stats: f.stats, ready: readyWait(s.Set),
+		inputs: int64(len(fn.Inputs)), handle: m.blobHandler(s, fn), log: logf, stats: f.stats, ready: readyWait(s.Set), leader: m.cfg.Leader,
 		done: make(map[string]bool), busy: make(map[string]bool), later: make(map[string]time.Time),
 	}
 	return b.run
