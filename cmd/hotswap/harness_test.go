@@ -17,16 +17,18 @@ import (
 	"time"
 
 	"github.com/hotswap/hotswap/internal/artifact"
+	"github.com/hotswap/hotswap/internal/pgtest"
 )
 
 // TestMain lets the test binary act as the hotswap binary, so tests can run
-// the real server as a separate process and kill it.
+// the real server as a separate process and kill it. The cluster tests'
+// PostgreSQL server (pgtest) is stopped after the tests.
 func TestMain(m *testing.M) {
 	if os.Getenv("HOTSWAP_TEST_MAIN") == "1" {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
 
 var (
