@@ -20,7 +20,7 @@
 //
 // Usage:
 //
-//	go run ./bench              # full run (about 14 minutes), writes bench/REPORT.md
+//	go run ./bench              # full run (about 16 minutes), writes bench/REPORT.md
 //	go run ./bench -smoke       # CI: every scenario once, briefly; writes no report
 //
 // It builds hotswap and the handlers in bench/handler (forwarding mode) and
