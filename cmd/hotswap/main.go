@@ -530,17 +530,58 @@ const lockWait = 5 * time.Second
 
 // hostID returns this data directory's host id, made on first start.
 func (m *Main) hostID(ctx context.Context) (string, error) {
+	if m.cluster != nil {
+		// The store is shared by every node, so the mark is kept in the
+		// node's own data folder: a node's warden (or a restarted node's
+		// sweep) must never kill the handlers of the others.
+		return fileHostID(filepath.Join(m.Config.DataDir, "host-id"))
+	}
 	id, ok, err := m.db.GetMeta(ctx, "host_id")
 	if err != nil || ok {
 		return id, err
 	}
+	id, err = newHostID()
+	if err != nil {
+		return "", err
+	}
+	if err := m.db.SetMeta(ctx, "host_id", id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func newHostID() (string, error) {
 	var raw [12]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", err
 	}
-	id = "h" + hex.EncodeToString(raw[:])
-	if err := m.db.SetMeta(ctx, "host_id", id); err != nil {
+	return "h" + hex.EncodeToString(raw[:]), nil
+}
+
+// fileHostID reads the host id kept in path, or makes one and writes it
+// there (atomically: a crash leaves the old file or the new one).
+func fileHostID(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if len(id) != 25 || id[0] != 'h' {
+			return "", fmt.Errorf("host id file %s holds %q, not a host id; delete it to make a new one", path, id)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read host id: %w", err)
+	}
+	id, err := newHostID()
+	if err != nil {
 		return "", err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write host id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write host id: %w", err)
 	}
 	return id, nil
 }
