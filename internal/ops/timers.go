@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,31 @@ import (
 // its schedule. Status is written after a run, so a run cut short by a
 // crash is made up too: at least once, never silently lost. runOnStartup
 // runs a timer each time its deployment starts in a slot.
+//
+// In a cluster (Config.Cluster) every node runs every slot and this loop,
+// and every node sees the same occurrences (a schedule's occurrences are
+// fixed times). Before firing one, a node claims it in the store
+// (ClaimTimer: an insert that one node wins), and marks it done after the
+// invocation, whether the function succeeded or failed; the nodes that lose
+// the claim do not fire it. The schedule status is shared too: it only ever
+// moves forward (PutTimerStatus), so whichever node fires writes it, and a
+// node that starts while the cluster was down past an occurrence claims
+// that past-due occurrence like any other (one node fires it).
+//
+// A node that claimed an occurrence and died before marking it done leaves
+// it to the others: each node keeps the occurrences it lost the claim for
+// and claims them again later (timerStale after the occurrence, then at
+// doubling ages up to timerTakeover). The store gives such a claim to
+// another node once the claimer has been silent (no heartbeat) for
+// timerStale; that node fires it late, with IsPastDue set. This is the
+// at-least-once window that remains: a node that died after calling the
+// function but before marking the claim done has the occurrence fired
+// again by another node, as a single server fires again, past due, an
+// occurrence whose run a crash cut short. An occurrence a node claimed and
+// did not finish because it shut down is likewise left for takeover.
+//
+// runOnStartup stays per node, as on Azure, where it runs on every instance
+// that starts (scale-out included): each node starting a deployment runs it.
 
 // timerInvoker calls timer functions; an invocation is bounded by
 // invoke.DefaultTimeout, as before by the client's 5 minutes.
@@ -35,6 +61,18 @@ var timerInvoker = &invoke.Invoker{}
 // timerInputMax bounds a timer function's blob input, as the payload-mode
 // request body is bounded (router.DefaultMaxPayloadBody).
 const timerInputMax = 8 << 20
+
+// Timer claims in a cluster (see above).
+const (
+	// timerStale is how long a claimer must have been silent before
+	// another node may take its unfinished claim over.
+	timerStale = 15 * time.Second
+	// timerTakeover is how old an occurrence whose claim this node lost
+	// may be for it to try to take it over.
+	timerTakeover = 5 * time.Minute
+	// timerLostMax bounds the lost occurrences a node keeps per timer.
+	timerLostMax = 512
+)
 
 // timerJob is one run of a timer function.
 type timerJob struct {
@@ -49,6 +87,9 @@ type timerJob struct {
 	at         time.Time    // the occurrence this run is for
 	next       time.Time    // the occurrence after it
 	pastDue    bool         // at was missed while the server was down
+	claim      bool         // in a cluster: fire only if this node claims at
+	takeover   bool         // a retry of an occurrence whose claim was lost
+	clock      *timerClock  // where a lost claim is kept for a retry
 	// pkg and settings are the slot's package and app settings, for
 	// functions with output or blob input bindings only.
 	pkg      *funcapp.App
@@ -62,6 +103,52 @@ type timerClock struct {
 	schedule   string
 	last, next time.Time
 	busy       *atomic.Bool // a run is in flight; the next waits for it
+
+	mu   sync.Mutex
+	lost []lostRun // occurrences another node claimed, to claim again later
+}
+
+// lostRun is an occurrence whose claim another node won; if that node dies
+// before marking it done, this one may take it over.
+type lostRun struct {
+	at, next, last time.Time
+	retry          time.Time // when to claim it again
+}
+
+// addLost keeps an occurrence whose claim was lost, to claim it again once
+// a stopped claimer would have gone stale; retried at doubling ages.
+func (c *timerClock) addLost(j timerJob, now time.Time) {
+	age := max(now.Sub(j.at), 0)
+	retry := j.at.Add(timerStale + time.Second)
+	if !now.Before(retry) {
+		retry = j.at.Add(2 * age)
+	}
+	if retry.Sub(j.at) > timerTakeover {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.lost) >= timerLostMax {
+		c.lost = c.lost[1:]
+	}
+	c.lost = append(c.lost, lostRun{at: j.at, next: j.next, last: j.last, retry: retry})
+}
+
+// takeLost removes and returns the lost occurrences due for a retry.
+func (c *timerClock) takeLost(now time.Time) []lostRun {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var due []lostRun
+	keep := c.lost[:0]
+	for _, l := range c.lost {
+		if now.Before(l.retry) {
+			keep = append(keep, l)
+		} else {
+			due = append(due, l)
+		}
+	}
+	c.lost = keep
+	return due
 }
 
 // timerLoop fires the due timer functions, checking five times a second.
@@ -105,13 +192,27 @@ func (s *Service) timerLoop() {
 					freshKeys = append(freshKeys, key)
 					continue
 				}
-				j.busy = c.busy
+				j.busy, j.clock = c.busy, c
+				j.claim = s.cfg.Cluster != nil
 				if f.RunOnStartup && !started[startKey] {
 					// A new deployment in the slot: runOnStartup again.
 					started[startKey] = true
 					if !j.disabled {
 						run := j
-						run.last, run.at, run.next = c.last, now, c.next
+						run.last, run.at, run.next, run.claim = c.last, now, c.next, false // per node
+						due = append(due, run)
+						continue
+					}
+				}
+				if j.claim && !j.disabled && !c.busy.Load() && (c.next.IsZero() || now.Before(c.next)) {
+					// Claims lost to a node that may have died since.
+					if lost := c.takeLost(now); len(lost) > 0 {
+						l := lost[0]
+						for _, rest := range lost[1:] {
+							c.addLost(timerJob{at: rest.at, next: rest.next, last: rest.last}, now)
+						}
+						run := j
+						run.last, run.at, run.next, run.pastDue, run.takeover = l.last, l.at, l.next, true, true
 						due = append(due, run)
 						continue
 					}
@@ -175,7 +276,7 @@ func (s *Service) timerLoop() {
 func (s *Service) startTimer(j timerJob, now time.Time) (c *timerClock, run *timerJob, ok bool) {
 	f := j.fn
 	c = &timerClock{schedule: f.Schedule.String(), next: f.Schedule.Next(now), busy: new(atomic.Bool)}
-	j.busy = c.busy
+	j.busy, j.clock, j.claim = c.busy, c, s.cfg.Cluster != nil
 	if f.UseMonitor {
 		stored, found, err := s.store.GetTimerStatus(s.ctx, j.app, j.slot, f.Name)
 		if err != nil {
@@ -194,7 +295,7 @@ func (s *Service) startTimer(j timerJob, now time.Time) (c *timerClock, run *tim
 		}
 	}
 	if run == nil && f.RunOnStartup && !j.disabled {
-		j.last, j.at, j.next = c.last, now, c.next
+		j.last, j.at, j.next, j.claim = c.last, now, c.next, false // per node
 		run = &j
 	}
 	return c, run, true
@@ -219,6 +320,7 @@ func (s *Service) putTimerStatus(app, slot string, f *funcapp.Function, last, ne
 // Its queue and blob outputs are written when it succeeded.
 func (s *Service) fireTimer(j timerJob) {
 	st, fn, set := j.st, j.fn, j.set
+	answered := false // the function was called and answered
 	if len(fn.Outputs) > 0 || len(fn.Inputs) > 0 {
 		if err := binding.Check(fn, j.settings); err != nil {
 			st.log.add("host", fmt.Sprintf("timer %s skipped: it is not runnable: %v", fn.Name, err))
@@ -234,6 +336,15 @@ func (s *Service) fireTimer(j timerJob) {
 		st.log.add("host", fmt.Sprintf("timer %s skipped: the handler is down", fn.Name))
 		return
 	}
+	if j.claim {
+		if !s.claimTimer(j) {
+			return
+		}
+		defer func() { s.doneTimer(j, answered) }()
+		if j.takeover {
+			st.log.add("host", fmt.Sprintf("timer %s: the run at %s is taken over from a node that claimed it and stopped", fn.Name, j.at.UTC().Format(time.RFC3339)))
+		}
+	}
 	name := fn.TriggerName
 	if name == "" {
 		name = "myTimer"
@@ -243,7 +354,7 @@ func (s *Service) fireTimer(j timerJob) {
 	if !j.last.IsZero() {
 		status["Last"] = j.last.UTC().Format(time.RFC3339Nano)
 	}
-	if j.pastDue {
+	if j.pastDue && !j.takeover {
 		st.log.add("host", fmt.Sprintf("timer %s is past due: its run at %s was missed while the host was down", fn.Name, j.at.UTC().Format(time.RFC3339)))
 	}
 	data := map[string]json.RawMessage{name: jsonRaw(map[string]any{
@@ -261,6 +372,7 @@ func (s *Service) fireTimer(j timerJob) {
 		Function: fn.Name,
 		Data:     data,
 	})
+	answered = err == nil || invoke.Answered(err)
 	if fn.UseMonitor && (err == nil || invoke.Answered(err)) {
 		s.putTimerStatus(j.app, j.slot, fn, j.at, j.next)
 	}
@@ -278,6 +390,39 @@ func (s *Service) fireTimer(j timerJob) {
 		}
 	}
 	st.log.add("host", fmt.Sprintf("timer %s ran", fn.Name))
+}
+
+// claimTimer claims occurrence j.at for this node and reports whether it
+// won. A lost claim is kept for a takeover later; a store error skips the
+// occurrence here (another node may claim it).
+func (s *Service) claimTimer(j timerJob) bool {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	ok, err := s.cfg.Cluster.ClaimTimer(ctx, j.app, j.slot, j.fn.Name, j.at, s.NodeID(), timerStale)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.log.Error("claim timer occurrence", "app", j.app, "slot", j.slot, "function", j.fn.Name, "at", j.at, "err", err)
+		}
+		return false
+	}
+	if !ok && j.clock != nil {
+		j.clock.addLost(j, time.Now())
+	}
+	return ok
+}
+
+// doneTimer marks a claimed occurrence run, so no node takes it over:
+// after the function answered, or failed, but not when this node's
+// shutdown cut the run short (another node takes it over then).
+func (s *Service) doneTimer(j timerJob, answered bool) {
+	if !answered && s.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.Cluster.DoneTimer(ctx, j.app, j.slot, j.fn.Name, j.at); err != nil {
+		s.log.Error("mark timer occurrence done", "app", j.app, "slot", j.slot, "function", j.fn.Name, "at", j.at, "err", err)
+	}
 }
 
 // writeOutputs writes the outputs of a timer run, to the end during
