@@ -142,9 +142,6 @@ func doubled(runs map[time.Time][]tick) []string {
 // never finishes it): another node takes the claim over once the stopped
 // node is silent, and fires it, past due. No occurrence is lost or doubled.
 func TestTimerFiresOncePerOccurrenceAcrossNodes(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/node"); err != nil {
-		t.Skip("node is not installed")
-	}
 	dsn := pgtest.DSN(t)
 	dir := t.TempDir()
 	pkgs, ticks := filepath.Join(dir, "packages"), filepath.Join(dir, "ticks")

@@ -3,7 +3,6 @@ package release
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -175,11 +174,6 @@ func setupCluster(t *testing.T, a *testNode) {
 // completes: the new leader swaps it into production. Holds are seen from
 // every node.
 func TestReleaseSurvivesLeaderLoss(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/node"); err != nil {
-		if _, err := os.Stat("/usr/local/bin/node"); err != nil {
-			t.Skip("node is not installed")
-		}
-	}
 	dsn := pgtest.DSN(t)
 	pkgs := filepath.Join(t.TempDir(), "packages")
 	ctx := context.Background()
