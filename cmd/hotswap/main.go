@@ -304,7 +304,16 @@ func (m *Main) Run(ctx context.Context) error {
 	// HOTSWAP_TEST_QUEUE_LEASE, for the at-least-once tests only, shortens
 	// how long a fetched queue message stays hidden (as CrashPoint below).
 	lease, _ := time.ParseDuration(os.Getenv("HOTSWAP_TEST_QUEUE_LEASE"))
+	var scanLeader func() bool
+	if m.cluster != nil {
+		// One node of the cluster runs the releases and scans blob
+		// containers (an advisory lock in the store); the others forward
+		// release changes to it and stand by.
+		m.leader = m.cluster.Leader(context.Background(), "hotswap-leader")
+		scanLeader = m.leader.IsLeader
+	}
 	m.triggers = trigger.New(trigger.Config{
+		Leader:       scanLeader,
 		Lease:        lease,
 		Outputs:      outputs,
 		Check:        binding.Check,
@@ -352,9 +361,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Tick:    c.ReleaseTick,
 		Logger:  m.logger.With("component", "release"),
 	}
-	if m.cluster != nil {
-		// One node of the cluster runs the releases; the others forward.
-		m.leader = m.cluster.Leader(context.Background(), "hotswap-release-engine")
+	if m.leader != nil {
 		rc.Leader, rc.Bus, rc.NodeID = m.leader, m.cluster, m.ops.NodeID()
 	}
 	m.releases, err = release.Open(ctx, rc)
