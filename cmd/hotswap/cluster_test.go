@@ -60,6 +60,11 @@ func TestClusterSwapsAndDeploys(t *testing.T) {
 
 	ld := startLoad(lb.Addr, "web.localhost", "/api/whoami", 64, 50*time.Millisecond)
 	t.Cleanup(ld.stop)
+	// POSTs beside them: HAProxy retries those only when they never
+	// reached a node, so a node killed mid-request fails them (counted
+	// and reported); anything else must not.
+	posts := startLoadMethod("POST", lb.Addr, "web.localhost", "/api/whoami", 8, 50*time.Millisecond)
+	t.Cleanup(posts.stop)
 	time.Sleep(time.Second)
 
 	// 20 swaps and 5 deploys, each through another node than the last.
@@ -82,6 +87,7 @@ func TestClusterSwapsAndDeploys(t *testing.T) {
 		everyNodeServes(fmt.Sprintf("swap %d through %s (took %s)", i+1, nd.name, time.Since(start).Round(time.Millisecond)))
 	}
 	ld.check(t, "the end of the swaps and deploys")
+	posts.check(t, "the end of the swaps and deploys")
 	t.Logf("20 swaps and %d deploys: %d GETs, none failed", deploys, ld.ok.Load())
 
 	// SIGKILL one node mid-load: HAProxy's retries hide it from the GETs,
@@ -94,6 +100,8 @@ func TestClusterSwapsAndDeploys(t *testing.T) {
 	lb.WaitStatus(t, 2, "DOWN")
 	time.Sleep(2 * time.Second) // load on the survivors alone
 	ld.check(t, "the SIGKILL of n2")
+	postsLost := posts.allow()
+	t.Logf("SIGKILL of n2 mid-load: 0 GETs failed (HAProxy retried them on the other nodes); %d of %d POSTs failed (not retried once they reached a node, so none runs twice)", postsLost, posts.ok.Load()+posts.failed.Load())
 	for _, nd := range c.nodes[:2] {
 		api := nd.api()
 		var apps struct{ Apps []struct{ Name string } }
@@ -132,6 +140,7 @@ func TestClusterSwapsAndDeploys(t *testing.T) {
 	lb.WaitStatus(t, 2, "UP")
 	everyNodeServes("the restart of n2")
 	ld.check(t, "the restart of n2")
+	posts.check(t, "the restart of n2")
 
 	// Rolling upgrade: each node in turn drains (through the API, or
 	// SIGTERM), stops, starts again and rejoins.
@@ -158,10 +167,12 @@ func TestClusterSwapsAndDeploys(t *testing.T) {
 		nd.waitExit(60 * time.Second)
 		lb.WaitStatus(t, i, "DOWN")
 		ld.check(t, fmt.Sprintf("the drain of %s (%s)", nd.name, how))
+		posts.check(t, fmt.Sprintf("the drain of %s (%s)", nd.name, how))
 		nd.start()
 		lb.WaitStatus(t, i, "UP")
 		everyNodeServes("the restart of " + nd.name)
 		ld.check(t, "the restart of "+nd.name)
+		posts.check(t, "the restart of "+nd.name)
 	}
 	// The upgraded cluster still swaps.
 	a = c.nodes[0].api()
@@ -172,8 +183,10 @@ func TestClusterSwapsAndDeploys(t *testing.T) {
 	prod, staging = staging, prod
 	everyNodeServes("the swap after the rolling upgrade")
 	ld.stop()
+	posts.stop()
 	ld.check(t, "the end")
-	t.Logf("%d GETs through HAProxy, none failed (the load sends no other method)\n%s", ld.ok.Load(), lbDump(lb))
+	posts.check(t, "the end")
+	t.Logf("%d GETs through HAProxy, none failed; %d POSTs, %d failed, all at the SIGKILL\n%s", ld.ok.Load(), posts.ok.Load()+posts.failed.Load(), postsLost, lbDump(lb))
 }
 
 // deploymentIDs lists the IDs of app's deployments, sorted.

@@ -6,6 +6,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,7 +50,8 @@ func main() {
 	mux.HandleFunc("GET /api/orphan", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(strconv.Itoa(orphan)))
 	})
-	mux.HandleFunc("GET /api/whoami", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/api/whoami", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // a POST's body, for the cluster test's load
 		w.Header().Set("X-Deployment", who["deployment"])
 		json.NewEncoder(w).Encode(who)
 	})
