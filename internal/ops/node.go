@@ -36,6 +36,12 @@ const (
 	defaultAckTimeout = 15 * time.Second
 	defaultReconcile  = 5 * time.Second
 	heartbeatEvery    = time.Second
+	// silentAfter: a node whose last heartbeat is older than this is
+	// probably dead, so operations neither wait for it nor name it, even
+	// before the liveness window (which ends its operations) has passed.
+	// Alive but stalled, it finds itself behind and fails its health
+	// check until it catches up.
+	silentAfter = 3 * heartbeatEvery
 	// prepareTTL bounds how long a node looks at a prepare request.
 	prepareTTL = 5 * time.Minute
 )
@@ -702,8 +708,9 @@ func (s *Service) clusterAck(ctx context.Context, app, slot, action string) []st
 		if err == nil {
 			for _, n := range nodes {
 				// A starting node loads the slots as they are once it
-				// is up, and its health check fails until then.
-				if n.Generation < gen && n.State != hotswap.NodeStarting {
+				// is up, and its health check fails until then. A silent
+				// one is probably dead (see silentAfter).
+				if n.Generation < gen && n.State != hotswap.NodeStarting && n.Age <= silentAfter {
 					lag = append(lag, nodeLabel(n))
 				}
 			}
@@ -730,7 +737,7 @@ func poll(wait time.Duration) time.Duration {
 	return wait
 }
 
-// peers lists the other live nodes.
+// peers lists the other live nodes that heartbeat.
 func (s *Service) peers(ctx context.Context) ([]hotswap.Node, error) {
 	nodes, err := s.cfg.Cluster.LiveNodes(ctx, s.cfg.Liveness)
 	if err != nil {
@@ -738,7 +745,7 @@ func (s *Service) peers(ctx context.Context) ([]hotswap.Node, error) {
 	}
 	out := nodes[:0]
 	for _, n := range nodes {
-		if n.ID != s.node.self.ID && n.State != hotswap.NodeStarting {
+		if n.ID != s.node.self.ID && n.State != hotswap.NodeStarting && n.Age <= silentAfter {
 			out = append(out, n)
 		}
 	}
