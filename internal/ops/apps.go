@@ -402,6 +402,7 @@ func (s *Service) slotLocked(ctx context.Context, app, slot string) (*slotState,
 			}
 			st.slot.DeploymentID = "" // set once its process set runs
 			s.slots[slotKey{app, slot}] = st
+			s.publishLocked()
 			signal(s.node.reconcile)
 			return st, nil
 		}

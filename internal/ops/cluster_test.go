@@ -3,8 +3,10 @@ package ops
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +21,11 @@ import (
 // openNode opens a Service on the PostgreSQL store at dsn, as one node
 // of a cluster: its own artifact store, handler processes and routing.
 func openNode(t testing.TB, dsn, name string) (*Service, *router.Handler) {
+	return openNodeWith(t, dsn, name, func(db Store) Store { return db })
+}
+
+// openNodeWith is openNode whose service sees the store through wrap.
+func openNodeWith(t testing.TB, dsn, name string, wrap func(Store) Store) (*Service, *router.Handler) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := postgres.Open(ctx, dsn)
@@ -37,7 +44,7 @@ func openNode(t testing.TB, dsn, name string) (*Service, *router.Handler) {
 	rh := router.New(router.Config{Domain: "localhost"})
 	s, err := Open(ctx, Config{
 		Domain: "localhost", PublicAddr: "127.0.0.1:8080",
-		Store: db, Artifacts: arts, Runtime: rt, Router: rh,
+		Store: wrap(db), Artifacts: arts, Runtime: rt, Router: rh,
 		Cluster: db, NodeName: name, Version: "test",
 		Liveness: 3 * time.Second, AckTimeout: 5 * time.Second, ReconcileEvery: time.Second,
 	})
@@ -156,4 +163,72 @@ func TestClusterOneOperationPerApp(t *testing.T) {
 	if hotswap.ErrorKind(err) != hotswap.Conflict || !strings.Contains(hotswap.ErrorMessage(err), "shop") {
 		t.Fatalf("an operation through b while a runs one on the app: %v; want a conflict naming the app", err)
 	}
+}
+
+// blindStore fails to list the slots while blind is set, so the node
+// cannot reconcile with the store.
+type blindStore struct {
+	Store
+	blind atomic.Bool
+}
+
+func (b *blindStore) ListAllSlots(ctx context.Context) ([]hotswap.Slot, error) {
+	if b.blind.Load() {
+		return nil, errors.New("blind (test)")
+	}
+	return b.Store.ListAllSlots(ctx)
+}
+
+// TestClusterLaggingNode: a node that cannot follow a flip is named by the
+// operation once the acknowledgement timeout passes, and fails its health
+// check until it catches up; then it serves the change and passes again.
+func TestClusterLaggingNode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	a, _ := openNode(t, dsn, "a")
+	var bs *blindStore
+	b, rb := openNodeWith(t, dsn, "b", func(db Store) Store {
+		bs = &blindStore{Store: db}
+		return bs
+	})
+	if _, err := a.CreateApp(ctx, "t", "shop"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "node b knows the app", func() bool { return rb.Table().Slot("shop") != nil })
+	if ok, why := b.Health(); !ok {
+		t.Fatalf("node b before anything: unhealthy: %s", why)
+	}
+	bs.blind.Store(true)
+	start := time.Now()
+	res, err := a.Deploy(ctx, DeployRequest{App: "shop", Slot: hotswap.ProductionSlot, Actor: "t", Package: bytes.NewReader(forwardPackage(t))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < a.cfg.AckTimeout {
+		t.Fatalf("the deploy returned after %v, before the acknowledgement timeout (%v), though node b could not follow", took, a.cfg.AckTimeout)
+	}
+	acts, err := a.Activity(ctx, "shop", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := false
+	for _, x := range acts {
+		named = named || x.Result == "lagging" && strings.Contains(x.Detail, "b (")
+	}
+	if !named {
+		t.Fatalf("no activity names node b as lagging: %+v", acts)
+	}
+	waitFor(t, 10*time.Second, "node b fails its health check", func() bool { ok, _ := b.Health(); return !ok })
+	if _, why := b.Health(); !strings.Contains(why, "behind") {
+		t.Fatalf("node b unhealthy for %q, want behind the cluster", why)
+	}
+	if got := serving(rb, "shop", hotswap.ProductionSlot); got == res.Deployment.ID {
+		t.Fatalf("node b serves %s though it could not read the store", got)
+	}
+	bs.blind.Store(false)
+	waitFor(t, 10*time.Second, "node b catches up", func() bool {
+		ok, _ := b.Health()
+		return ok && serving(rb, "shop", hotswap.ProductionSlot) == res.Deployment.ID
+	})
 }

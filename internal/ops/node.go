@@ -433,6 +433,7 @@ func (s *Service) converge(ctx context.Context, k slotKey) error {
 		st = &slotState{slot: w.slot, keys: w.keys, settings: w.settings, log: newRing()}
 		st.slot.DeploymentID = "" // set once its process set runs
 		s.slots[k] = st
+		s.publishLocked() // its host name answers (nothing deployed yet)
 	}
 	if st.preview != nil || st.matchesLocked(w) {
 		s.mu.Unlock()
