@@ -25,7 +25,7 @@ func (p *Portal) nodesPage(w http.ResponseWriter, r *http.Request) {
 	self := p.cfg.Ops.NodeID()
 	rows := make([]nodeRow, 0, len(nodes))
 	for _, n := range nodes {
-		rows = append(rows, nodeRow{Node: n, Self: n.ID == self, Seen: n.Age.Round(100 * time.Millisecond).String() + " ago"})
+		rows = append(rows, nodeRow{Node: n, Self: n.ID == self, Seen: n.Age.Round(100*time.Millisecond).String() + " ago"})
 	}
 	p.render(w, r, http.StatusOK, "nodes", &view{Title: "Nodes", Nav: "nodes", Data: struct {
 		Nodes   []nodeRow

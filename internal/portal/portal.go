@@ -37,7 +37,7 @@ var assets embed.FS
 type Config struct {
 	Ops      *ops.Service    // required
 	Releases *release.Engine // nil: no release pipeline pages
-	Store    Store      // required: users, pipelines, artifacts, the session secret
+	Store    Store           // required: users, pipelines, artifacts, the session secret
 	// Authenticate resolves an API token (a user's or the admin token) to
 	// its user; required. It must compare in constant time.
 	Authenticate func(ctx context.Context, token string) (release.Actor, bool)
