@@ -19,8 +19,9 @@ const claimKeep = 24 * time.Hour
 // this node may fire it: it claimed it now, or took over the claim of a node
 // that did not mark it done and has been silent for longer than stale (its
 // last heartbeat, if any, and the claim are older than stale), which then
-// counts as a claim of nodeID made now. A claim marked done is never taken
-// over. Claims made more than a day ago are removed on the way.
+// counts as a claim of nodeID made now, or claimed it before and did not
+// mark it done (a retry whose first answer was lost). A claim marked done
+// is never taken over nor claimed again. Claims made more than a day ago are removed on the way.
 func (db *DB) ClaimTimer(ctx context.Context, app, slot, function string, at time.Time, nodeID string, stale time.Duration) (bool, error) {
 	if nodeID == "" || stale <= 0 {
 		return false, hotswap.Errorf(hotswap.Invalid, "claim timer %s of %s/%s: node ID must be set and stale positive (got %q, %v)", function, app, slot, nodeID, stale)
@@ -42,9 +43,10 @@ func (db *DB) ClaimTimer(ctx context.Context, app, slot, function string, at tim
 		ON CONFLICT (app, slot, function, occurrence) DO UPDATE
 			SET node_id = excluded.node_id, claimed_at = excluded.claimed_at
 			WHERE NOT c.done
-			AND c.claimed_at < now() - $6 * interval '1 microsecond'
-			AND NOT EXISTS (SELECT FROM nodes n WHERE n.id = c.node_id
-				AND n.heartbeat_at >= now() - $6 * interval '1 microsecond')
+			AND (c.node_id = excluded.node_id
+				OR c.claimed_at < now() - $6 * interval '1 microsecond'
+				AND NOT EXISTS (SELECT FROM nodes n WHERE n.id = c.node_id
+					AND n.heartbeat_at >= now() - $6 * interval '1 microsecond'))
 		RETURNING true`,
 		app, slot, function, at, nodeID, stale.Microseconds(), claimKeep.Microseconds()).Scan(&claimed)
 	if errors.Is(err, pgx.ErrNoRows) {

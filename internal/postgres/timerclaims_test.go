@@ -74,7 +74,7 @@ func TestClaimTimerTakeOver(t *testing.T) {
 	if !claim("a") {
 		t.Fatal("first claim failed")
 	}
-	if claim("b") || claim("a") {
+	if claim("b") {
 		t.Fatal("a fresh claim was taken")
 	}
 	// a's claim is old but a is alive: it is still firing.
@@ -152,5 +152,44 @@ func TestClaimTimerPrunesOldClaims(t *testing.T) {
 	sqlExec(t, db, "UPDATE timer_claims SET claimed_at = now() - interval '25 hours', done = true")
 	if ok, err := db.ClaimTimer(ctx, "shop", "production", "tick", at.Add(time.Hour), "b", time.Minute); err != nil || ok {
 		t.Fatalf("claim of a done occurrence claimed 25 hours ago = %v, %v; want false", ok, err)
+	}
+}
+
+// A node that claimed an occurrence but lost the answer (a timeout after
+// the commit) and claims it again gets it: otherwise nobody fires it while
+// that node lives, since its fresh heartbeat keeps others from taking over.
+func TestClaimTimerRetryBySameNode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openClusterDB(t)
+	if err := db.Heartbeat(ctx, hotswap.Node{ID: "a", State: hotswap.NodeServing}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Heartbeat(ctx, hotswap.Node{ID: "b", State: hotswap.NodeServing}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 21, 0, 0, 0, time.UTC)
+	claim := func(node string) bool {
+		t.Helper()
+		ok, err := db.ClaimTimer(ctx, "orders", "production", "tick", at, node, 15*time.Second)
+		if err != nil {
+			t.Fatalf("ClaimTimer(%s): %v", node, err)
+		}
+		return ok
+	}
+	if !claim("a") {
+		t.Fatal("first claim by a = false, want true")
+	}
+	if !claim("a") {
+		t.Error("claim retried by its holder a = false, want true: nobody fires the occurrence while a lives")
+	}
+	if claim("b") {
+		t.Error("claim by b of a's live claim = true, want false")
+	}
+	if err := db.DoneTimer(ctx, "orders", "production", "tick", at); err != nil {
+		t.Fatal(err)
+	}
+	if claim("a") {
+		t.Error("claim by a of its occurrence marked done = true, want false: it would fire twice")
 	}
 }
