@@ -146,3 +146,19 @@ func validPackageDigest(s string) bool {
 	}
 	return true
 }
+
+// DeletePackage removes the package digest and its content from the
+// cluster. A package not stored is no error, so nodes pruning at the same
+// time may delete one package twice. A GetPackage of it under way fails
+// with a missing chunk; a PutPackage of it under way is waited for and then
+// deleted, so the caller deletes only packages nothing refers to.
+func (db *DB) DeletePackage(ctx context.Context, digest string) error {
+	if !validPackageDigest(digest) {
+		return hotswap.Errorf(hotswap.Invalid, "package digest %q is not a hex sha256", digest)
+	}
+	// The chunks go with the row (ON DELETE CASCADE).
+	if _, err := db.Pool().Exec(ctx, "DELETE FROM packages WHERE digest = $1", digest); err != nil {
+		return fmt.Errorf("delete package %s: %w", digest, err)
+	}
+	return nil
+}

@@ -224,3 +224,46 @@ func TestPutPackageConcurrently(t *testing.T) {
 		t.Errorf("GetPackage = %d bytes, %v; want the content", w.Len(), err)
 	}
 }
+
+func TestDeletePackage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openClusterDB(t)
+	keep, gone := randomBytes(t, 100), randomBytes(t, 2<<20+1)
+	for _, b := range [][]byte{keep, gone} {
+		if err := db.PutPackage(ctx, digestOf(b), bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.DeletePackage(ctx, digestOf(gone)); err != nil {
+		t.Fatalf("DeletePackage: %v", err)
+	}
+	if ok, err := db.HasPackage(ctx, digestOf(gone)); err != nil || ok {
+		t.Errorf("HasPackage after Delete = %v, %v; want false", ok, err)
+	}
+	if err := db.GetPackage(ctx, digestOf(gone), io.Discard); hotswap.ErrorKind(err) != hotswap.NotFound {
+		t.Errorf("GetPackage after Delete = %v, want NotFound", err)
+	}
+	if got := countRows(t, db, "SELECT count(*) FROM package_chunks WHERE digest = $1", digestOf(gone)); got != 0 {
+		t.Errorf("%d chunks of the deleted package left, want 0", got)
+	}
+	var w chunkWriter
+	if err := db.GetPackage(ctx, digestOf(keep), &w); err != nil || !bytes.Equal(w.Bytes(), keep) {
+		t.Errorf("GetPackage of the other package after Delete = %d bytes, %v; want it whole", w.Len(), err)
+	}
+	// Deleting it again (another node pruned first) is no error; a bad
+	// digest is Invalid.
+	if err := db.DeletePackage(ctx, digestOf(gone)); err != nil {
+		t.Errorf("second DeletePackage = %v, want nil", err)
+	}
+	if err := db.DeletePackage(ctx, "../x"); hotswap.ErrorKind(err) != hotswap.Invalid {
+		t.Errorf("DeletePackage(bad digest) = %v, want Invalid", err)
+	}
+	// It can be put again.
+	if err := db.PutPackage(ctx, digestOf(gone), bytes.NewReader(gone)); err != nil {
+		t.Errorf("PutPackage after Delete: %v", err)
+	}
+	if ok, err := db.HasPackage(ctx, digestOf(gone)); err != nil || !ok {
+		t.Errorf("HasPackage after put again = %v, %v; want true", ok, err)
+	}
+}
