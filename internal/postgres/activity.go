@@ -10,6 +10,14 @@ import (
 
 // AddActivity appends a to the audit log. a.ID is ignored.
 func (db *DB) AddActivity(ctx context.Context, a hotswap.Activity) error {
+	for _, f := range [...]struct{ what, s string }{
+		{"activity actor", a.Actor}, {"activity action", a.Action},
+		{"activity detail", a.Detail}, {"activity result", a.Result},
+	} {
+		if err := hotswap.ValidateText(f.what, f.s); err != nil {
+			return err
+		}
+	}
 	_, err := db.pool.Exec(ctx,
 		"INSERT INTO activity (app, time, actor, action, slot, detail, result) VALUES ($1, $2, $3, $4, $5, $6, $7)",
 		a.App, timeArg(db.orNow(a.Time)), a.Actor, a.Action, a.Slot, a.Detail, a.Result)

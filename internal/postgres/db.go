@@ -232,9 +232,9 @@ func (db *DB) update(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		return err
 	}
 	if err := fn(tx); err != nil {
-		return storageFull(err)
+		return badText(storageFull(err))
 	}
-	return storageFull(tx.Commit(ctx))
+	return badText(storageFull(tx.Commit(ctx)))
 }
 
 // view runs fn in a read-only REPEATABLE READ transaction, so all its
@@ -300,6 +300,10 @@ const (
 	codeUnique     = "23505"
 	codeForeignKey = "23503"
 	codeDiskFull   = "53100"
+	// Text PostgreSQL cannot store: a NUL byte, or bytes that are not
+	// UTF-8 (or not representable in the server's encoding).
+	codeBadText        = "22021"
+	codeUntranslatable = "22P05"
 )
 
 // pgCode returns the SQLSTATE of err, or "".
@@ -326,6 +330,17 @@ func isUniqueOn(err error, name string) bool {
 func storageFull(err error) error {
 	if pgCode(err) == codeDiskFull && hotswap.ErrorKind(err) != hotswap.StorageFull {
 		return &hotswap.Error{Kind: hotswap.StorageFull, Msg: "disk full: the PostgreSQL server has no space left to write the database", Err: err}
+	}
+	return err
+}
+
+// badText turns PostgreSQL's refusal of text it cannot store into an
+// Invalid error. The stores check the free-text fields users fill (see
+// hotswap.ValidateText), so both refuse them alike; this catches the
+// others, which SQLite stores as given. Other errors pass unchanged.
+func badText(err error) error {
+	if c := pgCode(err); (c == codeBadText || c == codeUntranslatable) && hotswap.ErrorKind(err) != hotswap.Invalid {
+		return &hotswap.Error{Kind: hotswap.Invalid, Msg: "text contains a NUL byte or invalid UTF-8", Err: err}
 	}
 	return err
 }

@@ -15,6 +15,9 @@ func (db *DB) CreateDeployment(ctx context.Context, d hotswap.Deployment) error 
 	if d.ID == "" {
 		return hotswap.Errorf(hotswap.Invalid, "deployment has no id")
 	}
+	if err := validateDeploymentText(d); err != nil {
+		return err
+	}
 	d.CreatedAt = db.orNow(d.CreatedAt)
 	err := db.update(ctx, func(tx *sql.Tx) error {
 		if err := slotMustExist(ctx, tx, d.App, d.Slot); err != nil {
@@ -163,4 +166,13 @@ func (db *DB) LatestDeployment(ctx context.Context, app, slot string) (hotswap.D
 		return hotswap.Deployment{}, wrap(err, "latest deployment of %s/%s", app, slot)
 	}
 	return d, nil
+}
+
+// validateDeploymentText refuses a deployment whose message or author
+// PostgreSQL could not store (see hotswap.ValidateText).
+func validateDeploymentText(d hotswap.Deployment) error {
+	if err := hotswap.ValidateText("deployment message", d.Message); err != nil {
+		return err
+	}
+	return hotswap.ValidateText("deployment author", d.Author)
 }

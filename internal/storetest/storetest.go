@@ -202,4 +202,5 @@ var tests = []test{
 	{"Releases", testReleases},
 	{"ReleaseNumbersConcurrent", testReleaseNumbersConcurrent},
 	{"TimerStatus", testTimerStatus},
+	{"BadText", testBadText},
 }
