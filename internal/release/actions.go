@@ -178,7 +178,7 @@ func (e *Engine) createLocal(ctx context.Context, id string, p hotswap.Pipeline,
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.lead == nil {
+	if !e.leadsLocked() {
 		return nil, errNotLeader
 	}
 	number, err := e.store.CreateRelease(ctx, hotswap.ReleaseRow{ID: r.ID, PipelineID: p.ID, State: Active, CreatedAt: now}, func(n int) (string, error) {
@@ -342,7 +342,7 @@ func (e *Engine) withActive(ctx context.Context, idOrName string, f func(r *Rele
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.lead == nil {
+	if !e.leadsLocked() {
 		return nil, errNotLeader
 	}
 	r := e.active[r0.ID]
@@ -423,7 +423,7 @@ func (e *Engine) redeploy(ctx context.Context, actor Actor, idOrName, stage stri
 		return nil, err
 	}
 	e.mu.Lock()
-	if e.lead == nil {
+	if !e.leadsLocked() {
 		e.mu.Unlock()
 		return nil, errNotLeader
 	}

@@ -45,14 +45,18 @@ import (
 // that the change may or may not have been made, naming the release to
 // check.
 //
-// A node that becomes leader loads the active releases from the store, as
-// Open does on one server; a stage that was running resumes at its recorded
-// step. A node that loses the lead cancels its actions in flight, drops its
-// releases and writes nothing more: the store has everything, and the new
-// leader owns them. Between losing the lock and noticing it (the
-// leadership's ping, about a second) two nodes may both act on a release;
-// the steps' records (a deploy is found again by its marker, a swap is seen
-// done) let the new leader resume without repeating a step that completed.
+// A node that becomes leader waits Config.TakeoverDelay, longer than the
+// old leader needs to notice it lost the lock (its leadership's ping), then
+// loads the active releases from the store, as Open does on one server; a
+// stage that was running resumes at its recorded step. So the two never
+// both write a release: what the old leader wrote last (an approval, a new
+// release) is what the new one reads. A node that loses the lead cancels
+// its actions in flight, drops its releases and writes nothing more: every
+// write checks the Leader right before it (leadsLocked), so nothing is
+// written between losing the lock and the loop noticing. An action the old
+// leader started may still be finishing when the new one resumes (a deploy
+// or swap that was already under way in ops): the new leader finds it by its
+// marker, or waits for it and tries again (see run), instead of failing.
 
 // Leadership tells whether this node runs the releases of the cluster
 // (*postgres.Leadership, an advisory lock in the store).
@@ -75,6 +79,12 @@ type Bus interface {
 // when a request waits for the leader, "changed" when the leader changed
 // the active releases or their holds.
 const Channel = "hotswap_releases"
+
+// DefaultTakeoverDelay is how long a node holds the lead before it acts:
+// longer than the old leader needs to notice its loss (its leadership
+// pings every second, a failed ping takes up to a second: 2 s, plus a
+// margin).
+const DefaultTakeoverDelay = 2500 * time.Millisecond
 
 // DefaultForwardTimeout is how long a node that does not lead waits for the
 // leader to answer a forwarded change.
@@ -156,28 +166,57 @@ func (e *Engine) stopLeading() {
 }
 
 // tick follows the leadership, then advances the releases (leader) or
-// reads the active ones again (follower).
-func (e *Engine) tick() {
+// reads the active ones again (follower). It returns how soon it wants to
+// be called again: when a lead just gained will have been held for
+// Config.TakeoverDelay; zero: at the next tick or signal.
+func (e *Engine) tick() time.Duration {
+	var wait time.Duration
 	if l := e.cfg.Leader; l != nil {
-		switch lead := l.IsLeader(); {
-		case lead && !e.leading():
+		lead := l.IsLeader()
+		switch {
+		case !lead:
+			e.held = time.Time{}
+			if e.leading() {
+				e.stopLeading()
+			}
+		case !e.leading():
+			// The old leader may not have noticed yet that it lost the
+			// lock, and writes until it does: load the releases only once
+			// it has, so that what it wrote last is read.
+			now := time.Now()
+			if e.held.IsZero() {
+				e.held = now
+				if e.cfg.TakeoverDelay > 0 {
+					e.log.Info("this node took the lead; it runs the releases once the old leader has stopped", "after", e.cfg.TakeoverDelay)
+				}
+			}
+			if wait = e.cfg.TakeoverDelay - now.Sub(e.held); wait > 0 {
+				break
+			}
+			wait = 0
 			if err := e.startLeading(e.ctx); err != nil {
 				e.log.Error("take over the releases", "err", err)
 			}
-		case !lead && e.leading():
-			e.stopLeading()
 		}
 	}
 	if !e.leading() {
 		if err := e.refresh(e.ctx); err != nil && e.ctx.Err() == nil {
 			e.log.Error("read active releases", "err", err)
 		}
-		return
+		return wait
 	}
 	if e.cfg.Leader != nil {
 		e.drain()
 	}
 	e.step()
+	return 0
+}
+
+// leadsLocked reports whether this node may write releases now: it runs
+// them and its Leader still says so. A node that lost the lock writes
+// nothing, even before its loop noticed.
+func (e *Engine) leadsLocked() bool {
+	return e.lead != nil && (e.cfg.Leader == nil || e.cfg.Leader.IsLeader())
 }
 
 // listen wakes the engine on the release engines' notifications.
@@ -415,6 +454,9 @@ func decodeAnswer(q hotswap.ReleaseRequest) (*Release, error) {
 
 // drain carries out the waiting requests; it runs on the leader's loop.
 func (e *Engine) drain() {
+	if !e.cfg.Leader.IsLeader() {
+		return // lost the lock: the new leader takes them
+	}
 	reqs, err := e.store.TakeReleaseRequests(e.ctx, e.cfg.NodeID)
 	if err != nil {
 		if e.ctx.Err() == nil {

@@ -51,6 +51,11 @@ type Config struct {
 	// ForwardTimeout bounds the wait for the leader's answer to a change
 	// asked of another node; zero is DefaultForwardTimeout.
 	ForwardTimeout time.Duration
+	// TakeoverDelay is how long a node holds the lead before it loads the
+	// releases and acts: longer than the old leader needs to notice it
+	// lost the lead, so that the two never both write. Zero is
+	// DefaultTakeoverDelay; negative is none (tests).
+	TakeoverDelay time.Duration
 }
 
 // Engine runs releases.
@@ -74,6 +79,7 @@ type Engine struct {
 
 	follow follower  // the active releases, when another node leads
 	pruned time.Time // when the loop last pruned answered requests
+	held   time.Time // since when the Leader says this node leads, before it acts; zero: not
 }
 
 // Open loads the active releases and starts the engine. Stages that were
@@ -94,6 +100,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.ForwardTimeout == 0 {
 		cfg.ForwardTimeout = DefaultForwardTimeout
+	}
+	if cfg.TakeoverDelay == 0 {
+		cfg.TakeoverDelay = DefaultTakeoverDelay
 	}
 	e := &Engine{
 		cfg: cfg, store: cfg.Store, ops: cfg.Ops, log: cfg.Logger,
@@ -146,7 +155,10 @@ func (e *Engine) loop() {
 	t := time.NewTicker(e.cfg.Tick)
 	defer t.Stop()
 	for {
-		e.tick()
+		var takeover <-chan time.Time
+		if wait := e.tick(); wait > 0 {
+			takeover = time.After(wait) // the lead will have been held long enough
+		}
 		var changed <-chan struct{}
 		if e.cfg.Leader != nil {
 			changed = e.cfg.Leader.Changed()
@@ -158,6 +170,7 @@ func (e *Engine) loop() {
 		case <-t.C:
 		case <-e.wake:
 		case <-changed:
+		case <-takeover:
 		}
 	}
 }
@@ -184,7 +197,7 @@ func (e *Engine) step() {
 // saveLocked writes r to the store and, once it ended, forgets it. A node
 // that lost the lead writes nothing: the new leader owns the release.
 func (e *Engine) saveLocked(r *Release) {
-	if e.lead == nil {
+	if !e.leadsLocked() {
 		return
 	}
 	doc, err := r.encode()
