@@ -50,7 +50,9 @@ func (db *DB) Generation(ctx context.Context) (int64, error) {
 // Heartbeat records that node n is alive: it inserts or updates the row of
 // n.ID with n's fields and the database's current time as HeartbeatAt.
 // StartedAt is kept from the first heartbeat (the database's time if n's
-// is zero), and the generation never goes back (see AckGeneration).
+// is zero), and the generation never goes back (see AckGeneration). It
+// uses a small pool of its own, so it goes through while writers wait on
+// every connection of the main pool.
 func (db *DB) Heartbeat(ctx context.Context, n hotswap.Node) error {
 	if n.ID == "" {
 		return hotswap.Errorf(hotswap.Invalid, "heartbeat: node ID is empty")
@@ -64,7 +66,7 @@ func (db *DB) Heartbeat(ctx context.Context, n hotswap.Node) error {
 	if !n.StartedAt.IsZero() {
 		started = &n.StartedAt
 	}
-	_, err := db.Pool().Exec(ctx, `
+	_, err := db.beat.Exec(ctx, `
 		INSERT INTO nodes (id, name, addr, version, state, acked_generation, started_at, heartbeat_at)
 		VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), now())
 		ON CONFLICT (id) DO UPDATE SET
@@ -76,7 +78,7 @@ func (db *DB) Heartbeat(ctx context.Context, n hotswap.Node) error {
 		return fmt.Errorf("heartbeat of node %s: %w", n.ID, err)
 	}
 	// Generations older than the last keepGenerations are of no use.
-	_, err = db.Pool().Exec(ctx, `DELETE FROM cluster_generations
+	_, err = db.beat.Exec(ctx, `DELETE FROM cluster_generations
 		WHERE gen < (SELECT max(gen) FROM cluster_generations) - $1`, keepGenerations)
 	if err != nil {
 		return fmt.Errorf("heartbeat of node %s: prune generations: %w", n.ID, err)
@@ -129,7 +131,7 @@ func (db *DB) LiveNodes(ctx context.Context, within time.Duration) ([]hotswap.No
 // gen; a lower gen than the one recorded is ignored. A node without a
 // heartbeat yet is NotFound.
 func (db *DB) AckGeneration(ctx context.Context, nodeID string, gen int64) error {
-	tag, err := db.Pool().Exec(ctx,
+	tag, err := db.beat.Exec(ctx,
 		"UPDATE nodes SET acked_generation = greatest(acked_generation, $2) WHERE id = $1", nodeID, gen)
 	if err != nil {
 		return fmt.Errorf("acknowledge generation %d for node %s: %w", gen, nodeID, err)

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,7 +57,11 @@ type DB struct {
 	// zero. Open sets it to time.Now; tests replace it before use.
 	Now func() time.Time
 
-	pool    *pgxpool.Pool
+	pool *pgxpool.Pool
+	// beat is a small pool of its own for Heartbeat and AckGeneration, so
+	// a node whose writers all wait for the write lock still shows it is
+	// alive.
+	beat    *pgxpool.Pool
 	created bool // Open made the schema from nothing
 
 	closeOnce sync.Once
@@ -77,21 +82,32 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
 		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(idleInTransaction / time.Millisecond))
 	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = int32(max(8, 4*runtime.GOMAXPROCS(0)))
+	}
 	where := cfg.ConnConfig.Host
 	if cfg.ConnConfig.Database != "" {
 		where += "/" + cfg.ConnConfig.Database
 	}
+	beatCfg := cfg.Copy()
+	beatCfg.MaxConns, beatCfg.MinConns = 2, 0
+	beatCfg.ConnConfig.RuntimeParams["application_name"] = "hotswap heartbeat"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store %s: %w", where, err)
 	}
-	db := &DB{Now: time.Now, pool: pool}
-	if err := pool.Ping(ctx); err != nil {
+	beat, err := pgxpool.NewWithConfig(ctx, beatCfg)
+	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store %s: %w", where, err)
 	}
+	db := &DB{Now: time.Now, pool: pool, beat: beat}
+	if err := pool.Ping(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres store %s: %w", where, err)
+	}
 	if err := db.migrate(ctx); err != nil {
-		pool.Close()
+		db.Close()
 		return nil, fmt.Errorf("open postgres store %s: %w", where, err)
 	}
 	return db, nil
@@ -100,7 +116,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 // Close closes the connections of the store. It may be called more than
 // once.
 func (db *DB) Close() error {
-	db.closeOnce.Do(db.pool.Close)
+	db.closeOnce.Do(func() {
+		db.pool.Close()
+		db.beat.Close()
+	})
 	return nil
 }
 
@@ -214,6 +233,11 @@ const idleInTransaction = time.Minute
 // so write transactions run one at a time across all nodes.
 const writeLock int64 = 0x686f7473776171
 
+// writeLockWait is how long a write transaction waits for the write lock
+// before it gives up as Unavailable: each waiting writer holds a
+// connection of the pool, and its caller waits too.
+const writeLockWait = 5 * time.Second
+
 // update runs fn in a write transaction and commits it if fn returns nil.
 // The transaction first takes the cluster-wide write lock, so write
 // transactions run one at a time, as they do through SQLite's single
@@ -221,20 +245,25 @@ const writeLock int64 = 0x686f7473776171
 // the host name is free) still hold when it writes, whichever node writes,
 // and fn runs exactly once. Writes are few and short (the request path never
 // writes), so the queue is short; a node that dies holding the lock loses it
-// with its connection, or after idleInTransaction.
+// with its connection, or after idleInTransaction. A writer that waits
+// longer than writeLockWait for the lock (or any other lock of its
+// transaction) fails as Unavailable.
 func (db *DB) update(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", writeLockWait.Milliseconds())); err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		return badText(storageFull(err))
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
+		return busy(err)
 	}
-	return badText(storageFull(tx.Commit(ctx)))
+	if err := fn(tx); err != nil {
+		return busy(badText(storageFull(err)))
+	}
+	return busy(badText(storageFull(tx.Commit(ctx))))
 }
 
 // view runs fn in a read-only REPEATABLE READ transaction, so all its
@@ -300,6 +329,7 @@ const (
 	codeUnique     = "23505"
 	codeForeignKey = "23503"
 	codeDiskFull   = "53100"
+	codeLockWait   = "55P03" // lock_not_available: lock_timeout ran out
 	// Text PostgreSQL cannot store: a NUL byte, or bytes that are not
 	// UTF-8 (or not representable in the server's encoding).
 	codeBadText        = "22021"
@@ -330,6 +360,16 @@ func isUniqueOn(err error, name string) bool {
 func storageFull(err error) error {
 	if pgCode(err) == codeDiskFull && hotswap.ErrorKind(err) != hotswap.StorageFull {
 		return &hotswap.Error{Kind: hotswap.StorageFull, Msg: "disk full: the PostgreSQL server has no space left to write the database", Err: err}
+	}
+	return err
+}
+
+// busy turns a lock wait that ran out of lock_timeout into an Unavailable
+// error. Other errors pass unchanged.
+func busy(err error) error {
+	if pgCode(err) == codeLockWait && hotswap.ErrorKind(err) != hotswap.Unavailable {
+		return &hotswap.Error{Kind: hotswap.Unavailable, Err: err,
+			Msg: fmt.Sprintf("the store is busy: another write held the database for over %v; try again", writeLockWait)}
 	}
 	return err
 }
