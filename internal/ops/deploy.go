@@ -239,6 +239,9 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 // for the revert window. fresh marks a new deployment (DeployTo marks it
 // succeeded) rather than a rollback to a stored one.
 func (s *Service) activate(ctx context.Context, app, slot string, d hotswap.Deployment, pkg *funcapp.App, routes *funcapp.Router, fresh bool) error {
+	if err := s.catchUp(ctx, app, slot); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	st, err := s.slotLocked(ctx, app, slot)
 	var settings []hotswap.Setting
@@ -272,6 +275,9 @@ func (s *Service) activate(ctx context.Context, app, slot string, d hotswap.Depl
 	s.crash("activate.ready")
 	s.mu.Lock()
 	st, err = s.slotLocked(ctx, app, slot)
+	if err == nil {
+		err = s.mayFlip()
+	}
 	if err == nil {
 		if fresh {
 			d.Status, d.StatusText, d.EndedAt = hotswap.DeploySuccess, "success", time.Now().UTC()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/funcapp"
+	"github.com/hotswap/hotswap/internal/runtime"
 )
 
 // This file is the service's part in a cluster: several nodes sharing a
@@ -58,9 +59,43 @@ type clusterNode struct {
 	served    atomic.Int64 // the generation whose routing this node publishes
 	behind    atomic.Bool  // the store moved on and this node did not follow within AckTimeout
 	storeLost atomic.Bool  // heartbeats failed for longer than the liveness window
-	reconcile chan struct{}
-	prepare   chan struct{}
-	prepared  map[string]bool // op IDs handled; prepare loop only
+	// lastHeartbeat is when the store last took a heartbeat (Unix ns).
+	lastHeartbeat atomic.Int64
+	reconcile     chan struct{}
+	prepare       chan struct{}
+	prepared      map[string]bool // op IDs handled; prepare loop only
+}
+
+func (n *clusterNode) heartbeatAt() time.Time { return time.Unix(0, n.lastHeartbeat.Load()) }
+
+// mayFlip refuses an operation's flip on a node whose heartbeats have not
+// reached the store for half the liveness window: the others end the
+// operations of a node silent for the whole window (recoverDead), and a
+// flip after that would race an operation they allowed meanwhile.
+func (s *Service) mayFlip() error {
+	if s.node == nil {
+		return nil
+	}
+	if age := time.Since(s.node.heartbeatAt()); age > s.cfg.Liveness/2 {
+		return hotswap.Errorf(hotswap.Unavailable, "this node has not reached the store for %v; nothing was changed, try again shortly", age.Round(time.Second))
+	}
+	return nil
+}
+
+// catchUp brings the given slots of app to what the store says before an
+// operation of this node reads them: a change made through another node a
+// moment ago may not have reached this node's memory yet, and an
+// operation computed from the old state would write it back.
+func (s *Service) catchUp(ctx context.Context, app string, slots ...string) error {
+	if s.node == nil {
+		return nil
+	}
+	for _, slot := range slots {
+		if err := s.converge(ctx, slotKey{app, slot}); err != nil {
+			return fmt.Errorf("catch up with the store on slot %s/%s: %w", app, slot, err)
+		}
+	}
+	return nil
 }
 
 func signal(c chan struct{}) {
@@ -95,9 +130,6 @@ func (s *Service) Health() (ok bool, reason string) {
 		return false, "draining"
 	}
 	if n := s.node; n != nil {
-		if n.storeLost.Load() {
-			return false, "this node cannot reach the store"
-		}
 		if n.behind.Load() {
 			return false, fmt.Sprintf("this node is behind the cluster (it serves generation %d) and is catching up", n.served.Load())
 		}
@@ -167,6 +199,7 @@ func (s *Service) initCluster(ctx context.Context) (int64, error) {
 	if err := c.Cluster.Heartbeat(ctx, s.nodeRecord(hotswap.NodeStarting)); err != nil {
 		return 0, fmt.Errorf("register node: %w", err)
 	}
+	s.node.lastHeartbeat.Store(time.Now().UnixNano())
 	gen, err := c.Cluster.Generation(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("read the cluster generation: %w", err)
@@ -204,8 +237,8 @@ func (s *Service) heartbeatLoop() {
 	n := s.node
 	tick := time.NewTicker(heartbeatEvery)
 	defer tick.Stop()
-	lastOK := time.Now()
-	var behindSince time.Time
+	var behindSince time.Time // when the node was first seen behind target
+	var target int64          // the generation it then had to reach
 	for i := 0; ; i++ {
 		select {
 		case <-s.ctx.Done():
@@ -215,27 +248,36 @@ func (s *Service) heartbeatLoop() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Liveness/2)
 		err := s.cfg.Cluster.Heartbeat(ctx, s.nodeRecord(s.nodeState()))
 		if err == nil {
-			lastOK = time.Now()
+			n.lastHeartbeat.Store(time.Now().UnixNano())
 			if n.storeLost.Swap(false) {
 				s.log.Info("the store answers heartbeats again")
 				signal(n.reconcile)
 			}
-		} else if time.Since(lastOK) > s.cfg.Liveness && !n.storeLost.Swap(true) {
-			s.log.Error("heartbeats fail: this node fails its health check until the store answers", "err", err)
+		} else if time.Since(n.heartbeatAt()) > s.cfg.Liveness && !n.storeLost.Swap(true) {
+			// The node keeps serving what it served: the request path
+			// needs no store, and a failover of the store would
+			// otherwise take every node out of its load balancer.
+			s.log.Error("heartbeats fail: serving the last routing known; no operation runs on this node until the store answers", "err", err)
 		}
 		gen, err := s.cfg.Cluster.Generation(ctx)
 		if err == nil {
+			served := n.served.Load()
 			switch {
-			case gen <= n.served.Load():
-				behindSince = time.Time{}
-				if n.behind.Swap(false) {
-					s.log.Info("caught up with the cluster", "generation", gen)
-				}
-			case behindSince.IsZero():
-				behindSince = time.Now()
+			case behindSince.IsZero() && gen > served:
+				// Behind now; fine if it reaches gen within the
+				// acknowledgement timeout, whatever changes meanwhile.
+				behindSince, target = time.Now(), gen
 				signal(n.reconcile)
-			case time.Since(behindSince) > s.cfg.AckTimeout && !n.behind.Swap(true):
-				s.log.Error("behind the cluster: this node fails its health check until it catches up", "serves", n.served.Load(), "store", gen)
+			case !behindSince.IsZero() && served >= target:
+				behindSince = time.Time{}
+				if gen > served {
+					behindSince, target = time.Now(), gen
+				}
+				if n.behind.Swap(false) {
+					s.log.Info("caught up with the cluster", "generation", served)
+				}
+			case !behindSince.IsZero() && time.Since(behindSince) > s.cfg.AckTimeout && !n.behind.Swap(true):
+				s.log.Error("behind the cluster: this node fails its health check until it catches up", "serves", served, "store", gen)
 			}
 		}
 		if i%5 == 0 {
@@ -341,7 +383,11 @@ func (st *slotState) matchesLocked(w slotWant) bool {
 	if w.slot.DeploymentID == "" {
 		return st.set == nil && slices.Equal(st.settings, w.settings)
 	}
-	return st.set != nil && st.cfgKey == configKey(w.slot.App, w.slot.Name, w.slot.DeploymentID, w.settings)
+	key := configKey(w.slot.App, w.slot.Name, w.slot.DeploymentID, w.settings)
+	if st.set == nil && st.failedKey == key {
+		return true // failed to start here; tried again when the store changes
+	}
+	return st.set != nil && st.cfgKey == key
 }
 
 // reconcile makes this node's slots what the store says, publishes the
@@ -371,6 +417,12 @@ func (s *Service) reconcile(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		st := s.slots[k]
+		if st != nil && st.preview != nil && !sameKeys(st.keys, w.keys) {
+			// The preview is this node's own operation's; keys still
+			// follow the store.
+			st.keys = w.keys
+			s.publishLocked()
+		}
 		same := st != nil && (st.preview != nil || st.matchesLocked(w))
 		s.mu.Unlock()
 		if same {
@@ -417,10 +469,10 @@ func (s *Service) converge(ctx context.Context, k slotKey) error {
 			if st.preview == nil {
 				s.publishLocked()
 			}
-			set, key, dep := st.set, st.cfgKey, st.slot.DeploymentID
+			set := st.set
 			s.mu.Unlock()
 			st.log.add("host", "slot deleted on another node")
-			s.park(key, dep, set)
+			s.retire(set)
 			return nil
 		}
 		s.mu.Unlock()
@@ -481,11 +533,23 @@ func (s *Service) converge(ctx context.Context, k slotKey) error {
 		// on such a node before its flip, so this is a restart or a
 		// failure since; the generation is still acknowledged, or one bad
 		// deployment would take every node out of its load balancer.
+		// The old set leaves the routing table all the same: an
+		// acknowledged flip never leaves a node serving the old
+		// deployment. Requests get 503 here (a load balancer retries
+		// them on another node) until the store changes again.
 		s.mu.Lock()
-		if st := s.slots[k]; st != nil {
-			st.err = hotswap.ErrorMessage(err)
+		st := s.slots[k]
+		var old *runtime.Set
+		var oldKey, oldDep string
+		if st != nil && st.cfgKey == from && st.preview == nil {
+			old, oldKey, oldDep = st.set, st.cfgKey, st.slot.DeploymentID
+			st.slot, st.keys, st.settings = w.slot, w.keys, w.settings
+			st.pkg, st.routes, st.set, st.cfgKey = nil, nil, nil, ""
+			st.err, st.failedKey = hotswap.ErrorMessage(err), configKey(k.app, k.slot, w.slot.DeploymentID, w.settings)
+			s.publishLocked()
 		}
 		s.mu.Unlock()
+		s.park(oldKey, oldDep, old)
 		s.log.Error("start a slot's process set for the cluster's change", "app", k.app, "slot", k.slot, "deployment", d.ID, "err", err)
 		return nil
 	}
@@ -505,7 +569,7 @@ func (s *Service) converge(ctx context.Context, k slotKey) error {
 	}
 	old, oldDep := st.set, st.slot.DeploymentID
 	st.slot, st.keys, st.settings = now.slot, now.keys, now.settings
-	st.pkg, st.routes, st.set, st.cfgKey, st.started, st.err = pkg, routes, set, key, time.Now(), ""
+	st.pkg, st.routes, st.set, st.cfgKey, st.started, st.err, st.failedKey = pkg, routes, set, key, time.Now(), "", ""
 	s.publishLocked()
 	s.mu.Unlock()
 	log.add("host", fmt.Sprintf("slot now serves deployment %s (changed through another node)", d.ID))
@@ -582,15 +646,16 @@ func (s *Service) prepareLoop() {
 			if n.prepared[p.OpID] {
 				continue
 			}
-			n.prepared[p.OpID] = true
 			errText := ""
 			if err := s.prepareWants(s.ctx, p); err != nil {
 				errText = hotswap.ErrorMessage(err)
 				s.log.Warn("prepare for another node's operation failed", "app", p.App, "op", p.OpID, "err", err)
 			}
 			if err := s.cfg.Cluster.ReportPrepared(s.ctx, p.OpID, n.self.ID, errText); err != nil {
-				s.log.Warn("report prepare", "op", p.OpID, "err", err)
+				s.log.Warn("report prepare; trying again", "op", p.OpID, "err", err)
+				continue // the sets are parked: the next round reports at once
 			}
+			n.prepared[p.OpID] = true
 		}
 	}
 }
@@ -720,6 +785,9 @@ func (s *Service) clusterAck(ctx context.Context, app, slot, action string) []st
 			}
 		}
 		if time.Now().After(deadline) {
+			if err != nil {
+				lag = []string{"unknown (the store did not list the nodes: " + err.Error() + ")"}
+			}
 			sort.Strings(lag)
 			s.log.Warn("nodes did not acknowledge a flip in time; they fail their health check until they catch up", "app", app, "slot", slot, "nodes", lag)
 			s.activity(ctx, app, "system", action, slot, "nodes not yet serving the change: "+strings.Join(lag, ", "), "lagging")

@@ -124,6 +124,10 @@ type slotState struct {
 	err     string // why the process set is not running, at start-up
 
 	preview *preview // set while a swap of this slot is in preview
+	// failedKey is the configuration whose process set failed to start
+	// when the cluster switched to it (see converge); tried again when the
+	// store changes.
+	failedKey string
 }
 
 // Open loads every slot from the store, finishes what a crash interrupted,

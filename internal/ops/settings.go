@@ -79,6 +79,9 @@ func (s *Service) UpdateSettings(ctx context.Context, actor, app, slot string, s
 }
 
 func (s *Service) updateSettings(ctx context.Context, app, slot string, set []hotswap.Setting, unset []string) ([]hotswap.Setting, error) {
+	if err := s.catchUp(ctx, app, slot); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	st, err := s.slotLocked(ctx, app, slot)
 	if err != nil {
@@ -129,7 +132,11 @@ func (s *Service) updateSettings(ctx context.Context, app, slot string, set []ho
 		}
 	}
 	s.mu.Lock()
-	if err := s.store.UpdateSettings(ctx, app, slot, set, unset); err != nil {
+	err = s.mayFlip()
+	if err == nil {
+		err = s.store.UpdateSettings(ctx, app, slot, set, unset)
+	}
+	if err != nil {
 		s.mu.Unlock()
 		s.park(newKey, d.ID, newSet)
 		return nil, err

@@ -120,6 +120,11 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 	if req.Source == req.Target {
 		return res, hotswap.Errorf(hotswap.Invalid, "cannot swap slot %s with itself", req.Source)
 	}
+	if req.Preview && s.node != nil {
+		// A preview lives in the memory of the node that started it; the
+		// others would serve the source slot unchanged meanwhile.
+		return res, hotswap.Errorf(hotswap.FailedPrecondition, "swap with preview is not available on a cluster of several nodes yet; swap without --preview (every node prepares and warms the new configuration before the flip)")
+	}
 	s.mu.Lock()
 	src, err := s.slotLocked(ctx, req.App, req.Source)
 	if err == nil {
@@ -142,6 +147,10 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 	}
 	ctx = context.WithoutCancel(ctx)
 	if err := s.abandonHolds(ctx, req.Actor, "swap", req.App, forced); err != nil {
+		s.end(ctx, op, err)
+		return res, err
+	}
+	if err := s.catchUp(ctx, req.App, req.Source, req.Target); err != nil {
 		s.end(ctx, op, err)
 		return res, err
 	}
@@ -295,7 +304,11 @@ func (s *Service) flip(ctx context.Context, p *preview) (time.Duration, error) {
 		return 0, err
 	}
 	t0 := time.Now()
-	if err := s.store.Swap(ctx, req.App, req.Source, req.Target, p.op.ID); err != nil {
+	err := s.mayFlip()
+	if err == nil {
+		err = s.store.Swap(ctx, req.App, req.Source, req.Target, p.op.ID)
+	}
+	if err != nil {
 		src.preview = nil
 		s.publishLocked()
 		s.mu.Unlock()
