@@ -231,6 +231,12 @@ func (db *DB) dedicated(ctx context.Context, app string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect for %s: %w", app, err)
 	}
+	if after := db.Pool().Config().AfterConnect; after != nil {
+		if err := after(ctx, conn); err != nil {
+			closeConn(conn)
+			return nil, fmt.Errorf("connect for %s: %w", app, err)
+		}
+	}
 	return conn, nil
 }
 

@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"runtime"
 	"sort"
@@ -56,6 +57,9 @@ type DB struct {
 	// Now returns the current time, used for timestamps the caller leaves
 	// zero. Open sets it to time.Now; tests replace it before use.
 	Now func() time.Time
+	// Log receives what the store cannot do but works without; nil means
+	// slog.Default().
+	Log *slog.Logger
 
 	pool *pgxpool.Pool
 	// beat is a small pool of its own for Heartbeat and AckGeneration, so
@@ -65,6 +69,15 @@ type DB struct {
 	created bool // Open made the schema from nothing
 
 	closeOnce sync.Once
+	idleWarn  sync.Once // the warning of setIdleTimeout, once
+}
+
+// log returns db.Log or the default logger.
+func (db *DB) log() *slog.Logger {
+	if db.Log == nil {
+		return slog.Default()
+	}
+	return db.Log
 }
 
 // Open connects to the PostgreSQL database named by dsn (a postgres:// URL
@@ -81,6 +94,22 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
 		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(idleInTransaction / time.Millisecond))
+	}
+	// The server notices a client host that vanished (no FIN, no RST)
+	// within about 25 seconds rather than TCP's default two hours, and
+	// ends its session, releasing its locks. The pool's connections and
+	// the dedicated ones (Listen, Leader) copy these.
+	for k, v := range keepalives {
+		if _, ok := cfg.ConnConfig.RuntimeParams[k]; !ok {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
+	}
+	_, userTimeoutSet := cfg.ConnConfig.RuntimeParams["tcp_user_timeout"]
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		if userTimeoutSet {
+			return nil
+		}
+		return setUserTimeout(ctx, conn)
 	}
 	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = int32(max(8, 4*runtime.GOMAXPROCS(0)))
@@ -221,6 +250,43 @@ func (db *DB) HasApps(ctx context.Context) (bool, error) {
 		return false, wrap(err, "look for apps")
 	}
 	return ok, nil
+}
+
+// keepalives are the server's TCP keepalive settings for the sessions of
+// this store: a probe after 10s of silence, then every 5s, and the peer
+// counts as gone after 3 unanswered. A DSN may set them itself.
+var keepalives = map[string]string{
+	"tcp_keepalives_idle":     "10",
+	"tcp_keepalives_interval": "5",
+	"tcp_keepalives_count":    "3",
+}
+
+// userTimeout is the server's tcp_user_timeout for the sessions of this
+// store: how long data it sent may stay unacknowledged before it drops
+// the connection (what keepalives do for a session that is not idle).
+const userTimeout = 25 * time.Second
+
+// setUserTimeout sets tcp_user_timeout on conn if the server knows it
+// (PostgreSQL 12 and later; a server older refuses an unknown parameter at
+// connect, so it is not one of the connection's RuntimeParams).
+func setUserTimeout(ctx context.Context, conn *pgx.Conn) error {
+	if serverMajor(conn) < 12 {
+		return nil
+	}
+	_, err := conn.Exec(ctx, fmt.Sprintf("SET tcp_user_timeout = %d", userTimeout.Milliseconds()))
+	return err
+}
+
+// serverMajor returns the major version of the server conn is connected
+// to, 0 if unknown.
+func serverMajor(conn *pgx.Conn) int {
+	v := conn.PgConn().ParameterStatus("server_version")
+	end := 0
+	for end < len(v) && '0' <= v[end] && v[end] <= '9' {
+		end++
+	}
+	n, _ := strconv.Atoi(v[:end])
+	return n
 }
 
 // idleInTransaction is how long the server lets a session of this store

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,11 @@ const (
 	// connection failed: longer than leaderRetry, so that a healthy node
 	// bidding takes over.
 	leaderHoldOff = 2 * leaderRetry
+	// leaderIdle is the idle_session_timeout of a Leadership's
+	// connection: the server ends the session, and releases the lock, of
+	// a node silent for that long (its host vanished, or a partition cut
+	// it off), since a live one sends a query every leaderPing.
+	leaderIdle = 5 * time.Second
 )
 
 // Leadership is one node's bid for a cluster-wide role held by at most one
@@ -118,6 +124,10 @@ func (l *Leadership) run() {
 			if err != nil {
 				continue
 			}
+			if err := l.setIdleTimeout(c); err != nil {
+				closeConn(c)
+				continue
+			}
 			conn = c
 		}
 		var err error
@@ -141,6 +151,24 @@ func (l *Leadership) run() {
 			nextTry = time.Now().Add(leaderHoldOff)
 		}
 	}
+}
+
+// setIdleTimeout makes the server end conn's session after leaderIdle
+// without a query, on PostgreSQL 14 and later (which have
+// idle_session_timeout); on an older server it logs that a leader whose
+// host vanishes keeps the lead until TCP keepalives end its session.
+func (l *Leadership) setIdleTimeout(conn *pgx.Conn) error {
+	if v := serverMajor(conn); v < 14 {
+		l.db.idleWarn.Do(func() {
+			l.db.log().Warn("PostgreSQL before 14 has no idle_session_timeout: a leader whose host vanishes keeps its lead until TCP keepalives end its session (about 25s)",
+				"server_version", conn.PgConn().ParameterStatus("server_version"))
+		})
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, dialTimeout)
+	defer cancel()
+	_, err := conn.Exec(ctx, fmt.Sprintf("SET idle_session_timeout = %d", leaderIdle.Milliseconds()))
+	return err
 }
 
 // try tries to take the lock.
