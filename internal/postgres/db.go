@@ -13,8 +13,15 @@
 // The schema is the embedded migrations/NNNN_name.sql files, applied in
 // order by Open in one transaction that holds a transaction-level advisory
 // lock, so nodes starting at the same time migrate once; each version is
-// recorded in schema_migrations. Open refuses a schema newer than the newest
-// migration it knows.
+// recorded in schema_migrations.
+//
+// Each migration file starts with a header line "-- compatible: N": binaries
+// that know schema version N or newer run correctly on a database with this
+// migration applied (N is at most the migration's own number; N below it
+// says the migration keeps older binaries working). It is recorded with the
+// version, so a binary older than the database (a node of the previous
+// release restarting during a rolling upgrade) opens it if every migration
+// it does not know is compatible with it, and refuses it otherwise.
 //
 // The rule for migrations: they stay backward compatible for one release,
 // because during a rolling upgrade nodes of the previous release run on the
@@ -22,6 +29,10 @@
 // default, and indexes; it never drops or renames a column or table, nor
 // changes a type or adds a constraint the previous release could violate, in
 // the same release that stops using it: that waits for the release after.
+// Such a migration says so with "-- compatible: N-1" (N its number); one
+// that breaks the previous release says "-- compatible: N", and then a node
+// of the previous release cannot restart until it is upgraded. Migrations 1
+// to 3 predate the header and say their own number.
 package postgres
 
 import (
@@ -82,7 +93,8 @@ func (db *DB) log() *slog.Logger {
 
 // Open connects to the PostgreSQL database named by dsn (a postgres:// URL
 // or a key=value connection string) and brings its schema up to date. It
-// refuses a schema newer than this program knows.
+// refuses a schema newer than this program knows unless it is compatible
+// with it (see Schema migrations in the package documentation).
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	if strings.TrimSpace(dsn) == "" {
 		return nil, hotswap.Errorf(hotswap.Invalid, "postgres store: the connection string is empty")
@@ -161,6 +173,24 @@ type migration struct {
 	version int
 	name    string
 	sql     string
+	// compatible is the oldest schema version a binary must know to run
+	// on a database with this migration applied.
+	compatible int
+}
+
+// parseCompatible reads the "-- compatible: N" header of migration name,
+// number version, from its first line.
+func parseCompatible(name, src string, version int) (int, error) {
+	first, _, _ := strings.Cut(src, "\n")
+	rest, ok := strings.CutPrefix(strings.TrimSpace(first), "-- compatible:")
+	if !ok {
+		return 0, fmt.Errorf("migration %s: the first line must be \"-- compatible: N\", the oldest schema version binaries that run on it must know", name)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(rest))
+	if err != nil || n < 1 || n > version {
+		return 0, fmt.Errorf("migration %s: compatible version %q is not a number from 1 to %d", name, strings.TrimSpace(rest), version)
+	}
+	return n, nil
 }
 
 // migrations returns the embedded migrations in order, checking that they
@@ -183,7 +213,11 @@ func migrations() ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: base, sql: string(src)})
+		compatible, err := parseCompatible(base, string(src), v)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(src), compatible: compatible})
 	}
 	return ms, nil
 }
@@ -199,7 +233,8 @@ func SchemaVersion() int {
 }
 
 // migrate applies the migrations the database lacks, in one transaction
-// under an advisory lock, or refuses a schema newer than it knows.
+// under an advisory lock. A schema newer than it knows is accepted if
+// every migration it lacks is compatible with it, else refused.
 func (db *DB) migrate(ctx context.Context) error {
 	ms, err := migrations()
 	if err != nil {
@@ -219,20 +254,30 @@ func (db *DB) migrate(ctx context.Context) error {
 		applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	var cur int
-	if err := tx.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&cur); err != nil {
+	// Rows recorded before the column was added count as compatible with
+	// their own version only.
+	if _, err := tx.Exec(ctx, "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS compatible INTEGER"); err != nil {
+		return fmt.Errorf("add schema_migrations.compatible: %w", err)
+	}
+	var cur, needs int
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0),
+		COALESCE(MAX(COALESCE(compatible, version)) FILTER (WHERE version > $1), 0)
+		FROM schema_migrations`, len(ms)).Scan(&cur, &needs); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if cur > len(ms) {
+	if needs > len(ms) {
 		return hotswap.Errorf(hotswap.FailedPrecondition,
-			"the store's schema is version %d, newer than this binary knows (%d); upgrade hotswap", cur, len(ms))
+			"the store's schema is version %d, which needs a binary that knows schema version %d or newer; this binary knows %d: upgrade hotswap", cur, needs, len(ms))
+	}
+	if cur > len(ms) {
+		return tx.Commit(ctx) // newer, and compatible with this binary
 	}
 	db.created = cur == 0
 	for _, m := range ms[cur:] {
 		if _, err := tx.Exec(ctx, m.sql); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
+		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, compatible) VALUES ($1, $2, $3)", m.version, m.name, m.compatible); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
 	}

@@ -89,23 +89,84 @@ func TestMigrations(t *testing.T) {
 		t.Errorf("schema_migrations = %v, want 1..%d", versions, SchemaVersion())
 	}
 
-	// A schema newer than this binary knows (a newer node migrated it) is
-	// refused, with a message that says what to do.
-	newer := SchemaVersion() + 1
-	if _, err := db.pool.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, 'from_the_future.sql')", newer); err != nil {
+	// Each embedded migration's compatible version is recorded.
+	var compatible []int
+	if err := db.pool.QueryRow(ctx, "SELECT array_agg(compatible ORDER BY version) FROM schema_migrations").Scan(&compatible); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ms {
+		if compatible[i] != m.compatible {
+			t.Errorf("schema_migrations: version %d compatible = %d, want %d", m.version, compatible[i], m.compatible)
+		}
+	}
+
+	// A schema newer than this binary knows (a newer node migrated it)
+	// whose newer migrations are compatible with this binary is opened:
+	// an old node restarting during a rolling upgrade rejoins.
+	cur := SchemaVersion()
+	if _, err := db.pool.Exec(ctx, "INSERT INTO schema_migrations (version, name, compatible) VALUES ($1, 'add_a_column.sql', $2)", cur+1, cur); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
-	_, err = Open(ctx, dsn)
-	if err == nil {
-		t.Fatal("Open of a newer schema succeeded")
+	db, err = Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open of a newer schema compatible with this binary: %v", err)
 	}
-	want := fmt.Sprintf("the store's schema is version %d, newer than this binary knows (%d); upgrade hotswap", newer, SchemaVersion())
-	if got := hotswap.ErrorMessage(err); got != want {
-		t.Errorf("Open of a newer schema: message = %q, want %q", got, want)
+	if db.Created() {
+		t.Error("Open of a newer schema: Created() = true")
 	}
-	if hotswap.ErrorKind(err) != hotswap.FailedPrecondition {
-		t.Errorf("Open of a newer schema: kind = %v, want FailedPrecondition", hotswap.ErrorKind(err))
+	var count int
+	if err := db.pool.QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&count); err != nil || count != cur+1 {
+		t.Errorf("schema_migrations has %d rows (%v) after opening a newer schema, want %d: none added", count, err, cur+1)
+	}
+
+	// One that is not is refused, with a message that says what to do; so
+	// is one recorded without a compatible version (by a binary before it).
+	for _, compatible := range []any{cur + 2, nil} {
+		if _, err := db.pool.Exec(ctx, "DELETE FROM schema_migrations WHERE version > $1", cur+1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.pool.Exec(ctx, "INSERT INTO schema_migrations (version, name, compatible) VALUES ($1, 'drop_a_column.sql', $2)", cur+2, compatible); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Open(ctx, dsn)
+		if err == nil {
+			t.Fatalf("Open of a newer schema that needs version %v succeeded", compatible)
+		}
+		want := fmt.Sprintf("the store's schema is version %d, which needs a binary that knows schema version %d or newer; this binary knows %d: upgrade hotswap", cur+2, cur+2, cur)
+		if got := hotswap.ErrorMessage(err); got != want {
+			t.Errorf("Open of a newer schema: message = %q, want %q", got, want)
+		}
+		if hotswap.ErrorKind(err) != hotswap.FailedPrecondition {
+			t.Errorf("Open of a newer schema: kind = %v, want FailedPrecondition", hotswap.ErrorKind(err))
+		}
+	}
+	db.Close()
+}
+
+func TestParseCompatible(t *testing.T) {
+	for _, tc := range []struct {
+		src     string
+		version int
+		want    int // 0: an error
+	}{
+		{"-- compatible: 3\nCREATE TABLE x (a int);", 4, 3},
+		{"-- compatible: 4\n", 4, 4},
+		{"--  compatible:1 \n", 4, 0},
+		{"-- compatible: 5\n", 4, 0},
+		{"-- compatible: 0\n", 4, 0},
+		{"-- compatible: x\n", 4, 0},
+		{"CREATE TABLE x (a int);\n-- compatible: 3\n", 4, 0},
+		{"", 4, 0},
+	} {
+		got, err := parseCompatible("0004_x.sql", tc.src, tc.version)
+		if got != tc.want || (err == nil) != (tc.want != 0) {
+			t.Errorf("parseCompatible(%q, %d) = %d, %v; want %d", tc.src, tc.version, got, err, tc.want)
+		}
 	}
 }
 

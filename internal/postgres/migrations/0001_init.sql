@@ -1,3 +1,4 @@
+-- compatible: 1
 -- The schema of internal/sqlite's migrations 0001 to 0005 in one step.
 --
 -- Timestamps are BIGINT unix nanoseconds in UTC, as in the SQLite store, so

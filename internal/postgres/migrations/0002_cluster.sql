@@ -1,3 +1,4 @@
+-- compatible: 2
 -- Tables for several nodes sharing this database: the cluster generation,
 -- the nodes, prepares before a flip, package content, timer claims.
 

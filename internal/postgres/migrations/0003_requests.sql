@@ -1,3 +1,4 @@
+-- compatible: 3
 -- release_requests is the inbox of the release engine: a node that does
 -- not run the releases (the leader does) leaves a change to them here (who
 -- asks, what, with which arguments: args is the engine's JSON) and waits
