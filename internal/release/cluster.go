@@ -136,6 +136,7 @@ func (e *Engine) startLeading(ctx context.Context) error {
 	t.ctx, t.cancel = context.WithCancel(e.ctx)
 	e.mu.Lock()
 	e.active, e.defs, e.busy, e.sent = active, defs, make(map[string]bool), make(map[string]string)
+	e.waiting = make(map[string]time.Time)
 	e.lead = t
 	e.mu.Unlock()
 	if e.cfg.Leader != nil {

@@ -76,6 +76,9 @@ type Engine struct {
 	defs   map[string]*pipeline.Pipeline // by release id
 	busy   map[string]bool               // release id + "/" + stage: an action or gate evaluation is under way
 	sent   map[string]string             // release id: state and holds the followers were told of
+	// waiting: release id/stage/attempt -> since when its step waits for
+	// a deploy or swap another node started (see stillRunning)
+	waiting map[string]time.Time
 
 	follow follower  // the active releases, when another node leads
 	pruned time.Time // when the loop last pruned answered requests
@@ -106,11 +109,12 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, store: cfg.Store, ops: cfg.Ops, log: cfg.Logger,
-		wake:   make(chan struct{}, 1),
-		active: make(map[string]*Release),
-		defs:   make(map[string]*pipeline.Pipeline),
-		busy:   make(map[string]bool),
-		sent:   make(map[string]string),
+		wake:    make(chan struct{}, 1),
+		active:  make(map[string]*Release),
+		defs:    make(map[string]*pipeline.Pipeline),
+		busy:    make(map[string]bool),
+		sent:    make(map[string]string),
+		waiting: make(map[string]time.Time),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if cfg.Leader == nil {

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"sync/atomic"
 	"testing"
@@ -168,5 +169,152 @@ func TestOverlapLostLockWritesNothing(t *testing.T) {
 	}
 	if n := len(stored.stage("production").Approvals); n != 0 {
 		t.Errorf("the store has %d approvals written by a node that lost the lock, want 0", n)
+	}
+}
+
+// TestReviewTakeoverMidDeployFailsRelease: the lead moves while the old
+// leader's deploy of a stage is in flight. The new leader resumes the
+// stage, finds the deployment (or the app's operation) still running and
+// fails the stage, so the release ends failed instead of resuming.
+func TestReviewTakeoverMidDeployFailsRelease(t *testing.T) {
+	te := newTestEngine(t)
+	ctx := context.Background()
+	te.Close()
+	o := te.Engine.ops
+	if err := te.db.CreateUser(ctx, hotswap.User{Name: "qa-two", Role: "approver", TokenHash: "qa-two"}); err != nil {
+		t.Fatal(err)
+	}
+	digest, err := o.StorePackage(ctx, bytes.NewReader(nodePackage(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.db.PutArtifact(ctx, hotswap.Artifact{Feed: "orders", Version: "2.0.0", Digest: digest}); err != nil {
+		t.Fatal(err)
+	}
+	la, lb := newFlag(true), newFlag(false)
+	a, err := Open(ctx, Config{Store: te.db, Ops: o, Tick: 10 * time.Millisecond, Leader: la, NodeID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, Config{Store: te.db, Ops: o, Tick: 10 * time.Millisecond, Leader: lb, NodeID: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for !a.leading() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := a.ApplyPipeline(ctx, admin, []byte(clusterPipeline)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.CreateRelease(ctx, ci, "orders", "2.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		got, _ := a.Get(ctx, r.ID)
+		if st := got.stage("staging"); st.Step == "deploy" {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	lb.set(true) // the lock moved to B while A deploys; A notices a second later
+	time.AfterFunc(time.Second, func() { la.set(false) })
+	done := waitRelease(t, b, r.ID, 60*time.Second, func(r *Release) bool {
+		return r.ended() || r.stage("production").State == StageApproval
+	})
+	for _, l := range done.stage("staging").Log {
+		t.Logf("%+v", l)
+	}
+	if done.ended() {
+		t.Fatalf("release %s ended %s after the lead moved mid-deploy: staging: %s", done.Name, done.State, done.stage("staging").Detail)
+	}
+}
+
+// TestTakeoverWhileDeployStillRunsWaitsForIt: the new leader resumes a
+// stage whose deploy the old leader started and is still running in ops
+// (a deploy can take longer than the takeover delay): the stage waits for
+// it and goes on from its outcome instead of failing.
+func TestTakeoverWhileDeployStillRunsWaitsForIt(t *testing.T) {
+	ctx := context.Background()
+	te, a, b, la, lb := overlapEngines(t, Config{}, Config{TakeoverDelay: -1})
+	o := te.Engine.ops
+	digest, err := o.StorePackage(ctx, bytes.NewReader(nodePackage(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.db.PutArtifact(ctx, hotswap.Artifact{Feed: "orders", Version: "2.0.0", Digest: digest}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ApplyPipeline(ctx, admin, []byte(clusterPipeline)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.CreateRelease(ctx, ci, "orders", "2.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRelease(t, a, r.ID, 15*time.Second, func(r *Release) bool { return r.stage("staging").Step == "deploy" })
+	la.set(false)
+	lb.set(true)
+	done := waitRelease(t, b, r.ID, 60*time.Second, func(r *Release) bool {
+		return r.ended() || r.stage("production").State == StageApproval
+	})
+	for _, l := range done.stage("staging").Log {
+		t.Logf("%+v", l)
+	}
+	if done.ended() {
+		t.Fatalf("release %s ended %s after the lead moved mid-deploy: staging: %s", done.Name, done.State, done.stage("staging").Detail)
+	}
+}
+
+// TestTakeoverWhileSwapStillRunsWaitsForIt: the same for a swap the old
+// leader started: the new leader waits for it and finds the swap done.
+func TestTakeoverWhileSwapStillRunsWaitsForIt(t *testing.T) {
+	ctx := context.Background()
+	te, a, b, la, lb := overlapEngines(t, Config{}, Config{TakeoverDelay: -1})
+	o := te.Engine.ops
+	digest, err := o.StorePackage(ctx, bytes.NewReader(nodePackage(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.db.PutArtifact(ctx, hotswap.Artifact{Feed: "orders", Version: "2.0.0", Digest: digest}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ApplyPipeline(ctx, admin, []byte(clusterPipeline)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.CreateRelease(ctx, ci, "orders", "2.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRelease(t, a, r.ID, 30*time.Second, func(r *Release) bool { return r.stage("production").State == StageApproval })
+	if _, err := a.Decide(ctx, qa, r.ID, "production", true, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Decide(ctx, qa2, r.ID, "production", true, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	// Catch the swap under way: A records the step, then swaps (tens of
+	// milliseconds at least: the target's sets start and warm).
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(time.Millisecond) {
+		got, err := a.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := got.stage("production"); st.Step == "swap" {
+			break
+		} else if st.State != StageRunning && st.State != StageGates && st.State != StageApproval || time.Now().After(deadline) {
+			t.Fatalf("the swap was not seen under way: production %s %q", st.State, st.Step)
+		}
+	}
+	la.set(false)
+	lb.set(true)
+	done := waitRelease(t, b, r.ID, 60*time.Second, func(r *Release) bool { return r.ended() })
+	for _, l := range done.stage("production").Log {
+		t.Logf("%+v", l)
+	}
+	if done.State != Succeeded {
+		t.Fatalf("release %s ended %s after the lead moved mid-swap: production: %s", done.Name, done.State, done.stage("production").Detail)
 	}
 }

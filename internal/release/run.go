@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -30,6 +31,22 @@ func (e *Engine) run(t *term, id, stage string, attempt int) {
 		return
 	}
 	now := e.now()
+	key := fmt.Sprintf("%s/%s/%d", id, stage, attempt)
+	var running *stillRunning
+	if err != nil && t.ctx.Err() == nil && errors.As(err, &running) {
+		first, waited := e.waiting[key]
+		if !waited {
+			e.waiting[key] = now
+			st.logf(now, "waiting: "+running.what+" (started before the lead moved here)")
+			e.saveLocked(r)
+			return
+		}
+		if now.Sub(first) < stillRunningFor {
+			return // the next tick tries again
+		}
+		err = hotswap.Errorf(hotswap.FailedPrecondition, "%s after %v: %s", running.what, stillRunningFor, hotswap.ErrorMessage(running.err))
+	}
+	delete(e.waiting, key)
 	if err != nil {
 		if t.ctx.Err() != nil {
 			return // shutting down or lost the lead: resume at the next start
@@ -45,6 +62,21 @@ func (e *Engine) run(t *term, id, stage string, attempt int) {
 	e.Wake()
 }
 
+// stillRunningFor bounds how long a stage waits for a deploy or swap that
+// another node (the leader before a takeover) started and has not ended.
+const stillRunningFor = 30 * time.Second
+
+// stillRunning is a step another node started that has not ended yet: the
+// stage stays running and tries again at the next tick, for
+// stillRunningFor, then fails with err.
+type stillRunning struct {
+	what string // "deployment d-1 to app/slot is still running"
+	err  error
+}
+
+func (s *stillRunning) Error() string { return s.what + ": " + s.err.Error() }
+func (s *stillRunning) Unwrap() error { return s.err }
+
 // stepState is what a step needs, read under the lock.
 type stepState struct {
 	rel      *Release
@@ -54,6 +86,9 @@ type stepState struct {
 	digest   string
 	deployed string
 	swapped  bool
+	// resumed: an earlier run started this step and did not record its
+	// end (a restart, or the lead moved while it ran).
+	resumed bool
 }
 
 func (e *Engine) snapshot(id, stage string, attempt int) (stepState, error) {
@@ -71,6 +106,7 @@ func (e *Engine) snapshot(id, stage string, attempt int) (stepState, error) {
 		rel: r, def: e.defs[id].Stage(stage), st: st,
 		marker: fmt.Sprintf("release %s stage %s attempt %d", r.Name, stage, attempt),
 		digest: r.Digest, deployed: st.DeploymentID, swapped: st.Swapped,
+		resumed: st.Step == "deploy" || st.Step == "swap",
 	}, nil
 }
 
@@ -156,7 +192,13 @@ func (e *Engine) deploy(ctx context.Context, s stepState, actor string) (string,
 			return dep.ID, nil // done before a restart
 		}
 		if dep.Status != hotswap.DeployFailed && dep.Status != hotswap.DeploySuccess {
-			return "", hotswap.Errorf(hotswap.FailedPrecondition, "deployment %s to %s/%s was interrupted", dep.ID, d.App, d.Slot)
+			// A server's restart fails the deployments it left running, so
+			// another node runs this one: the old leader, before the lead
+			// moved here.
+			return "", &stillRunning{
+				what: fmt.Sprintf("deployment %s to %s/%s is still running", dep.ID, d.App, d.Slot),
+				err:  hotswap.Errorf(hotswap.FailedPrecondition, "deployment %s to %s/%s was interrupted", dep.ID, d.App, d.Slot),
+			}
 		}
 		break // an earlier attempt failed: deploy again
 	}
@@ -167,7 +209,13 @@ func (e *Engine) deploy(ctx context.Context, s stepState, actor string) (string,
 	})
 	res, err := e.ops.Deploy(ctx, ops.DeployRequest{App: d.App, Slot: d.Slot, Actor: actor, Message: s.marker, Digest: s.digest, Release: s.rel.ID})
 	if err != nil {
-		return "", fmt.Errorf("deploy to %s/%s: %w", d.App, d.Slot, err)
+		err = fmt.Errorf("deploy to %s/%s: %w", d.App, d.Slot, err)
+		if s.resumed && hotswap.ErrorKind(err) == hotswap.Conflict {
+			// The old leader's deploy is starting: it holds the app's
+			// operation but has not recorded its deployment yet.
+			return "", &stillRunning{what: fmt.Sprintf("an operation on %s is still running", d.App), err: err}
+		}
+		return "", err
 	}
 	if res.AutoSwapSkipped != "" {
 		e.record(s.rel.ID, func(r *Release, now time.Time) {
@@ -199,15 +247,17 @@ func (e *Engine) swap(ctx context.Context, s stepState, actor string) error {
 	}
 	e.record(s.rel.ID, func(r *Release, now time.Time) {
 		st := r.stage(s.st.Name)
+		if st.Step != "swap" || !s.resumed {
+			st.logf(now, fmt.Sprintf("swapping %s/%s into %s", sw.App, sw.Slot, sw.Target))
+		}
 		st.Step = "swap"
-		st.logf(now, fmt.Sprintf("swapping %s/%s into %s", sw.App, sw.Slot, sw.Target))
 	})
 	if !sw.Preview {
 		_, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Release: s.rel.ID})
-		return err
+		return e.swapRunning(ctx, s, err)
 	}
 	if _, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Preview: true, Release: s.rel.ID}); err != nil {
-		return err
+		return e.swapRunning(ctx, s, err)
 	}
 	// In preview the source slot serves the new content under the target's
 	// settings: the checks run against it there before completing.
@@ -222,6 +272,39 @@ func (e *Engine) swap(ctx context.Context, s stepState, actor string) error {
 	}
 	_, err = e.ops.CompleteSwap(ctx, actor, sw.App, ops.HoldOptions{Release: s.rel.ID})
 	return err
+}
+
+// swapRunning looks again at a resumed swap that failed: the old leader's
+// swap may have ended between the look and this one (done: nil), or still
+// hold the app's operation (stillRunning: try again later).
+func (e *Engine) swapRunning(ctx context.Context, s stepState, err error) error {
+	if err == nil || !s.resumed {
+		return err
+	}
+	sw := s.def.Swap
+	if done, _ := e.swapped(ctx, s); done {
+		return nil
+	}
+	if hotswap.ErrorKind(err) == hotswap.Conflict {
+		return &stillRunning{what: fmt.Sprintf("an operation on %s is still running", sw.App), err: err}
+	}
+	return err
+}
+
+// swapped reports whether this release's deployment was swapped on
+// already: the target serves it and the source no longer does.
+func (e *Engine) swapped(ctx context.Context, s stepState) (bool, error) {
+	sw := s.def.Swap
+	want := e.deployedTo(s.rel.ID, sw.App, sw.Slot)
+	src, err := e.ops.SlotDeployment(ctx, sw.App, sw.Slot)
+	if err != nil {
+		return false, err
+	}
+	tgt, err := e.ops.SlotDeployment(ctx, sw.App, sw.Target)
+	if err != nil {
+		return false, err
+	}
+	return want != "" && tgt == want && src != want, nil
 }
 
 // deployedTo returns the deployment this release made to app/slot.
