@@ -15,3 +15,13 @@ func ValidateText(what, s string) error {
 	}
 	return Errorf(Invalid, "%s: text contains a NUL byte or invalid UTF-8", what)
 }
+
+// CleanText makes text the server composes from outside input (a handler's
+// output in an error, say) storable: invalid UTF-8 becomes U+FFFD and NUL
+// bytes are dropped.
+func CleanText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+}

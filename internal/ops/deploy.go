@@ -106,6 +106,12 @@ func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 	if len(req.Message) > 4096 {
 		return hotswap.Deployment{}, nil, hotswap.Errorf(hotswap.Invalid, "deploy message is longer than 4096 bytes")
 	}
+	if err := hotswap.ValidateText("deploy message", req.Message); err != nil {
+		return hotswap.Deployment{}, nil, err
+	}
+	if err := hotswap.ValidateText("deploy author", req.Actor); err != nil {
+		return hotswap.Deployment{}, nil, err
+	}
 	s.mu.Lock()
 	_, err := s.slotLocked(ctx, req.App, req.Slot)
 	s.mu.Unlock()
@@ -140,7 +146,7 @@ func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.De
 	d, err := s.deploy(ctx, req, d, op)
 	if err != nil {
 		s.logDiskFull(req.App, req.Slot, "deploy "+d.ID, err)
-		d.Status, d.StatusText, d.EndedAt = hotswap.DeployFailed, hotswap.ErrorMessage(err), time.Now().UTC()
+		d.Status, d.StatusText, d.EndedAt = hotswap.DeployFailed, hotswap.CleanText(hotswap.ErrorMessage(err)), time.Now().UTC()
 		if e := s.store.UpdateDeployment(ctx, d); e != nil {
 			s.log.Error("record failed deployment", "deployment", d.ID, "err", e)
 		}

@@ -94,6 +94,7 @@ func transient(err error) bool {
 // refuses, it retries a few times, then keeps the end for endLoop.
 func (s *Service) finish(ctx context.Context, op hotswap.Operation, state hotswap.OperationState, detail string) {
 	ctx = context.WithoutCancel(ctx)
+	detail = hotswap.CleanText(detail) // may quote a handler's output
 	op.State, op.Detail, op.EndedAt = state, detail, time.Now().UTC()
 	err := s.store.EndOperationAt(ctx, op.ID, state, detail, op.EndedAt)
 	for _, d := range endRetryDelays {

@@ -487,7 +487,7 @@ func (s *Service) baseURL(app, slot string) string {
 }
 
 func (s *Service) activity(ctx context.Context, app, actor, action, slot, detail, result string) {
-	err := s.store.AddActivity(context.WithoutCancel(ctx), hotswap.Activity{App: app, Actor: actor, Action: action, Slot: slot, Detail: detail, Result: result})
+	err := s.store.AddActivity(context.WithoutCancel(ctx), hotswap.Activity{App: app, Actor: hotswap.CleanText(actor), Action: action, Slot: slot, Detail: hotswap.CleanText(detail), Result: hotswap.CleanText(result)})
 	if err != nil {
 		s.log.Error("record activity", "app", app, "action", action, "err", err)
 	}
