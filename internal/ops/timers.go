@@ -393,15 +393,20 @@ func (s *Service) fireTimer(j timerJob) {
 }
 
 // claimTimer claims occurrence j.at for this node and reports whether it
-// won. A lost claim is kept for a takeover later; a store error skips the
-// occurrence here (another node may claim it).
+// won. A lost claim is kept for a takeover later, and so is one the store
+// failed to answer (a restart): a claim is idempotent (this node claiming
+// again wins what it may have won), so the retry fires the occurrence
+// unless another node did; dropping it would lose it if no node claimed.
 func (s *Service) claimTimer(j timerJob) bool {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
 	ok, err := s.cfg.Cluster.ClaimTimer(ctx, j.app, j.slot, j.fn.Name, j.at, s.NodeID(), timerStale)
 	if err != nil {
 		if s.ctx.Err() == nil {
-			s.log.Error("claim timer occurrence", "app", j.app, "slot", j.slot, "function", j.fn.Name, "at", j.at, "err", err)
+			s.log.Error("claim timer occurrence; claiming it again later", "app", j.app, "slot", j.slot, "function", j.fn.Name, "at", j.at, "err", err)
+			if j.clock != nil {
+				j.clock.addLost(j, time.Now())
+			}
 		}
 		return false
 	}
