@@ -72,6 +72,10 @@ const (
 	timerTakeover = 5 * time.Minute
 	// timerLostMax bounds the lost occurrences a node keeps per timer.
 	timerLostMax = 512
+	// timerPreclaim is how long before an occurrence a node still running
+	// the previous one claims it, ahead of the nodes that claim it when
+	// it is due.
+	timerPreclaim = time.Second
 )
 
 // timerJob is one run of a timer function.
@@ -103,6 +107,7 @@ type timerClock struct {
 	schedule   string
 	last, next time.Time
 	busy       *atomic.Bool // a run is in flight; the next waits for it
+	preclaimed time.Time    // the occurrence claimed ahead while busy (loop only)
 
 	mu   sync.Mutex
 	lost []lostRun // occurrences another node claimed, to claim again later
@@ -217,6 +222,19 @@ func (s *Service) timerLoop() {
 						continue
 					}
 				}
+				if j.claim && !j.disabled && c.busy.Load() && !c.next.IsZero() && c.next.Sub(now) <= timerPreclaim && !c.preclaimed.Equal(c.next) {
+					// This node runs the previous occurrence: it claims the
+					// next before the others may, so that no other node fires
+					// it while the run goes on (see skipTimer).
+					c.preclaimed = c.next
+					skip := j
+					skip.at = c.next
+					s.wg.Add(1)
+					go func() {
+						defer s.wg.Done()
+						s.preclaimTimer(skip)
+					}()
+				}
 				if c.next.IsZero() || now.Before(c.next) {
 					continue
 				}
@@ -226,6 +244,15 @@ func (s *Service) timerLoop() {
 				case j.disabled:
 				case c.busy.Load():
 					st.log.add("host", fmt.Sprintf("timer %s: the run at %s skipped, the previous run is still going", f.Name, at.UTC().Format(time.RFC3339)))
+					if j.claim {
+						skip := j
+						skip.at = at
+						s.wg.Add(1)
+						go func() {
+							defer s.wg.Done()
+							s.skipTimer(skip)
+						}()
+					}
 				default:
 					j.last, j.at, j.next = c.last, at, c.next
 					c.last = at
@@ -414,6 +441,42 @@ func (s *Service) claimTimer(j timerJob) bool {
 		j.clock.addLost(j, time.Now())
 	}
 	return ok
+}
+
+// One at a time across the cluster: a node still running a timer's
+// previous occurrence when the next comes skips it, as one server does.
+// Were it merely not to fire it, another node would claim and fire it, and
+// the function would run twice at once. So the busy node claims the next
+// occurrence timerPreclaim before it is due, ahead of the others, which
+// claim when it is due and lose; when it comes, the node fires it if its
+// run has ended meanwhile (its claim again is its own), else marks it done,
+// skipped.
+
+// preclaimTimer claims occurrence j.at ahead of time for this node, which
+// runs the previous one.
+func (s *Service) preclaimTimer(j timerJob) {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.cfg.Cluster.ClaimTimer(ctx, j.app, j.slot, j.fn.Name, j.at, s.NodeID(), timerStale); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("claim the next timer occurrence ahead", "app", j.app, "slot", j.slot, "function", j.fn.Name, "at", j.at, "err", err)
+	}
+}
+
+// skipTimer claims occurrence j.at, which this node skips because it
+// still runs the previous one, and marks it done: no node fires it.
+func (s *Service) skipTimer(j timerJob) {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	ok, err := s.cfg.Cluster.ClaimTimer(ctx, j.app, j.slot, j.fn.Name, j.at, s.NodeID(), timerStale)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.log.Warn("claim a skipped timer occurrence", "app", j.app, "slot", j.slot, "function", j.fn.Name, "at", j.at, "err", err)
+		}
+		return
+	}
+	if ok {
+		s.doneTimer(j, true)
+	}
 }
 
 // doneTimer marks a claimed occurrence run, so no node takes it over:

@@ -3,8 +3,12 @@ package ops
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,4 +147,62 @@ func TestTimerClaimErrorIsClaimedAgain(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// slowRun is one line of the clusterslow handler: one run of its timer.
+type slowRun struct {
+	Start, End int64 // ms since the epoch
+	PID        int
+}
+
+func readSlowRuns(t *testing.T, path string) []slowRun {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []slowRun
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r slowRun
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("runs file line %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
+	return out
+}
+
+// TestTimerRunsOneAtATimeAcrossNodes: a timer whose run (3s) outlasts its
+// schedule (every 2s) runs one at a time on one server, the occurrences
+// due during a run skipped. Two nodes keep that: the node running the
+// previous occurrence holds the next, and the other does not fire it
+// meanwhile.
+func TestTimerRunsOneAtATimeAcrossNodes(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	dir := t.TempDir()
+	pkgs, runs := filepath.Join(dir, "packages"), filepath.Join(dir, "runs")
+	same := func(c Cluster) Cluster { return c }
+	a := openClusterTimerNode(t, dsn, pkgs, "node-a", same)
+	deployTimer(t, a, "clusterslow", runs)
+	openClusterTimerNode(t, dsn, pkgs, "node-b", same)
+	deadline := time.Now().Add(60 * time.Second)
+	for len(readSlowRuns(t, runs)) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runs in 60s, want 4", len(readSlowRuns(t, runs)))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := readSlowRuns(t, runs)
+	pids := make(map[int]bool)
+	for i, r := range got {
+		pids[r.PID] = true
+		if i > 0 && r.Start < got[i-1].End {
+			t.Errorf("run %d (pid %d) started %dms before run %d (pid %d) ended: two runs at once", i, r.PID, got[i-1].End-r.Start, i-1, got[i-1].PID)
+		}
+	}
+	t.Logf("%d runs by %d handler processes", len(got), len(pids))
 }
