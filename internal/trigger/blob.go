@@ -191,7 +191,10 @@ func (s *blobScanner) scan(pull, work context.Context, wg *sync.WaitGroup, sem c
 				held = true
 			case <-pull.Done():
 			}
-			if pull.Err() != nil { // the select may pick sem after the flip
+			// The select may pick sem after the flip; and a node that lost
+			// the lead while it waited for a slot dispatches no more: the
+			// new leader scans (a blob in flight here keeps its lease).
+			if pull.Err() != nil || s.leader != nil && !s.leader() {
 				if held {
 					<-sem
 				}
