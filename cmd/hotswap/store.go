@@ -54,6 +54,7 @@ func (m *Main) openStore(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open store %s: %w", redactURL(c.Store), err)
 		}
+		db.Log = m.logger.With("component", "store")
 		m.db, m.cluster = db, db
 		if c.NodeName == "" {
 			c.NodeName, _ = os.Hostname()
