@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -645,6 +646,7 @@ func TestQueueTriggerStream(t *testing.T) {
 	st.send("stream", "s0-0")
 	stop := make(chan struct{})
 	sentc := make(chan []string)
+	var sentN atomic.Int64
 	const senders = 2
 	for g := range senders {
 		go func() {
@@ -663,11 +665,15 @@ func TestQueueTriggerStream(t *testing.T) {
 					return
 				}
 				sent = append(sent, text)
+				sentN.Add(1)
 				time.Sleep(5 * time.Millisecond)
 			}
 		}()
 	}
-	for i := range 20 {
+	// At least 20 swaps and 5 deploys, and on until 200 messages were
+	// sent during them: Azurite takes its time on a loaded machine.
+	began := time.Now()
+	for i := 0; i < 20 || sentN.Load() < 200 && time.Since(began) < 2*time.Minute; i++ {
 		s.must(http.StatusOK, "POST", "/api/v1/apps/qa/swap", map[string]string{"slot": "staging"}, nil)
 		if i%4 == 0 {
 			s.deploy("qa", "production", zip)
