@@ -4,6 +4,7 @@
 package hotswap
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -57,6 +58,25 @@ func (s DeploymentStatus) String() string {
 	return "unknown"
 }
 
+// MarshalJSON writes the status by name ("success"), as every JSON answer
+// of the control-plane API does; the Kudu API writes the number itself.
+func (s DeploymentStatus) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + s.String() + `"`), nil
+}
+
+// UnmarshalJSON reads a status name, or a Kudu number as older servers
+// wrote it.
+func (s *DeploymentStatus) UnmarshalJSON(data []byte) error {
+	text := strings.Trim(string(data), `"`)
+	for st := DeployPending; st <= DeploySuccess; st++ {
+		if text == st.String() || text == strconv.Itoa(int(st)) {
+			*s = st
+			return nil
+		}
+	}
+	return Errorf(Invalid, "deployment status %s: want pending, building, deploying, failed or success", data)
+}
+
 // Deployment is one validated package deployed to an app: immutable once
 // succeeded. Digest is the sha256 of the zip, which names its stored content.
 type Deployment struct {
@@ -69,8 +89,8 @@ type Deployment struct {
 	Status     DeploymentStatus `json:"status"`
 	StatusText string           `json:"statusText"`
 	CreatedAt  time.Time        `json:"createdAt"`
-	StartedAt  time.Time        `json:"startedAt"`
-	EndedAt    time.Time        `json:"endedAt"`
+	StartedAt  time.Time        `json:"startedAt,omitzero"`
+	EndedAt    time.Time        `json:"endedAt,omitzero"` // zero while it runs
 }
 
 // Setting is an app setting of one slot, given to the handler process as an

@@ -37,7 +37,7 @@ type Operation struct {
 	// StartedAt is set to the current time by BeginOperation if zero.
 	StartedAt time.Time `json:"startedAt"`
 	// EndedAt is zero while running.
-	EndedAt time.Time `json:"endedAt"`
+	EndedAt time.Time `json:"endedAt,omitzero"`
 }
 
 // Activity is one entry of an app's audit log.

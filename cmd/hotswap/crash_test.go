@@ -90,10 +90,10 @@ func TestCrashSafety(t *testing.T) {
 					t.Errorf("production = %s, want it untouched (%s)", prodDep, d1)
 				}
 				if stagingDep != d2 {
-					var d struct{ Status int }
+					var d struct{ Status string }
 					s.must(200, "GET", "/api/v1/apps/web/deployments/"+stagingDep, nil, &d)
-					if d.Status != 4 {
-						t.Errorf("staging serves %s with status %d, want a successful deployment", stagingDep, d.Status)
+					if d.Status != "success" {
+						t.Errorf("staging serves %s with status %q, want a successful deployment", stagingDep, d.Status)
 					}
 				}
 			default:
@@ -115,13 +115,13 @@ func TestCrashSafety(t *testing.T) {
 			var deps struct {
 				Deployments []struct {
 					ID     string
-					Status int
+					Status string
 				}
 			}
 			s.must(200, "GET", "/api/v1/apps/web/deployments", nil, &deps)
 			for _, d := range deps.Deployments {
-				if d.Status != 3 && d.Status != 4 {
-					t.Errorf("deployment %s left in status %d", d.ID, d.Status)
+				if d.Status != "failed" && d.Status != "success" {
+					t.Errorf("deployment %s left in status %q", d.ID, d.Status)
 				}
 			}
 			// The app is not locked: the next swap works.

@@ -374,7 +374,7 @@ func TestRetentionCountsOnlySuccessfulDeployments(t *testing.T) {
 	var hist struct {
 		Deployments []struct {
 			ID     string
-			Status int
+			Status string
 		}
 	}
 	s.must(http.StatusOK, "GET", "/api/v1/apps/ret/deployments", nil, &hist)

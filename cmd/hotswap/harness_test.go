@@ -196,7 +196,7 @@ func (s *server) must(want int, method, path string, body any, out any) {
 type deployResult struct {
 	Deployment struct {
 		ID     string `json:"id"`
-		Status int    `json:"status"`
+		Status string `json:"status"` // success, failed...
 	} `json:"deployment"`
 	URL string `json:"url"`
 }
