@@ -22,7 +22,8 @@ run: build
 # PostgreSQL's server programs for the PostgreSQL store and cluster tests
 # (internal/pgtest runs initdb and postgres from /usr/lib/postgresql/*/bin in a
 # temp folder; the package's own cluster is not used), HAProxy as the load
-# balancer in front of several nodes in the cluster tests, and Azurite
+# balancer in front of several nodes in the cluster tests, curl, jq and zip
+# for the README walkthrough (cmd/hotswap/readme_test.go runs it), and Azurite
 # (Microsoft's Azure Storage emulator, pinned) into .deps/azurite for the queue
 # and blob tests (internal/azurite finds it there). Go modules come from the
 # module proxy.
@@ -34,6 +35,7 @@ deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium fonts-dejavu-core"; \
 	{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	{ command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null 2>&1 || missing="$$missing haproxy"; \
+	for tool in curl jq zip; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi

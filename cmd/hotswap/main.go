@@ -49,7 +49,7 @@ func main() {
 	wd, _ := os.Getwd()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(cli.Run(ctx, os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, WorkDir: wd}))
+	os.Exit(cli.Run(ctx, os.Args[1:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv, WorkDir: wd, Version: Version}))
 }
 
 func serve(args []string) int {
@@ -93,9 +93,12 @@ type Config struct {
 	// DrainDelay is how long a draining node fails its health check while
 	// still serving, so the load balancer notices before it stops
 	// accepting; zero = 3s with a PostgreSQL store, none with SQLite.
-	DrainDelay      time.Duration
-	Listen          string // functions listener
-	Admin           string // control plane listener
+	DrainDelay time.Duration
+	// Listen and Admin are the functions and control plane listeners:
+	// loopback only by default, as the banner's URLs say; ":8080" listens
+	// on every interface.
+	Listen          string
+	Admin           string
 	Domain          string
 	LogLevel        string
 	StartTimeout    time.Duration
@@ -175,8 +178,8 @@ func NewMain() *Main {
 	return &Main{
 		Config: Config{
 			DataDir:       "hotswap-data",
-			Listen:        ":8080",
-			Admin:         ":7070",
+			Listen:        "127.0.0.1:8080",
+			Admin:         "127.0.0.1:7070",
 			Domain:        "localhost",
 			LogLevel:      "info",
 			StartTimeout:  60 * time.Second,
@@ -196,8 +199,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.Store, "store", os.Getenv("HOTSWAP_STORE"), "postgres://user:password@host/db to share the state with other nodes (a cluster); empty: SQLite in --data (env HOTSWAP_STORE)")
 	fs.StringVar(&c.NodeName, "node-name", "", "this node's name in the cluster (hotswap nodes); default: the host name")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "how long a draining node (SIGTERM, hotswap drain) fails its health check before it stops accepting; 0 = 3s with --store postgres://, none with SQLite")
-	fs.StringVar(&c.Listen, "listen", c.Listen, "functions listener address")
-	fs.StringVar(&c.Admin, "admin", c.Admin, "control plane (API) listener address")
+	fs.StringVar(&c.Listen, "listen", envOr("HOTSWAP_LISTEN", c.Listen), "functions listener `address` (env HOTSWAP_LISTEN); the default is loopback only, :8080 listens on every interface")
+	fs.StringVar(&c.Admin, "admin", envOr("HOTSWAP_ADMIN", c.Admin), "control plane (API and portal) listener `address` (env HOTSWAP_ADMIN); the default is loopback only, :7070 listens on every interface")
 	fs.StringVar(&c.Domain, "domain", c.Domain, "domain of slot host names: <app>[-<slot>].<domain>")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "how long a handler process may take to become ready")
@@ -232,6 +235,15 @@ func (m *Main) ParseFlags(args []string) error {
 		return fmt.Errorf("--domain %q is not a domain name", c.Domain)
 	}
 	return nil
+}
+
+// envOr returns the environment variable name, or def when it is unset or
+// empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 // Run opens every component and starts serving. It returns once both
