@@ -77,6 +77,13 @@ type options struct {
 	stage       string // release approve, reject, redeploy
 	comment     string // release approve, reject
 	force       bool   // deploy, swap, rollback: go past a release's hold on the slot
+	noWait      bool   // deploy, swap: return once the operation started
+}
+
+// noWaitFlag registers --no-wait: start the operation and print its ID
+// instead of following it (see operation watch).
+func noWaitFlag(fs *flag.FlagSet, o *options) {
+	fs.BoolVar(&o.noWait, "no-wait", false, "return once the operation started, printing its ID (follow it with hotswap operation watch ID)")
 }
 
 // forceFlag registers --force: deploy, swap or roll back a slot a waiting
@@ -90,6 +97,7 @@ type cmdEnv struct {
 	cmd    *command
 	client *client
 	stdout io.Writer
+	stderr io.Writer // progress with -o json; never nil
 	stdin  io.Reader // never nil
 	json   bool      // -o json: print the API's answer as is
 	opts   options
@@ -145,11 +153,12 @@ var commands = []*command{
 		}, run: slotCreate},
 	{name: "slot list", args: "APP", summary: "list an app's slots with their state and auto-swap target", min: 1, max: 1, run: slotList},
 	{name: "slot delete", args: "APP SLOT", summary: "delete a slot (not production)", min: 2, max: 2, run: slotDelete},
-	{name: "deploy", args: "APP PATH [--slot SLOT] [--message TEXT] [--force]", summary: "deploy a folder (honouring .funcignore) or .zip file to a slot (then auto swap, if the slot has a target)", min: 2, max: 2,
+	{name: "deploy", args: "APP PATH [--slot SLOT] [--message TEXT] [--force] [--no-wait]", summary: "deploy a folder (honouring .funcignore) or .zip file to a slot (then auto swap, if the slot has a target)", min: 2, max: 2,
 		flags: func(fs *flag.FlagSet, o *options) {
 			slotFlag(fs, o)
 			fs.StringVar(&o.message, "message", "", "deployment `message`")
 			forceFlag(fs, o)
+			noWaitFlag(fs, o)
 		}, run: deploy},
 	{name: "functions", args: "APP [--slot SLOT]", summary: "list a slot's functions with their trigger, state (a queue or blob trigger's listener: listening, idle, failing...) and why", min: 1, max: 1, flags: slotFlag, run: functions},
 	{name: "nodes", summary: "list the nodes of a cluster (several servers on one PostgreSQL store) with version, state and last heartbeat", run: nodes},
@@ -192,6 +201,7 @@ var commands = []*command{
 			fs.BoolVar(&o.complete, "complete", false, "complete the swap in preview")
 			fs.BoolVar(&o.cancel, "cancel", false, "cancel the swap in preview")
 			forceFlag(fs, o)
+			noWaitFlag(fs, o)
 		}, check: swapCheck, run: swap},
 	{name: "autoswap", args: "APP --slot SOURCE (--target SLOT | --disable)", summary: "swap a slot into the target after each successful deploy, or stop doing so", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
@@ -205,6 +215,7 @@ var commands = []*command{
 			fs.StringVar(&o.to, "to", "", "the deployment `id` (see hotswap deployments)")
 			forceFlag(fs, o)
 		}, check: rollbackCheck, run: rollback},
+	{name: "operation watch", args: "ID", summary: "follow an operation's phases until it ends (exit status 1 if it failed); deploy and swap --no-wait print the ID", min: 1, max: 1, run: operationWatch},
 	{name: "activity", args: "APP [--limit N]", summary: "list an app's activity log, newest first", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.IntVar(&o.limit, "limit", 0, "print the last `N` entries (server default 100, max 1000)")
@@ -315,7 +326,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 }
 
 func runCommand(ctx context.Context, cmd *command, args []string, g *globals, env Env) error {
-	x := &cmdEnv{cmd: cmd, stdout: env.Stdout, stdin: env.Stdin}
+	x := &cmdEnv{cmd: cmd, stdout: env.Stdout, stderr: env.Stderr, stdin: env.Stdin}
 	if x.stdin == nil {
 		x.stdin = strings.NewReader("")
 	}

@@ -232,7 +232,8 @@ func slotDelete(ctx context.Context, x *cmdEnv, args []string) error {
 // Deploy
 
 // deploy uploads a .zip file, or a folder zipped into a temporary file, and
-// waits, bounded by ctx only, until the slot serves it.
+// waits, bounded by ctx only, until the slot serves it, printing the phases
+// (progress.go). It checks the role, app and slot before the upload.
 func deploy(ctx context.Context, x *cmdEnv, args []string) error {
 	app, path, slot := args[0], args[1], x.opts.slot
 	f, size, err := openPackage("deploy", path)
@@ -240,6 +241,9 @@ func deploy(ctx context.Context, x *cmdEnv, args []string) error {
 		return err
 	}
 	defer f.close()
+	if err := checkDeploy(ctx, x, app, slot); err != nil {
+		return err
+	}
 
 	p := slotPath(app, slot) + "/deploy"
 	q := url.Values{}
@@ -249,14 +253,24 @@ func deploy(ctx context.Context, x *cmdEnv, args []string) error {
 	if x.opts.force {
 		q.Set("force", "true")
 	}
+	if x.opts.noWait {
+		q.Set("wait", "false")
+	}
 	if len(q) > 0 {
 		p += "?" + q.Encode()
 	}
 	var ans deployAnswer
-	body := rawBody{r: f, size: size, contentType: "application/zip"}
-	printed, err := x.call(ctx, http.MethodPost, p, body, &ans)
+	prog := x.newProgress()
+	defer prog.close()
+	body := rawBody{r: prog.upload(f, size), size: size, contentType: "application/zip"}
+	var printed, started bool
+	if x.opts.noWait {
+		printed, started, err = x.callNoWait(ctx, http.MethodPost, p, body, &ans, "deploy to "+app+"/"+slot)
+	} else {
+		printed, err = x.callStream(ctx, prog, http.MethodPost, p, body, &ans)
+	}
 	switch {
-	case err != nil:
+	case err != nil || started:
 		return err
 	case printed:
 		if ans.AutoSwapError != "" { // the same exit status as in a table
@@ -506,7 +520,13 @@ func settingsCall(ctx context.Context, x *cmdEnv, method, path string, body any)
 	var ans struct {
 		Settings []hotswap.Setting `json:"settings"`
 	}
-	if printed, err := x.call(ctx, method, path, body, &ans); printed || err != nil {
+	call := x.call
+	if method != http.MethodGet { // a change restarts the slot: show its phases
+		call = func(ctx context.Context, method, path string, body, out any) (bool, error) {
+			return x.callStream(ctx, x.newProgress(), method, path, body, out)
+		}
+	}
+	if printed, err := call(ctx, method, path, body, &ans); printed || err != nil {
 		return err
 	}
 	return printSettings(x.stdout, ans.Settings)

@@ -57,7 +57,7 @@ func TestDeployFolderLeavesOutSecrets(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
-			body := srv.Requests()[0].Body
+			body := withoutDeployChecks(t, srv.Requests())[0].Body
 			zr, err := zip.NewReader(strings.NewReader(body), int64(len(body)))
 			if err != nil {
 				t.Fatal(err)
@@ -128,7 +128,7 @@ func TestForceFlag(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
-			req := srv.Requests()[0]
+			req := withoutDeployChecks(t, srv.Requests())[0]
 			if req.Path != tc.wantPath || req.Query != tc.wantQuery {
 				t.Errorf("request %s?%s, want %s?%s", req.Path, req.Query, tc.wantPath, tc.wantQuery)
 			}

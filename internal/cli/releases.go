@@ -223,8 +223,11 @@ func artifactPush(ctx context.Context, x *cmdEnv, args []string) error {
 			Name string `json:"name"`
 		} `json:"releases"`
 	}
-	body := rawBody{r: f, size: size, contentType: "application/zip"}
-	if printed, err := x.call(ctx, http.MethodPost, feedPath(feed)+"?"+q.Encode(), body, &ans); printed || err != nil {
+	prog := x.newProgress()
+	body := rawBody{r: prog.upload(f, size), size: size, contentType: "application/zip"}
+	printed, err := x.call(ctx, http.MethodPost, feedPath(feed)+"?"+q.Encode(), body, &ans)
+	prog.close()
+	if printed || err != nil {
 		return err
 	}
 	a := ans.Artifact

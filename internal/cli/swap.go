@@ -42,31 +42,46 @@ type swapBody struct {
 // source up first, for as long as the slots' warm-up settings allow.
 func swap(ctx context.Context, x *cmdEnv, args []string) error {
 	app, o := args[0], x.opts
-	var p string
+	var p, what string
 	var body any
 	switch {
 	case o.complete:
-		p = appPath(app) + "/swap/complete"
+		p, what = appPath(app)+"/swap/complete", "completing the swap of "+app
 	case o.cancel:
-		p = appPath(app) + "/swap/cancel"
+		p, what = appPath(app)+"/swap/cancel", "cancelling the swap of "+app
 	default:
 		target := o.target
 		if target == "" {
 			target = hotswap.ProductionSlot
 		}
 		p, body = appPath(app)+"/swap", swapBody{Slot: o.slot, Target: target, Preview: o.preview}
+		what = "swap of " + app + "/" + o.slot + " into " + target
 	}
+	q := url.Values{}
 	if o.force {
-		p += "?force=true"
+		q.Set("force", "true")
+	}
+	if o.noWait {
+		q.Set("wait", "false")
+	}
+	if len(q) > 0 {
+		p += "?" + q.Encode()
 	}
 	var r swapResult
-	if printed, err := x.call(ctx, http.MethodPost, p, body, &r); printed || err != nil {
+	var printed, started bool
+	var err error
+	if o.noWait {
+		printed, started, err = x.callNoWait(ctx, http.MethodPost, p, body, &r, what)
+	} else {
+		printed, err = x.callStream(ctx, x.newProgress(), http.MethodPost, p, body, &r)
+	}
+	if printed || started || err != nil {
 		return err
 	}
 	if r.App == "" {
 		r.App = app
 	}
-	_, err := fmt.Fprintln(x.stdout, describeSwap(r))
+	_, err = fmt.Fprintln(x.stdout, describeSwap(r))
 	return err
 }
 
@@ -176,7 +191,7 @@ func rollback(ctx context.Context, x *cmdEnv, args []string) error {
 	if o.force {
 		p += "?force=true"
 	}
-	if printed, err := x.call(ctx, http.MethodPost, p, map[string]string{"deployment": o.to}, &ans); printed || err != nil {
+	if printed, err := x.callStream(ctx, x.newProgress(), http.MethodPost, p, map[string]string{"deployment": o.to}, &ans); printed || err != nil {
 		return err
 	}
 	id := ans.Deployment.ID
