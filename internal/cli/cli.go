@@ -23,6 +23,16 @@ type Env struct {
 	Stdin io.Reader
 	// Getenv reads an environment variable (os.Getenv in main); nil reads none.
 	Getenv func(string) string
+	// LookupEnv reads an environment variable and whether it is set, even
+	// to "" (os.LookupEnv in main); nil: set when Getenv gives a value.
+	LookupEnv func(string) (string, bool)
+	// StdinTerminal reports whether Stdin is a terminal, where destructive
+	// commands ask for confirmation; nil: whether it is an *os.File that is
+	// a character device.
+	StdinTerminal func() bool
+	// Version is printed by hotswap version and --version; empty: the
+	// module version of the build.
+	Version string
 	// WorkDir resolves the default token file ./hotswap-data/admin-token; empty
 	// means the current directory.
 	WorkDir string
@@ -42,15 +52,21 @@ var errNoToken = errors.New("no token: pass --token, set HOTSWAP_TOKEN, or run i
 
 // globals are the flags every command accepts, before or after its name.
 type globals struct {
-	server string
-	token  string
-	output string
+	server   string
+	token    string
+	tokenSet bool // --token given, even as ""
+	output   string
+	query    string
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.server, "server", g.server, "control-plane `URL` (env HOTSWAP_SERVER, default "+defaultServer+")")
-	fs.StringVar(&g.token, "token", g.token, "API `token`: the admin token or a user's (env HOTSWAP_TOKEN, default ./"+tokenFile+")")
-	fs.StringVar(&g.output, "o", g.output, "output `format`: table or json")
+	fs.Func("token", "API `token`: the admin token or a user's (env HOTSWAP_TOKEN, default ./"+tokenFile+")", func(s string) error {
+		g.token, g.tokenSet = s, true
+		return nil
+	})
+	fs.StringVar(&g.output, "output", g.output, "output `format`: table, wide (more columns), json or yaml (the API's answer)")
+	fs.StringVar(&g.query, "query", g.query, queryHelp)
 }
 
 // options holds every command flag; each command registers the ones it takes.
@@ -99,7 +115,12 @@ type cmdEnv struct {
 	stdout io.Writer
 	stderr io.Writer // progress with -o json; never nil
 	stdin  io.Reader // never nil
-	json   bool      // -o json: print the API's answer as is
+	json   bool      // -o json or yaml, or --query: print the API's answer, not a table
+	format string    // -o: table, wide, json or yaml
+	query  string    // --query: the fields to print
+	wide   bool      // -o wide: tables with more columns
+	yes    bool      // --yes: a destructive command does not ask
+	env    Env
 	opts   options
 }
 
@@ -146,13 +167,13 @@ var commands = []*command{
 	{name: "app create", args: "APP", summary: "create an app with its production slot", min: 1, max: 1, run: appCreate},
 	{name: "app list", summary: "list apps", run: appList},
 	{name: "app show", args: "APP", summary: "show an app and its slots", min: 1, max: 1, run: appShow},
-	{name: "app delete", args: "APP", summary: "delete an app with its slots, keys, settings and deployments", min: 1, max: 1, run: appDelete},
+	{name: "app delete", args: "APP [--yes]", summary: "delete an app with its slots, keys, settings and deployments", min: 1, max: 1, run: appDelete},
 	{name: "slot create", args: "APP SLOT [--clone-settings-from SLOT]", summary: "create a slot (--clone-settings-from: copy another slot's app settings)", min: 2, max: 2,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.cloneFrom, "clone-settings-from", "", "copy the app settings of slot `name`")
 		}, run: slotCreate},
 	{name: "slot list", args: "APP", summary: "list an app's slots with their state and auto-swap target", min: 1, max: 1, run: slotList},
-	{name: "slot delete", args: "APP SLOT", summary: "delete a slot (not production)", min: 2, max: 2, run: slotDelete},
+	{name: "slot delete", args: "APP SLOT [--yes]", summary: "delete a slot (not production)", min: 2, max: 2, run: slotDelete},
 	{name: "deploy", args: "APP PATH [--slot SLOT] [--message TEXT] [--force] [--no-wait]", summary: "deploy a folder (honouring .funcignore) or .zip file to a slot (then auto swap, if the slot has a target)", min: 2, max: 2,
 		flags: func(fs *flag.FlagSet, o *options) {
 			slotFlag(fs, o)
@@ -175,7 +196,7 @@ var commands = []*command{
 			keyFlags(fs, o)
 			fs.BoolVar(&o.master, "master", false, "renew the master key")
 		}, run: keysRenew},
-	{name: "keys delete", args: "APP NAME [--slot SLOT] [--function F]", summary: "delete a host or function key", min: 2, max: 2, flags: keyFlags, run: keysDelete},
+	{name: "keys delete", args: "APP NAME [--slot SLOT] [--function F] [--yes]", summary: "delete a host or function key", min: 2, max: 2, flags: keyFlags, check: keysDeleteCheck, run: keysDelete},
 	{name: "settings list", args: "APP [--slot SLOT]", summary: "list a slot's app settings (SLOT-SETTING true: stays with the slot on swap)", min: 1, max: 1, flags: slotFlag, run: settingsList},
 	{name: "settings set", args: "APP NAME=VALUE... [--slot SLOT] [--slot-setting]", summary: "set app settings (--slot-setting: sticky to the slot, not swapped)", min: 2, max: -1,
 		flags: func(fs *flag.FlagSet, o *options) {
@@ -258,8 +279,9 @@ var commands = []*command{
 	{name: "release redeploy", args: "RELEASE --stage STAGE", summary: "run a stage (and those after it) again, or start a manual stage", min: 1, max: 1,
 		flags: stageFlag, check: stageCheck, run: releaseRedeploy},
 	{name: "release abandon", args: "RELEASE", summary: "abandon a release: no further stage runs", min: 1, max: 1, run: releaseAbandon},
-	{name: "version", summary: "print the version", noClient: true, run: version},
-	{name: "help", summary: "print this help", max: -1, noClient: true},
+	{name: "completion", args: "bash|zsh|fish", summary: "print a shell completion script (bash: source <(hotswap completion bash))", min: 1, max: 1, noClient: true, check: completionCheck}, // run: set by init in completion.go
+	{name: "version", summary: "print the version (also hotswap --version)", noClient: true, run: version},
+	{name: "help", args: "[COMMAND]", summary: "print this help, or a command's help with its flags and examples", max: -1, noClient: true},
 }
 
 // Run executes one CLI command (args without the program name) and returns
@@ -279,30 +301,43 @@ func Run(ctx context.Context, args []string, env Env) int {
 	g := globals{output: "table"}
 	top := newFlagSet("hotswap")
 	g.register(top)
+	showVersion := top.Bool("version", false, "print the version")
+	addShortFlags(top)
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(env.Stdout)
 			return 0
 		}
-		fmt.Fprintf(env.Stderr, "hotswap: %v\n", err)
+		fmt.Fprintf(env.Stderr, "hotswap: %s\n", flagError(top, err))
 		printUsage(env.Stderr)
 		return 2
+	}
+	if *showVersion {
+		printVersion(env.Stdout, env.Version)
+		return 0
 	}
 	cmd, rest := lookup(top.Args())
 	if cmd == nil {
 		if a := top.Args(); len(a) > 0 {
-			if subs := subcommands(a[0]); subs != "" && (len(a) == 1 || strings.HasPrefix(a[1], "-")) {
+			if subs := subcommands(a[0]); subs != "" && len(a) == 2 && (a[1] == "-h" || a[1] == "--help" || a[1] == "-help") {
+				printGroupHelp(env.Stdout, a[0])
+				return 0
+			} else if subs != "" && (len(a) == 1 || strings.HasPrefix(a[1], "-")) {
 				fmt.Fprintf(env.Stderr, "hotswap: %s needs a subcommand: %s\n", a[0], subs)
 			} else {
 				fmt.Fprintf(env.Stderr, "hotswap: unknown command %q\n", strings.Join(a[:min(2, len(a))], " "))
+				if s := suggestCommand(a); s != "" {
+					fmt.Fprintf(env.Stderr, "did you mean \"hotswap %s\"?\n", s)
+				}
+				fmt.Fprintln(env.Stderr, "hotswap help lists the commands")
+				return 2
 			}
 		}
 		printUsage(env.Stderr)
 		return 2
 	}
 	if cmd.name == "help" {
-		printUsage(env.Stdout)
-		return 0
+		return help(env, rest)
 	}
 
 	err := runCommand(ctx, cmd, rest, &g, env)
@@ -317,6 +352,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	if ue, ok := errors.AsType[*usageError](err); ok {
 		if ue.cmd != nil {
 			fmt.Fprintln(env.Stderr, ue.cmd.usage())
+			fmt.Fprintf(env.Stderr, "(hotswap help %s: its flags and examples)\n", ue.cmd.name)
 		} else {
 			printUsage(env.Stderr)
 		}
@@ -330,17 +366,15 @@ func runCommand(ctx context.Context, cmd *command, args []string, g *globals, en
 	if x.stdin == nil {
 		x.stdin = strings.NewReader("")
 	}
+	x.env = env
 	fs := newFlagSet("hotswap " + cmd.name)
-	g.register(fs)
-	if cmd.flags != nil {
-		cmd.flags(fs, &x.opts)
-	}
+	registerFlags(fs, cmd, g, x)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return &usageError{cmd, err.Error()}
+		return &usageError{cmd, flagError(fs, err)}
 	}
 	switch {
 	case len(pos) < cmd.min:
@@ -350,10 +384,16 @@ func runCommand(ctx context.Context, cmd *command, args []string, g *globals, en
 	}
 	switch g.output {
 	case "table":
-	case "json":
+	case "wide":
+		x.wide = true
+	case "json", "yaml":
 		x.json = true
 	default:
-		return &usageError{cmd, fmt.Sprintf("invalid output format %q (use table or json)", g.output)}
+		return &usageError{cmd, fmt.Sprintf("invalid output format %q (use table, wide, json or yaml)", g.output)}
+	}
+	x.format, x.query = g.output, g.query
+	if x.query != "" {
+		x.json = true
 	}
 	if cmd.check != nil {
 		if err := cmd.check(x, pos); err != nil {
@@ -365,7 +405,10 @@ func runCommand(ctx context.Context, cmd *command, args []string, g *globals, en
 			return err
 		}
 	}
-	return cmd.run(ctx, x, pos)
+	if err := confirm(ctx, x, env, pos); err != nil {
+		return err
+	}
+	return x.refused(cmd.run(ctx, x, pos))
 }
 
 // lookup finds the command named by the first one or two words of args and
@@ -446,45 +489,64 @@ func newClient(g *globals, env Env) (*client, error) {
 		return nil, fmt.Errorf("server %q: use an http:// or https:// URL", server)
 	}
 
-	token, err := resolveToken(g, env)
+	token, source, err := resolveToken(g, env)
 	if err != nil {
 		return nil, err
 	}
 	return &client{
-		base:  server,
-		token: token,
-		http:  &http.Client{}, // no overall timeout: deploy may take long; calls carry a context
+		base:        server,
+		token:       token,
+		tokenSource: source,
+		http:        &http.Client{}, // no overall timeout: deploy may take long; calls carry a context
 	}, nil
 }
 
 // resolveToken returns the token from --token, else HOTSWAP_TOKEN, else the
-// token file under env.WorkDir.
-func resolveToken(g *globals, env Env) (string, error) {
-	if t := strings.TrimSpace(g.token); t != "" {
-		return t, nil
+// token file under env.WorkDir, with where it came from for errors. A
+// --token or HOTSWAP_TOKEN that is set but empty is an error, not a reason
+// to fall back to the admin token file.
+func resolveToken(g *globals, env Env) (token, source string, err error) {
+	if g.tokenSet {
+		if t := strings.TrimSpace(g.token); t != "" {
+			return t, "--token", nil
+		}
+		return "", "", errors.New("--token is empty: give a token, or leave --token out to use HOTSWAP_TOKEN or ./" + tokenFile)
 	}
-	if t := strings.TrimSpace(env.Getenv("HOTSWAP_TOKEN")); t != "" {
-		return t, nil
+	lookup := env.LookupEnv
+	if lookup == nil {
+		lookup = func(k string) (string, bool) {
+			v := env.Getenv(k)
+			return v, v != ""
+		}
+	}
+	if v, ok := lookup("HOTSWAP_TOKEN"); ok {
+		if t := strings.TrimSpace(v); t != "" {
+			return t, "HOTSWAP_TOKEN", nil
+		}
+		return "", "", errors.New("HOTSWAP_TOKEN is set but empty: an empty token is no token (and not the admin token); set it to a token, or unset it to use ./" + tokenFile)
 	}
 	path := filepath.Join(env.WorkDir, filepath.FromSlash(tokenFile))
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", errNoToken
+		return "", "", errNoToken
 	}
 	if err != nil {
-		return "", fmt.Errorf("read token file: %w", err)
+		return "", "", fmt.Errorf("read token file: %w", err)
 	}
 	t := strings.TrimSpace(string(data))
 	if t == "" {
-		return "", errNoToken
+		return "", "", fmt.Errorf("token file %s is empty: %w", path, errNoToken)
 	}
-	return t, nil
+	return t, "the token file " + path, nil
 }
 
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, `hotswap: a self-hosted function platform with deployment slots and release pipelines
 
-usage: hotswap [--server URL] [--token TOKEN] [-o table|json] COMMAND [ARGS] [FLAGS]
+usage: hotswap [--server URL] [--token TOKEN] [-o table|wide|json|yaml] [--query PATH] COMMAND [ARGS] [FLAGS]
 
 commands:
   serve
@@ -497,25 +559,27 @@ commands:
 global flags, before or after the command:
   --server URL     control-plane URL (else $HOTSWAP_SERVER, else `+defaultServer+`)
   --token TOKEN    API token, the admin's or a user's (else $HOTSWAP_TOKEN, else ./`+tokenFile+`)
-  -o table|json    output format (default table); json prints the API's answer
+  -o, --output table|wide|json|yaml
+                   output format (default table); json and yaml print the API's answer
+  --query PATH     print only the fields at PATH of the API's answer: a dotted path,
+                   [] for every element of a list, [N] for one, e.g. --query 'apps[].name'
+  --version        print the version
+
+hotswap help COMMAND (or hotswap COMMAND --help) prints a command's flags and examples;
+hotswap completion bash|zsh|fish prints a shell completion script.
 `)
 }
 
-func printCommandHelp(w io.Writer, cmd *command) {
-	fmt.Fprintln(w, cmd.usage())
-	fmt.Fprintf(w, "\n%s\n\nflags:\n", cmd.summary)
-	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
-	var g globals
-	g.output = "table"
-	g.register(fs)
-	if cmd.flags != nil {
-		cmd.flags(fs, &options{})
-	}
-	fs.SetOutput(w)
-	fs.PrintDefaults()
+func version(ctx context.Context, x *cmdEnv, args []string) error {
+	return printVersion(x.stdout, x.env.Version)
 }
 
-func version(ctx context.Context, x *cmdEnv, args []string) error {
+// printVersion prints version, or else the build's module version.
+func printVersion(w io.Writer, version string) error {
+	if version != "" {
+		_, err := fmt.Fprintf(w, "hotswap %s\n", version)
+		return err
+	}
 	v, rev := "(devel)", ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
@@ -527,6 +591,6 @@ func version(ctx context.Context, x *cmdEnv, args []string) error {
 			}
 		}
 	}
-	_, err := fmt.Fprintf(x.stdout, "hotswap %s%s\n", v, rev)
+	_, err := fmt.Fprintf(w, "hotswap %s%s\n", v, rev)
 	return err
 }

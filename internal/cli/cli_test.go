@@ -155,7 +155,7 @@ func TestCommands(t *testing.T) {
 		},
 		{
 			name:    "app delete",
-			args:    []string{"app", "delete", "orders"},
+			args:    []string{"app", "delete", "orders", "--yes"},
 			status:  204,
 			want:    request{Method: "DELETE", Path: "/api/v1/apps/orders"},
 			wantOut: "deleted app orders\n",
@@ -179,7 +179,7 @@ func TestCommands(t *testing.T) {
 		},
 		{
 			name:    "slot delete",
-			args:    []string{"slot", "delete", "orders", "staging"},
+			args:    []string{"slot", "delete", "orders", "staging", "-y"},
 			status:  204,
 			want:    request{Method: "DELETE", Path: "/api/v1/apps/orders/slots/staging"},
 			wantOut: "deleted slot orders/staging\n",
@@ -294,14 +294,14 @@ func TestCommands(t *testing.T) {
 		},
 		{
 			name:    "keys delete host",
-			args:    []string{"keys", "delete", "orders", "ci"},
+			args:    []string{"keys", "delete", "orders", "ci", "--yes"},
 			status:  204,
 			want:    request{Method: "DELETE", Path: "/api/v1/apps/orders/slots/production/keys/host/ci"},
 			wantOut: "deleted host key ci of orders/production\n",
 		},
 		{
 			name:    "keys delete function",
-			args:    []string{"keys", "delete", "orders", "ci", "--function", "hello", "--slot", "staging"},
+			args:    []string{"keys", "delete", "orders", "ci", "--function", "hello", "--slot", "staging", "--yes"},
 			status:  204,
 			want:    request{Method: "DELETE", Path: "/api/v1/apps/orders/slots/staging/keys/functions/hello/ci"},
 			wantOut: "deleted function key hello/ci of orders/staging\n",
@@ -433,7 +433,7 @@ func TestJSONOutput(t *testing.T) {
 		},
 		{
 			name:    "delete answers nothing",
-			args:    []string{"app", "delete", "orders", "-o", "json"},
+			args:    []string{"app", "delete", "orders", "-o", "json", "--yes"},
 			status:  204,
 			wantOut: "",
 		},
@@ -530,11 +530,12 @@ func TestToken(t *testing.T) {
 		env      string
 		file     string // content of hotswap-data/admin-token; "" for no file
 		wantAuth string // "" when the command must fail
+		wantErr  string // part of the error, if not errNoToken's
 	}{
 		{name: "flag first", flag: "flag-token", env: "env-token", file: "file-token", wantAuth: "Bearer flag-token"},
 		{name: "env before file", env: "env-token", file: "file-token", wantAuth: "Bearer env-token"},
 		{name: "file trimmed", file: "  file-token\n", wantAuth: "Bearer file-token"},
-		{name: "empty file", file: "\n"},
+		{name: "empty file", file: "\n", wantErr: "is empty: no token"},
 		{name: "none"},
 	}
 	for _, tc := range tests {
@@ -553,8 +554,8 @@ func TestToken(t *testing.T) {
 			reqs := srv.Requests()
 			if tc.wantAuth == "" {
 				want := "hotswap: no token: pass --token, set HOTSWAP_TOKEN, or run in the directory holding hotswap-data\n"
-				if code != 1 || stderr != want {
-					t.Errorf("Run = %d, stderr %q; want 1, %q", code, stderr, want)
+				if code != 1 || tc.wantErr == "" && stderr != want || !strings.Contains(stderr, tc.wantErr) {
+					t.Errorf("Run = %d, stderr %q; want 1, %q", code, stderr, want+tc.wantErr)
 				}
 				if len(reqs) != 0 {
 					t.Errorf("server got %d requests, want 0", len(reqs))
@@ -618,13 +619,13 @@ func TestUsageErrors(t *testing.T) {
 		{name: "unknown command", args: []string{"bogus"}, wantStderr: "hotswap: unknown command \"bogus\"\n"},
 		{name: "unknown subcommand", args: []string{"app", "rename", "x"}, wantStderr: "hotswap: unknown command \"app rename\"\n"},
 		{name: "group without subcommand", args: []string{"keys"}, wantStderr: "hotswap: keys needs a subcommand: list, set, renew, delete\n"},
-		{name: "bad global flag", args: []string{"--bogus", "app", "list"}, wantStderr: "flag provided but not defined: -bogus"},
+		{name: "bad global flag", args: []string{"--bogus", "app", "list"}, wantStderr: "hotswap: unknown flag --bogus\n"},
 		{name: "missing argument", args: []string{"app", "create"}, wantStderr: "hotswap: missing arguments\nusage: hotswap app create APP\n"},
 		{name: "extra argument", args: []string{"app", "list", "orders"}, wantStderr: "hotswap: unexpected argument \"orders\"\nusage: hotswap app list\n"},
 		{name: "extra argument after flags", args: []string{"slot", "create", "orders", "staging", "-o", "json", "x"}, wantStderr: "usage: hotswap slot create APP SLOT [--clone-settings-from SLOT]\n"},
-		{name: "unknown flag", args: []string{"deploy", "orders", ".", "--slots", "x"}, wantStderr: "hotswap: flag provided but not defined: -slots\nusage: hotswap deploy APP PATH [--slot SLOT] [--message TEXT] [--force] [--no-wait]\n"},
+		{name: "unknown flag", args: []string{"deploy", "orders", ".", "--slots", "x"}, wantStderr: "hotswap: unknown flag --slots; did you mean --slot?\nusage: hotswap deploy APP PATH [--slot SLOT] [--message TEXT] [--force] [--no-wait]\n"},
 		{name: "flag of another command", args: []string{"app", "list", "--slot", "x"}, wantStderr: "usage: hotswap app list\n"},
-		{name: "bad output format", args: []string{"-o", "yaml", "app", "list"}, wantStderr: "invalid output format \"yaml\""},
+		{name: "bad output format", args: []string{"-o", "xml", "app", "list"}, wantStderr: "invalid output format \"xml\" (use table, wide, json or yaml)"},
 		{name: "bad tail", args: []string{"log", "orders", "--tail", "many"}, wantStderr: "usage: hotswap log APP"},
 		{name: "negative tail", args: []string{"log", "orders", "--tail", "-1"}, wantStderr: "--tail must not be negative"},
 		{name: "setting without =", args: []string{"settings", "set", "orders", "A"}, wantStderr: "\"A\" is not NAME=VALUE"},

@@ -16,7 +16,10 @@ import (
 type client struct {
 	base  string // scheme://host[:port][/prefix], no trailing slash
 	token string // never printed
-	http  *http.Client
+	// tokenSource says where the token came from (--token, HOTSWAP_TOKEN,
+	// the token file PATH), for the error when the server refuses it.
+	tokenSource string
+	http        *http.Client
 }
 
 // rawBody is a request body sent as is, not encoded as JSON.
@@ -105,6 +108,17 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("decode answer of %s %s: %w", method, req.URL.Path, err)
 	}
 	return nil
+}
+
+// refused says, for a 401 answer, which token the server refused and where
+// it came from; other errors are returned as they are.
+func (c *client) refused(err error) error {
+	ae, ok := errors.AsType[*apiError](err)
+	if !ok || ae.Status != http.StatusUnauthorized || c.tokenSource == "" {
+		return err
+	}
+	ae.Message = fmt.Sprintf("%s refused the token from %s: it is neither the admin token nor a user's token (a rotated or deleted user's token no longer works; see hotswap whoami)", c.base, c.tokenSource)
+	return ae
 }
 
 // decodeError reads the API's {"error":{"kind","message"}} body, or falls

@@ -73,7 +73,7 @@ func (x *cmdEnv) call(ctx context.Context, method, path string, body, out any) (
 		if out != nil && len(raw) > 0 {
 			_ = json.Unmarshal(raw, out)
 		}
-		return true, printJSON(x.stdout, raw)
+		return true, x.printAnswer(raw)
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -145,13 +145,25 @@ func appList(ctx context.Context, x *cmdEnv, args []string) error {
 		return err
 	}
 	tw := newTable(x.stdout)
-	fmt.Fprintln(tw, "NAME\tSLOTS\tCREATED")
+	if x.wide {
+		fmt.Fprintln(tw, "NAME\tSLOTS\tCREATED\tURL")
+	} else {
+		fmt.Fprintln(tw, "NAME\tSLOTS\tCREATED")
+	}
 	for _, a := range ans.Apps {
 		var names []string
+		url := ""
 		for _, s := range a.Slots {
 			names = append(names, s.Name)
+			if s.Name == hotswap.ProductionSlot {
+				url = s.URL
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, orDash(strings.Join(names, ",")), fmtTime(a.CreatedAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s", a.Name, orDash(strings.Join(names, ",")), fmtTime(a.CreatedAt))
+		if x.wide {
+			fmt.Fprintf(tw, "\t%s", orDash(url))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -164,7 +176,7 @@ func appShow(ctx context.Context, x *cmdEnv, args []string) error {
 		return err
 	}
 	fmt.Fprintf(x.stdout, "app:      %s\ncreated:  %s\n\n", a.Name, fmtTime(a.CreatedAt))
-	return printSlots(x.stdout, a.Slots)
+	return printSlots(x.stdout, a.Slots, x.wide)
 }
 
 func appDelete(ctx context.Context, x *cmdEnv, args []string) error {
@@ -179,11 +191,21 @@ func appDelete(ctx context.Context, x *cmdEnv, args []string) error {
 
 // Slots
 
-func printSlots(w io.Writer, slots []slotJSON) error {
+// printSlots prints a table of slots; wide adds their host names and
+// creation times.
+func printSlots(w io.Writer, slots []slotJSON, wide bool) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "SLOT\tSTATE\tDEPLOYMENT\tAUTO-SWAP\tURL")
+	if wide {
+		fmt.Fprintln(tw, "SLOT\tSTATE\tDEPLOYMENT\tAUTO-SWAP\tURL\tHOST\tCREATED")
+	} else {
+		fmt.Fprintln(tw, "SLOT\tSTATE\tDEPLOYMENT\tAUTO-SWAP\tURL")
+	}
 	for _, s := range slots {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, orDash(s.State), orDash(s.DeploymentID), orDash(s.AutoSwapTarget), orDash(s.URL))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s", s.Name, orDash(s.State), orDash(s.DeploymentID), orDash(s.AutoSwapTarget), orDash(s.URL))
+		if wide {
+			fmt.Fprintf(tw, "\t%s\t%s", orDash(s.HostName), fmtTime(s.CreatedAt))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -216,7 +238,7 @@ func slotList(ctx context.Context, x *cmdEnv, args []string) error {
 	if printed, err := x.call(ctx, http.MethodGet, appPath(args[0])+"/slots", nil, &ans); printed || err != nil {
 		return err
 	}
-	return printSlots(x.stdout, ans.Slots)
+	return printSlots(x.stdout, ans.Slots, x.wide)
 }
 
 func slotDelete(ctx context.Context, x *cmdEnv, args []string) error {

@@ -307,7 +307,7 @@ func TestReleaseCommands(t *testing.T) {
 			answer:     `{"error":{"kind":"forbidden","message":"qa-lead may not approve stage production"}}`,
 			want:       request{Method: "POST", Path: "/api/v1/releases/orders-release-7/approve", Body: `{"stage":"production"}`},
 			wantCode:   1,
-			wantStderr: "hotswap: qa-lead may not approve stage production\n",
+			wantStderr: "hotswap: release approve refused: qa-lead may not approve stage production\n",
 		},
 	}
 	for _, tc := range tests {
@@ -410,7 +410,7 @@ func TestReleaseUsageErrors(t *testing.T) {
 		{name: "approve without stage", args: []string{"release", "approve", "orders-release-7"}, wantStderr: "--stage is required"},
 		{name: "reject without stage", args: []string{"release", "reject", "orders-release-7", "--comment", "no"}, wantStderr: "--stage is required"},
 		{name: "redeploy without stage", args: []string{"release", "redeploy", "orders-release-7"}, wantStderr: "--stage is required"},
-		{name: "redeploy with comment", args: []string{"release", "redeploy", "r-7", "--stage", "s", "--comment", "x"}, wantStderr: "flag provided but not defined: -comment"},
+		{name: "redeploy with comment", args: []string{"release", "redeploy", "r-7", "--stage", "s", "--comment", "x"}, wantStderr: "unknown flag --comment\n"},
 		{name: "abandon without release", args: []string{"release", "abandon"}, wantStderr: "usage: hotswap release abandon RELEASE"},
 	}
 	for _, tc := range tests {

@@ -268,15 +268,26 @@ func deploymentsList(ctx context.Context, x *cmdEnv, args []string) error {
 		return err
 	}
 	tw := newTable(x.stdout)
-	fmt.Fprintln(tw, "ID\tSTATUS\tSERVING\tSERVED\tAUTHOR\tCREATED\tMESSAGE")
+	if x.wide {
+		fmt.Fprintln(tw, "ID\tSTATUS\tSERVING\tSERVED\tAUTHOR\tCREATED\tSTARTED\tENDED\tDIGEST\tMESSAGE")
+	} else {
+		fmt.Fprintln(tw, "ID\tSTATUS\tSERVING\tSERVED\tAUTHOR\tCREATED\tMESSAGE")
+	}
 	for _, d := range ans.Deployments {
 		status := d.StatusText
 		if status == "" {
 			status = d.Status.String()
 		}
 		msg, _, _ := strings.Cut(d.Message, "\n")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, status, orDash(strings.Join(d.ServingSlots, ",")),
-			fmtServed(d.Served, d.CreatedAt), orDash(d.Author), fmtTime(d.CreatedAt), cell(msg))
+		if x.wide {
+			msg = d.Message // whole, on one line
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t", d.ID, status, orDash(strings.Join(d.ServingSlots, ",")),
+			fmtServed(d.Served, d.CreatedAt), orDash(d.Author), fmtTime(d.CreatedAt))
+		if x.wide {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t", fmtTime(d.StartedAt), fmtTime(d.EndedAt), orDash(shortDigest(d.Digest)))
+		}
+		fmt.Fprintf(tw, "%s\n", cell(msg))
 	}
 	return tw.Flush()
 }

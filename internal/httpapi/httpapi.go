@@ -136,6 +136,17 @@ const (
 	manage               // admin only
 )
 
+// roles names the roles that have the access, for a refusal.
+func (a access) roles() string {
+	switch a {
+	case read:
+		return "admin, deployer or approver"
+	case deploy:
+		return "deployer or admin"
+	}
+	return "admin"
+}
+
 func allowed(who actor, need access) bool {
 	switch need {
 	case read:
@@ -158,7 +169,7 @@ func (s *Server) auth(need access, h func(http.ResponseWriter, *http.Request, ac
 			return
 		}
 		if !allowed(who, need) {
-			apierr.Write(w, r, s.log, hotswap.Errorf(hotswap.Forbidden, "%s (role %s) may not do this", who.Name, who.Role))
+			apierr.Write(w, r, s.log, hotswap.Errorf(hotswap.Forbidden, "%s (role %s) may not do this: it needs the %s role", who.Name, who.Role, need.roles()))
 			return
 		}
 		h(w, r, who)
