@@ -84,7 +84,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/functions/{function}", s.auth(read, s.getFunction))
 	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/log", s.auth(read, s.slotLog))
 
-	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/deploy", s.auth(deploy, s.deploy))
+	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/deploy", s.auth(deploy, s.progress(s.deploy, s.deployNoWait)))
 	m.HandleFunc("GET /api/v1/apps/{app}/deployments", s.auth(read, s.listDeployments))
 	m.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}", s.auth(read, s.getDeployment))
 
@@ -96,18 +96,19 @@ func (s *Server) routes() {
 	m.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}/keys/functions/{function}/{name}", s.auth(deploy, s.deleteKey(hotswap.ScopeFunction)))
 
 	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/settings", s.auth(deploy, s.listSettings))
-	m.HandleFunc("PATCH /api/v1/apps/{app}/slots/{slot}/settings", s.auth(deploy, s.patchSettings))
+	m.HandleFunc("PATCH /api/v1/apps/{app}/slots/{slot}/settings", s.auth(deploy, s.progress(s.patchSettings, nil)))
 
 	m.HandleFunc("GET /api/v1/apps/{app}/activity", s.auth(read, s.activity))
 
 	m.HandleFunc("GET /api/v1/apps/{app}/operations", s.auth(read, s.operations))
-	m.HandleFunc("POST /api/v1/apps/{app}/swap", s.auth(deploy, s.swap))
-	m.HandleFunc("POST /api/v1/apps/{app}/swap/complete", s.auth(deploy, s.completeSwap))
-	m.HandleFunc("POST /api/v1/apps/{app}/swap/cancel", s.auth(deploy, s.cancelSwap))
+	m.HandleFunc("POST /api/v1/apps/{app}/swap", s.auth(deploy, s.progress(s.swap, s.swapNoWait)))
+	m.HandleFunc("POST /api/v1/apps/{app}/swap/complete", s.auth(deploy, s.progress(s.completeSwap, nil)))
+	m.HandleFunc("POST /api/v1/apps/{app}/swap/cancel", s.auth(deploy, s.progress(s.cancelSwap, nil)))
 	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/autoswap", s.auth(deploy, s.autoSwap))
-	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/rollback", s.auth(deploy, s.rollback))
+	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/rollback", s.auth(deploy, s.progress(s.rollback, nil)))
 
 	s.kuduRoutes()
+	s.progressRoutes()
 	s.releaseRoutes()
 	s.nodeRoutes()
 	if s.cfg.Metrics != nil {

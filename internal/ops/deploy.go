@@ -185,12 +185,19 @@ func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.De
 }
 
 func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deployment, op *hotswap.Operation) (hotswap.Deployment, error) {
-	phase := func(p string, status hotswap.DeploymentStatus) {
+	phase := func(p, detail string, status hotswap.DeploymentStatus) {
 		d.Status, d.StatusText = status, p
 		_ = s.store.UpdateDeployment(ctx, d)
-		_ = s.store.SetOperationPhase(ctx, op.ID, p, "")
+		s.phase(ctx, op, p, detail)
 	}
-	phase("validating", hotswap.DeployBuilding)
+	if req.Digest == "" {
+		// The upload is read by the store as it validates; its end starts
+		// the validation.
+		phase("receiving", "", hotswap.DeployBuilding)
+		req.Package = &eofReader{r: req.Package, at: func() { phase("validating", "", hotswap.DeployBuilding) }}
+	} else {
+		phase("validating", "", hotswap.DeployBuilding)
+	}
 	var pkg *funcapp.App
 	check := func(dir string) error {
 		p, err := funcapp.Load(dir)
@@ -201,6 +208,9 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 			return err
 		}
 		pkg = p
+		if req.Digest == "" {
+			phase("storing", "", hotswap.DeployBuilding)
+		}
 		return nil
 	}
 	digest := req.Digest
@@ -231,7 +241,7 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 	if err != nil {
 		return d, err
 	}
-	phase("starting", hotswap.DeployDeploying)
+	phase(PhaseStarting, "handler of deployment "+d.ID, hotswap.DeployDeploying)
 	if err := s.activate(ctx, req.App, req.Slot, d, pkg, routes, true); err != nil {
 		return d, err
 	}
@@ -274,11 +284,15 @@ func (s *Service) activate(ctx context.Context, app, slot string, d hotswap.Depl
 		s.park(key, d.ID, set)
 		return err
 	}
+	if s.node != nil {
+		s.appPhase(ctx, app, PhasePreparing, "the other nodes start deployment "+d.ID)
+	}
 	if err := s.clusterPrepare(ctx, app, []hotswap.PrepareWant{{Slot: slot, DeploymentID: d.ID, Digest: d.Digest, Settings: settings}}); err != nil {
 		s.park(key, d.ID, set)
 		return err
 	}
 	s.crash("activate.ready")
+	s.appPhase(ctx, app, PhaseSwitching, slot+" to deployment "+d.ID)
 	s.mu.Lock()
 	st, err = s.slotLocked(ctx, app, slot)
 	if err == nil {

@@ -96,6 +96,7 @@ func (s *Service) finish(ctx context.Context, op hotswap.Operation, state hotswa
 	ctx = context.WithoutCancel(ctx)
 	detail = hotswap.CleanText(detail) // may quote a handler's output
 	op.State, op.Detail, op.EndedAt = state, detail, time.Now().UTC()
+	defer s.ended(op, state, detail)
 	err := s.store.EndOperationAt(ctx, op.ID, state, detail, op.EndedAt)
 	for _, d := range endRetryDelays {
 		if err == nil || !transient(err) {
@@ -144,6 +145,9 @@ func (s *Service) flushEnds(ctx context.Context, app string) error {
 func (s *Service) beginOp(ctx context.Context, op hotswap.Operation) error {
 	op.Node = s.NodeID()
 	err := s.store.BeginOperation(ctx, op)
+	if err == nil {
+		s.begun(ctx, op)
+	}
 	if hotswap.ErrorKind(err) != hotswap.Conflict {
 		return err
 	}
@@ -156,7 +160,11 @@ func (s *Service) beginOp(ctx context.Context, op hotswap.Operation) error {
 			"the store cannot record yet that the last operation of app %s (%s %s) ended, so no other may start; the server keeps retrying, try again shortly",
 			op.App, kept[0].Kind, kept[0].ID)}
 	}
-	return s.store.BeginOperation(ctx, op)
+	if err := s.store.BeginOperation(ctx, op); err != nil {
+		return err
+	}
+	s.begun(ctx, op)
+	return nil
 }
 
 // withEnds shows the operations whose end is kept in memory as ended.

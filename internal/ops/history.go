@@ -94,6 +94,7 @@ func (s *Service) RollbackTo(ctx context.Context, req RollbackRequest) (hotswap.
 		s.end(ctx, op, err)
 		return d, err
 	}
+	s.phase(ctx, op, PhaseStarting, "handler of deployment "+d.ID)
 	err = s.rollback(ctx, app, slot, d)
 	s.end(ctx, op, err)
 	result := "succeeded"

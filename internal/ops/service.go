@@ -95,7 +95,8 @@ type Service struct {
 
 	holder atomic.Pointer[holderBox] // release holds; nil: none (SetHolder)
 
-	ends unrecorded // operation ends the store refused, see finish
+	ends   unrecorded // operation ends the store refused, see finish
+	events events     // operations' phases in memory, see events.go
 
 	node     *clusterNode // nil on a single server
 	draining atomic.Bool

@@ -120,16 +120,23 @@ func (s *Service) updateSettings(ctx context.Context, app, slot string, set []ho
 		if d, err = s.store.GetDeployment(ctx, app, sl.DeploymentID); err != nil {
 			return nil, err
 		}
+		s.appPhase(ctx, app, PhaseStarting, "handler of deployment "+d.ID+" with the new settings")
 		newSet, newKey, _, err = s.acquireSet(ctx, sl, d, pkg, settings, log)
 		if err != nil {
 			return nil, hotswap.Errorf(hotswap.FailedPrecondition, "settings not changed: the handler did not start with them: %v", hotswap.ErrorMessage(err))
 		}
+	}
+	if newSet != nil && s.node != nil {
+		s.appPhase(ctx, app, PhasePreparing, "the other nodes restart "+slot+" with the new settings")
 	}
 	if newSet != nil {
 		if err := s.clusterPrepare(ctx, app, []hotswap.PrepareWant{{Slot: slot, DeploymentID: d.ID, Digest: d.Digest, Settings: settings}}); err != nil {
 			s.park(newKey, d.ID, newSet)
 			return nil, err
 		}
+	}
+	if newSet != nil {
+		s.appPhase(ctx, app, PhaseSwitching, slot+" to the handler with the new settings")
 	}
 	s.mu.Lock()
 	err = s.mayFlip()

@@ -165,6 +165,9 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 		res.TargetDeployment = p.sourceNew.deployment
 	}
 	res.ReusedWarm = p.targetNew.reused && (p.sourceNew == nil || p.sourceNew.reused)
+	if s.node != nil {
+		s.phase(ctx, op, PhasePreparing, "the other nodes prepare both slots")
+	}
 	if err := s.clusterPrepare(ctx, req.App, p.wants()); err != nil {
 		for _, x := range []*prepared{p.targetNew, p.sourceNew} {
 			if x != nil {
@@ -181,7 +184,7 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 		src.preview = p
 		s.publishLocked()
 		s.mu.Unlock()
-		_ = s.store.SetOperationPhase(ctx, op.ID, "preview", "")
+		s.phase(ctx, op, "preview", req.Source+" serves its deployment with "+req.Target+"'s settings; complete or cancel the swap")
 		s.activity(ctx, req.App, req.Actor, "swap.prepare", req.Source, prepareDetail(req, p), "succeeded")
 		s.crash("swap.preview")
 		s.activity(ctx, req.App, req.Actor, "swap.preview", req.Source, "previewing "+req.Target+"'s settings on "+req.Source, "succeeded")
@@ -248,12 +251,14 @@ func (s *Service) prepareSwap(ctx context.Context, req SwapRequest, op *hotswap.
 		}
 	}
 	// The source's content under the target's identity and settings.
+	s.phase(ctx, op, "preparing "+req.Target, "deployment "+srcSlot.DeploymentID+" with "+req.Target+"'s settings")
 	p.targetNew, err = s.prepare(ctx, tgtSlot, srcSlot.DeploymentID, srcPkg, srcRoutes, newTgtSettings, tgtKeys, tgtLog)
 	if err != nil {
 		release()
 		return nil, err
 	}
 	if tgtRunning {
+		s.phase(ctx, op, "preparing "+req.Source, "deployment "+tgtSlot.DeploymentID+" with "+req.Source+"'s settings")
 		p.sourceNew, err = s.prepare(ctx, srcSlot, tgtSlot.DeploymentID, tgtPkg, tgtRoutes, newSrcSettings, srcKeys, srcLog)
 		if err != nil {
 			release()
@@ -278,6 +283,7 @@ func (s *Service) prepare(ctx context.Context, sl hotswap.Slot, deployment strin
 		return nil, err
 	}
 	x := &prepared{set: set, key: key, deployment: deployment, settings: settings, pkg: pkg, routes: routes, reused: reused}
+	s.appPhase(ctx, sl.App, PhaseWarming, sl.Name+": GET "+w.path)
 	if err := s.warm(ctx, w, s.routerSlot(sl, deployment, pkg, routes, set, settings, keys, log)); err != nil {
 		if reused {
 			s.park(key, deployment, set)
@@ -294,6 +300,7 @@ func (s *Service) prepare(ctx context.Context, sl hotswap.Slot, deployment strin
 // operation), one routing-table replacement, then the old sets are parked.
 func (s *Service) flip(ctx context.Context, p *preview) (time.Duration, error) {
 	req := p.req
+	s.phase(ctx, p.op, PhaseSwitching, req.Source+" and "+req.Target)
 	s.mu.Lock()
 	src := s.slots[slotKey{req.App, req.Source}]
 	tgt := s.slots[slotKey{req.App, req.Target}]
@@ -344,6 +351,8 @@ func (s *Service) flip(ctx context.Context, p *preview) (time.Duration, error) {
 	s.park(oldTgt.cfgKey, oldTgt.slot.DeploymentID, oldTgt.set)
 	s.activity(ctx, req.App, req.Actor, "swap", req.Source, fmt.Sprintf("into %s: %s now serves %s, %s serves %s", req.Target, req.Target, tn.deployment, req.Source, orNone(src.slot.DeploymentID)), "succeeded")
 	p.lagging = s.clusterAck(ctx, req.App, req.Target, "swap")
+	// The store ended the operation with the flip (store.Swap).
+	s.ended(*p.op, hotswap.OpSucceeded, fmt.Sprintf("%s now serves %s, %s serves %s", req.Target, tn.deployment, req.Source, orNone(src.slot.DeploymentID)))
 	return flip, nil
 }
 
@@ -391,6 +400,7 @@ func (s *Service) CompleteSwap(ctx context.Context, actor, app string, ho HoldOp
 	if p == nil {
 		return SwapResult{}, hotswap.Errorf(hotswap.FailedPrecondition, "app %s has no swap in preview", app)
 	}
+	s.takenUp(ctx, *p.op)
 	res := SwapResult{App: app, Source: p.req.Source, Target: p.req.Target, SourceDeployment: p.targetNew.deployment}
 	if p.sourceNew != nil {
 		res.TargetDeployment = p.sourceNew.deployment
@@ -426,6 +436,7 @@ func (s *Service) CancelSwap(ctx context.Context, actor, app string, ho HoldOpti
 	if p == nil {
 		return SwapResult{}, hotswap.Errorf(hotswap.FailedPrecondition, "app %s has no swap in preview", app)
 	}
+	s.takenUp(ctx, *p.op)
 	forced, err := s.checkHolds("cancel", app, ho.Release, ho.Force, p.req.Source, p.req.Target)
 	if err != nil {
 		return SwapResult{}, err
