@@ -29,6 +29,7 @@ type Cluster interface {
 	PutPackage(ctx context.Context, digest string, r io.Reader) error
 	HasPackage(ctx context.Context, digest string) (bool, error)
 	GetPackage(ctx context.Context, digest string, w io.Writer) error
+	DeletePackage(ctx context.Context, digest string) error
 
 	ClaimTimer(ctx context.Context, app, slot, function string, at time.Time, nodeID string, stale time.Duration) (bool, error)
 	DoneTimer(ctx context.Context, app, slot, function string, at time.Time) error

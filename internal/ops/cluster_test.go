@@ -1,9 +1,12 @@
 package ops
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -25,7 +28,7 @@ func openNode(t testing.TB, dsn, name string) (*Service, *router.Handler) {
 }
 
 // openNodeWith is openNode whose service sees the store through wrap.
-func openNodeWith(t testing.TB, dsn, name string, wrap func(Store) Store) (*Service, *router.Handler) {
+func openNodeWith(t testing.TB, dsn, name string, wrap func(Store) Store, opts ...func(*Config)) (*Service, *router.Handler) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := postgres.Open(ctx, dsn)
@@ -42,12 +45,16 @@ func openNodeWith(t testing.TB, dsn, name string, wrap func(Store) Store) (*Serv
 	rt := runtime.NewManager(nil)
 	t.Cleanup(func() { rt.Close() })
 	rh := router.New(router.Config{Domain: "localhost"})
-	s, err := Open(ctx, Config{
+	cfg := Config{
 		Domain: "localhost", PublicAddr: "127.0.0.1:8080",
 		Store: wrap(db), Artifacts: arts, Runtime: rt, Router: rh,
 		Cluster: db, NodeName: name, Version: "test",
 		Liveness: 3 * time.Second, AckTimeout: 5 * time.Second, ReconcileEvery: time.Second,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,4 +238,58 @@ func TestClusterLaggingNode(t *testing.T) {
 		ok, _ := b.Health()
 		return ok && serving(rb, "shop", hotswap.ProductionSlot) == res.Deployment.ID
 	})
+}
+
+// withFile returns zip data with one more file, so each deploy is new
+// content with its own digest.
+func withFile(t testing.TB, data []byte, name, body string) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		if err := zw.Copy(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := zw.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, body)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestClusterRetentionDeletesSharedPackage: a package that retention
+// prunes leaves the shared store too, unless an artifact still names it.
+func TestClusterRetentionDeletesSharedPackage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, _ := openNodeWith(t, pgtest.DSN(t), "a", func(db Store) Store { return db }, func(c *Config) {
+		c.Retention, c.RevertWindow = 1, -1 // no warm set keeps a deployment
+	})
+	if _, err := a.CreateApp(ctx, "t", "shop"); err != nil {
+		t.Fatal(err)
+	}
+	var digests []string
+	for i := range 3 {
+		res, err := a.Deploy(ctx, DeployRequest{App: "shop", Slot: hotswap.ProductionSlot, Actor: "t", Package: bytes.NewReader(withFile(t, forwardPackage(t), "v.txt", fmt.Sprint(i)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, res.Deployment.Digest)
+	}
+	waitFor(t, 5*time.Second, "the first deployment's package leaves the store", func() bool {
+		has, err := a.cfg.Cluster.HasPackage(ctx, digests[0])
+		return err == nil && !has
+	})
+	if has, err := a.cfg.Cluster.HasPackage(ctx, digests[2]); err != nil || !has {
+		t.Fatalf("the served deployment's package: in the store = %v, %v; want true", has, err)
+	}
 }

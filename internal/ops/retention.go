@@ -39,8 +39,15 @@ func (s *Service) prune(ctx context.Context, app string) {
 		}
 		used, err := s.store.DigestInUse(ctx, d.Digest)
 		if err == nil && !used {
-			if err := s.cfg.Artifacts.Remove(d.Digest); err != nil {
+			if err := s.cfg.Artifacts.Remove(d.Digest); err != nil && hotswap.ErrorKind(err) != hotswap.NotFound {
 				s.log.Warn("remove package", "digest", d.Digest, "err", err)
+			}
+			if s.cfg.Cluster != nil {
+				// The shared copy too (other nodes' local caches keep
+				// theirs: not pruned yet).
+				if err := s.cfg.Cluster.DeletePackage(ctx, d.Digest); err != nil {
+					s.log.Warn("remove package from the store", "digest", d.Digest, "err", err)
+				}
 			}
 		}
 	}

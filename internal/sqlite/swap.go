@@ -151,9 +151,10 @@ func (db *DB) DeleteDeployment(ctx context.Context, app, id string) error {
 	return nil
 }
 
-// DigestInUse reports whether any deployment of any app uses the package.
+// DigestInUse reports whether any deployment of any app, or any artifact
+// (which a release may deploy), uses the package.
 func (db *DB) DigestInUse(ctx context.Context, digest string) (bool, error) {
-	ok, err := exists(ctx, db.read, "SELECT 1 FROM deployments WHERE digest = ?", digest)
+	ok, err := exists(ctx, db.read, "SELECT 1 FROM deployments WHERE digest = ? UNION ALL SELECT 1 FROM artifacts WHERE digest = ?", digest, digest)
 	if err != nil {
 		return false, wrap(err, "digest in use")
 	}

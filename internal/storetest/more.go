@@ -464,6 +464,13 @@ func testServingAndDeleteDeployment(t *testing.T, open func(t *testing.T) *env) 
 	if used, _ := db.DigestInUse(ctx, "sha256:3"); used {
 		t.Error("the deleted deployment's package is still in use")
 	}
+	// A package an artifact names stays in use: a release may deploy it.
+	if _, err := db.PutArtifact(ctx, hotswap.Artifact{Feed: "shop", Version: "1.0.0", Digest: "sha256:3", Actor: "ci"}); err != nil {
+		t.Fatal(err)
+	}
+	if used, err := db.DigestInUse(ctx, "sha256:3"); err != nil || !used {
+		t.Errorf("DigestInUse of an artifact's package = %v, %v; want true", used, err)
+	}
 	// Deleting a deployment that served once drops its serving history.
 	if err := db.SetSlotDeployment(ctx, "shop", "staging", "d2"); err != nil {
 		t.Fatal(err)
