@@ -200,8 +200,8 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET /apps/{app}/deployments", p.page(read, p.historyPage))
 	m.HandleFunc("POST /apps/{app}/rollback", p.action(deploy, p.rollback))
 	m.HandleFunc("GET /apps/{app}/activity", p.page(read, p.activityPage))
-	m.HandleFunc("GET /portal/apps/{app}/status.json", p.json(read, p.appStatus))
-	m.HandleFunc("GET /portal/apps/{app}/slots/{slot}/status.json", p.json(read, p.slotStatus))
+	m.HandleFunc("GET /portal/apps/{app}/status.json", p.json(read, p.withOperation(p.appStatus)))
+	m.HandleFunc("GET /portal/apps/{app}/slots/{slot}/status.json", p.json(read, p.withOperation(p.slotStatus)))
 
 	if p.cfg.Releases == nil {
 		return

@@ -193,11 +193,70 @@
     if (changed) refreshSections();
   }
 
+  // The app's running operation (status.json's operation), live for every
+  // viewer: the phase in a polite live region, the phases so far in a list.
+  var opStatus = null, opList = null;
+  var opMain = document.getElementById("main");
+  if (opMain) {
+    var opBox = document.createElement("section");
+    opBox.id = "op-progress";
+    opBox.className = "op-progress";
+    opBox.setAttribute("aria-label", "Operation in progress");
+    opBox.dataset.testid = "op-progress";
+    opStatus = document.createElement("p");
+    opStatus.setAttribute("role", "status");
+    opStatus.setAttribute("aria-live", "polite");
+    opStatus.dataset.testid = "op-status";
+    opList = document.createElement("ol");
+    opList.className = "op-phases";
+    opList.dataset.testid = "op-phases";
+    opList.hidden = true;
+    opBox.appendChild(opStatus);
+    opBox.appendChild(opList);
+    var opH1 = opMain.querySelector("h1");
+    if (opH1 && opH1.parentNode === opMain) opH1.insertAdjacentElement("afterend", opBox);
+    else opMain.insertBefore(opBox, opMain.firstChild);
+  }
+  function seconds(ms) { return (ms / 1000).toFixed(1) + " s"; }
+  function opTitle(op) {
+    switch (op.kind) {
+      case "deploy": return "Deploy to " + op.slot;
+      case "swap": return "Swap of " + op.slot + " into " + op.target;
+      case "rollback": return "Rollback of " + op.slot;
+      case "settings": return "Settings change of " + op.slot;
+      default: return op.kind + (op.slot ? " of " + op.slot : "");
+    }
+  }
+  function showOperation(op) {
+    if (!opStatus) return;
+    if (!op) {
+      if (opStatus.textContent) opStatus.textContent = "";
+      opList.hidden = true;
+      opList.replaceChildren();
+      return;
+    }
+    // Only the phase goes in the live region: the elapsed time changes at
+    // every poll and would be read out each time.
+    var text = opTitle(op) + ": " + (op.phase || "running");
+    if (op.end && op.state === "failed" && op.detail) text += " — " + op.detail;
+    if (opStatus.textContent !== text) opStatus.textContent = text;
+    var frag = document.createDocumentFragment();
+    (op.phases || []).forEach(function (e, i, all) {
+      var li = document.createElement("li");
+      var last = i === all.length - 1;
+      li.textContent = e.phase + (e.detail && !e.end ? " (" + e.detail + ")" : "") + " at " + seconds(e.elapsedMs) +
+        (last && !op.end ? ", " + seconds(op.elapsedMs) + " so far" : "");
+      frag.appendChild(li);
+    });
+    opList.replaceChildren(frag);
+    opList.hidden = !(op.phases && op.phases.length);
+  }
+
   function poll() {
     if (document.hidden) { setTimeout(poll, 2000); return; }
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (st) { if (st) apply(st); })
+      .then(function (st) { if (st) { showOperation(st.operation); apply(st); } })
       .catch(function () {})
       .then(function () { setTimeout(poll, 2000); });
   }
