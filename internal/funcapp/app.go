@@ -48,7 +48,7 @@ func Load(dir string) (*App, error) {
 
 	data, err := readFile(fsys, "host.json")
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, hotswap.Errorf(hotswap.Invalid, "host.json is missing")
+		return nil, missingHost(fsys)
 	}
 	if err != nil {
 		return nil, err
@@ -93,6 +93,30 @@ func Load(dir string) (*App, error) {
 		return nil, err
 	}
 	return app, nil
+}
+
+// missingHost is the error for a package without host.json at its root.
+// A zip of the app's folder itself ("Compress" in Explorer or Finder) has
+// the app one folder down: it says so, and what to do.
+func missingHost(fsys fs.FS) error {
+	entries, _ := fs.ReadDir(fsys, ".")
+	var dirs []string
+	for _, e := range entries {
+		name := e.Name()
+		if name == "__MACOSX" || strings.HasPrefix(name, ".") {
+			continue // what Finder and the shell add
+		}
+		if !e.IsDir() {
+			return hotswap.Errorf(hotswap.Invalid, "host.json is missing")
+		}
+		dirs = append(dirs, name)
+	}
+	if len(dirs) == 1 {
+		if fi, err := fs.Stat(fsys, dirs[0]+"/host.json"); err == nil && fi.Mode().IsRegular() {
+			return hotswap.Errorf(hotswap.Invalid, "host.json is missing at the root; the zip contains folder %s/ — zip its contents instead", dirs[0])
+		}
+	}
+	return hotswap.Errorf(hotswap.Invalid, "host.json is missing")
 }
 
 // readFile reads a package file, bounded in size. It returns fs.ErrNotExist
