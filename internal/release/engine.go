@@ -468,9 +468,11 @@ func (e *Engine) evaluateGates(t *term, id, stage string, attempt int) {
 	}
 	e.mu.Unlock()
 
-	results := make(map[int]string) // "" = success
+	type result struct{ fail, note string }
+	results := make(map[int]result) // fail "" = success
 	for _, j := range jobs {
-		results[j.i] = e.sampleGate(t.ctx, j.g)
+		fail, note := e.sampleGate(t.ctx, j.g)
+		results[j.i] = result{fail, note}
 	}
 
 	e.mu.Lock()
@@ -480,17 +482,24 @@ func (e *Engine) evaluateGates(t *term, id, stage string, attempt int) {
 		return
 	}
 	now = e.now()
-	for i, res := range results {
-		g, gr := sd.Gates[i], &st.Gates[i]
+	for i, rn := range results {
+		g, gr, res := sd.Gates[i], &st.Gates[i], rn.fail
 		gr.LastEval = now
 		if res == "" {
 			if gr.FirstSuccess.IsZero() {
 				gr.FirstSuccess = now
 			}
 			gr.Last = "passed"
+			if rn.note != "" {
+				gr.Last = rn.note
+			}
 			if now.Sub(gr.FirstSuccess) >= g.MinSuccess {
 				gr.Passed = true
-				st.logf(now, fmt.Sprintf("gate %d (%s) passed", i+1, gateName(g)))
+				msg := fmt.Sprintf("gate %d (%s) passed", i+1, gateName(g))
+				if rn.note != "" {
+					msg += " (" + rn.note + ")"
+				}
+				st.logf(now, msg)
 			}
 		} else {
 			gr.FirstSuccess, gr.Last = time.Time{}, res
@@ -534,39 +543,45 @@ func gateName(g pipeline.Gate) string {
 	return fmt.Sprintf("metric %s/%s", g.Metric.App, g.Metric.Slot)
 }
 
-// sampleGate evaluates one gate once: "" when it holds, else why not.
-func (e *Engine) sampleGate(ctx context.Context, g pipeline.Gate) string {
+// sampleGate evaluates one gate once: fail is "" when it holds, else why
+// not; note says how it held when that needs saying (a metric gate with no
+// traffic to judge).
+func (e *Engine) sampleGate(ctx context.Context, g pipeline.Gate) (fail, note string) {
 	if g.HTTP != nil {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		status, err := e.ops.Probe(ctx, g.HTTP.App, g.HTTP.Slot, g.HTTP.Path, g.HTTP.Key)
 		if err != nil {
-			return "probe failed: " + err.Error()
+			return "probe failed: " + err.Error(), ""
 		}
 		if !slices.Contains(g.HTTP.Expect, status) {
-			return fmt.Sprintf("answered %d, expected %v", status, g.HTTP.Expect)
+			return fmt.Sprintf("answered %d, expected %v", status, g.HTTP.Expect), ""
 		}
-		return ""
+		return "", ""
 	}
 	m := g.Metric
 	if e.cfg.Metrics == nil {
-		return "no metrics available"
+		return "no metrics available", ""
 	}
 	s := e.cfg.Metrics.Window(m.App, m.Slot, m.Window)
 	if s.Requests < int64(m.MinRequests) {
-		return fmt.Sprintf("%d requests in %v, fewer than %d", s.Requests, m.Window, m.MinRequests)
+		return fmt.Sprintf("%d requests in %v, fewer than %d", s.Requests, m.Window, m.MinRequests), ""
+	}
+	if s.Requests == 0 {
+		// minRequests 0 lets the gate pass without traffic; say so.
+		return "", fmt.Sprintf("no data: no requests in %v", m.Window)
 	}
 	var rate float64
 	if s.Requests > 0 {
 		rate = float64(s.Errors) / float64(s.Requests)
 	}
 	if m.MaxErrorRate > 0 && rate > m.MaxErrorRate {
-		return fmt.Sprintf("error rate %.4f over %v exceeds %.4f", rate, m.Window, m.MaxErrorRate)
+		return fmt.Sprintf("error rate %.4f over %v exceeds %.4f", rate, m.Window, m.MaxErrorRate), ""
 	}
 	if m.MaxP95 > 0 && s.P95 > m.MaxP95 {
-		return fmt.Sprintf("p95 %v over %v exceeds %v", s.P95, m.Window, m.MaxP95)
+		return fmt.Sprintf("p95 %v over %v exceeds %v", s.P95, m.Window, m.MaxP95), ""
 	}
-	return ""
+	return "", ""
 }
 
 // endLocked ends a release and frees its slots.
