@@ -243,14 +243,14 @@ func (x *cmdEnv) callStream(ctx context.Context, p *progress, method, path strin
 	return x.answer(raw, method, path, out)
 }
 
-// answer prints a raw answer with -o json, as call does, else decodes it
-// into out.
+// answer prints a raw answer as -o and --query ask, as call does, else
+// decodes it into out.
 func (x *cmdEnv) answer(raw json.RawMessage, method, path string, out any) (printed bool, err error) {
 	if x.json {
 		if out != nil && len(raw) > 0 {
 			_ = json.Unmarshal(raw, out)
 		}
-		return true, printJSON(x.stdout, raw)
+		return true, x.printAnswer(raw)
 	}
 	if out != nil && len(bytes.TrimSpace(raw)) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {

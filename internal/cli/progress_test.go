@@ -226,6 +226,17 @@ func TestPhaseLines(t *testing.T) {
 			t.Errorf("exit %d, stdout %q, stderr %q; want 0, the JSON answer, the phases", code, stdout, stderr)
 		}
 	})
+	t.Run("-o yaml and --query apply to the streamed answer", func(t *testing.T) {
+		srv := newSSEServer(t, 0, swapEvents, "")
+		code, stdout, stderr := run(t, []string{"swap", "orders", "--slot", "staging", "-o", "yaml", "--server", srv.URL, "--token", testToken}, nil, "")
+		if code != 0 || !strings.Contains(stdout, "target: production\n") || !strings.Contains(stderr, "switching") {
+			t.Errorf("-o yaml: exit %d, stdout %q, stderr %q; want 0, YAML, the phases", code, stdout, stderr)
+		}
+		code, stdout, stderr = run(t, []string{"swap", "orders", "--slot", "staging", "--query", "target", "--server", srv.URL, "--token", testToken}, nil, "")
+		if code != 0 || stdout != "production\n" || !strings.Contains(stderr, "switching") {
+			t.Errorf("--query: exit %d, stdout %q, stderr %q; want 0, production, the phases", code, stdout, stderr)
+		}
+	})
 	t.Run("an error event fails with its message", func(t *testing.T) {
 		srv := newSSEServer(t, 0, []string{phaseEvent("deploy", "starting", "", 5), "event: end\ndata: {\"kind\":\"deploy\",\"phase\":\"failed\",\"detail\":\"handler exited: status 1\",\"end\":true,\"state\":\"failed\",\"elapsedMs\":900}\n\n",
 			"event: error\ndata: {\"error\":{\"kind\":\"failed_precondition\",\"message\":\"handler exited: status 1\"}}\n\n"}, "")

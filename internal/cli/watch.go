@@ -144,7 +144,7 @@ func (x *cmdEnv) callNoWait(ctx context.Context, method, path string, body, out 
 	if json.Unmarshal(raw, &a) == nil {
 		if id := a.operationID(); id != "" {
 			if x.json {
-				return true, true, printJSON(x.stdout, raw)
+				return true, true, x.printAnswer(raw)
 			}
 			dep := ""
 			if a.Deployment.ID != "" {
