@@ -635,6 +635,7 @@ func TestBrowserWalkthrough(t *testing.T) {
 		// The browser-uploaded deployment goes back into production.
 		b.do("choose the slot", chromedp.SetValue(tid("rollback-slot-"+staged), "production"))
 		b.submit("rollback-" + staged)
+		b.submit("rollback-confirm-submit")
 		if got, want := b.flash(), "Rolled back production to "+staged; got != want {
 			t.Errorf("flash = %q, want %q", got, want)
 		}

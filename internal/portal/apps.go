@@ -154,11 +154,15 @@ func orNone(s string) string {
 
 // slotData is the slot page's data.
 type slotData struct {
-	App         ops.AppView
-	Slot        ops.SlotView
-	Keys        []keyRow
-	Settings    []hotswap.Setting
+	App      ops.AppView
+	Slot     ops.SlotView
+	Keys     []keyRow
+	Settings []hotswap.Setting
+	// Deployments were deployed to the slot, serve it or served it.
 	Deployments []ops.DeploymentView
+	Newest      *ops.DeploymentView    // the newest deployed to the slot
+	Serving     *ops.DeploymentView    // the one it serves now
+	Releases    map[string]*releaseRef // by deployment id: the release that made it
 	Log         []ops.LogLine
 	Others      []string // the app's other slots
 	Functions   []string // function names, for adding a function key
@@ -219,10 +223,21 @@ func (p *Portal) renderSlot(w http.ResponseWriter, r *http.Request, status int, 
 			d.Slot.Functions[i].InvokeURL = u
 		}
 	}
-	if d.Deployments, err = p.cfg.Ops.History(ctx, app, slot); err != nil {
+	all, err := p.cfg.Ops.History(ctx, app, "")
+	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
+	d.Deployments = ofSlot(all, slot)
+	for i, dv := range d.Deployments {
+		if dv.Slot == slot && d.Newest == nil {
+			d.Newest = &d.Deployments[i]
+		}
+		if dv.ID == sv.DeploymentID {
+			d.Serving = &d.Deployments[i]
+		}
+	}
+	d.Releases = p.releasesOf(ctx, d.Deployments)
 	if d.Log, err = p.cfg.Ops.Log(ctx, app, slot, 200); err != nil {
 		p.fail(w, r, err)
 		return
@@ -407,8 +422,11 @@ type swapData struct {
 	Plan           *ops.SwapPlan
 	PlanErr        string
 	Result         *ops.SwapResult
-	Preview        *ops.SlotView // the slot in preview, if any
-	Stay           []stayingSetting
+	// Stale says why the result, shown again from its URL, no longer
+	// describes the slots; its actions are then not offered.
+	Stale   string
+	Preview *ops.SlotView // the slot in preview, if any
+	Stay    []stayingSetting
 }
 
 // stayingSetting is a slot setting that a swap leaves where it is.
@@ -447,10 +465,16 @@ func (p *Portal) renderSwap(w http.ResponseWriter, r *http.Request, status int, 
 			App: a.Name, Source: d.Source, Target: d.Target, Phase: q.Get("phase"),
 			SourceDeployment: q.Get("sd"), TargetDeployment: q.Get("td"), ReusedWarm: q.Get("warm") == "1", DurationMs: ms,
 		}
+		d.Stale = staleResult(a, *res)
 	}
 	d.Result = res
-	if q.Get("plan") != "" && res == nil {
+	// The plan shows whenever no result does, for the slots chosen (the
+	// selects fetch it again when they change).
+	if res == nil && len(a.Slots) > 1 {
 		plan, err := p.cfg.Ops.PlanSwap(ctx, a.Name, d.Source, d.Target)
+		if d.Source == d.Target {
+			err = hotswap.Errorf(hotswap.Invalid, "source and target are both %s: a slot cannot swap with itself; choose another slot as the source (the one you deployed to) or as the target (usually production)", d.Source)
+		}
 		if err != nil {
 			d.PlanErr = hotswap.ErrorMessage(err)
 		} else {
@@ -494,6 +518,10 @@ func (p *Portal) swap(w http.ResponseWriter, r *http.Request) {
 		App: app, Source: r.PostFormValue("source"), Target: r.PostFormValue("target"),
 		Actor: actor(r).Name, Preview: r.PostFormValue("mode") == "preview",
 	}
+	if err := p.checkUnchanged(r.Context(), app, req.Source, req.Target, r.PostFormValue("expect-source"), r.PostFormValue("expect-target")); err != nil {
+		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
+		return
+	}
 	res, err := p.cfg.Ops.Swap(r.Context(), req)
 	if err != nil {
 		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
@@ -530,6 +558,11 @@ func (p *Portal) cancelSwap(w http.ResponseWriter, r *http.Request) {
 type historyData struct {
 	App         ops.AppView
 	Deployments []ops.DeploymentView
+	// DefaultSlot is, by deployment id, the slot its rollback form offers
+	// first: the one it served last.
+	DefaultSlot map[string]string
+	Confirm     *rollbackConfirm       // the rollback asked for, to confirm
+	Releases    map[string]*releaseRef // by deployment id: the release that made it
 }
 
 func (p *Portal) historyPage(w http.ResponseWriter, r *http.Request) {
@@ -548,14 +581,24 @@ func (p *Portal) renderHistory(w http.ResponseWriter, r *http.Request, status in
 		p.fail(w, r, err)
 		return
 	}
-	p.render(w, r, status, "history", &view{Title: a.Name + " · Deployment history", Nav: "apps", Form: f, Data: historyData{App: a, Deployments: ds}})
+	d := historyData{App: a, Deployments: ds, DefaultSlot: make(map[string]string, len(ds)), Releases: p.releasesOf(ctx, ds)}
+	for _, dv := range ds {
+		d.DefaultSlot[dv.ID] = lastServed(dv)
+	}
+	if q := r.URL.Query(); r.Method == http.MethodGet && q.Get("rollback") != "" {
+		d.Confirm = confirmRollback(a, ds, q.Get("rollback"), q.Get("slot"))
+	}
+	p.render(w, r, status, "history", &view{Title: a.Name + " · Deployment history", Nav: "apps", Form: f, Data: d})
 }
 
 func (p *Portal) rollback(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
 	id, slot := r.PostFormValue("deployment"), r.PostFormValue("slot")
 	if _, err := p.cfg.Ops.Rollback(r.Context(), actor(r).Name, app, slot, id); err != nil {
-		p.renderHistory(w, r, statusOf(err), failForm(r, "rollback-"+id, "slot", err))
+		// Back to the question, at a URL that can be reloaded.
+		p.setFlash(w, r, hotswap.ErrorMessage(err), true)
+		q := url.Values{"rollback": {id}, "slot": {slot}}
+		http.Redirect(w, r, appURL(app)+"/deployments?"+q.Encode(), http.StatusSeeOther)
 		return
 	}
 	p.done(w, r, appURL(app)+"/deployments", "Rolled back "+slot+" to "+id)

@@ -131,7 +131,7 @@ func loadSecret(ctx context.Context, db Store) ([]byte, error) {
 
 var pageNames = []string{
 	"signin", "apps", "app", "slot", "swap", "history", "activity",
-	"pipelines", "pipeline", "editor", "release", "error", "nodes",
+	"pipelines", "pipeline", "editor", "release", "error", "nodes", "users",
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -180,6 +180,9 @@ func (p *Portal) routes() {
 
 	m.HandleFunc("GET /apps", p.page(read, p.appsPage))
 	m.HandleFunc("GET /nodes", p.page(read, p.nodesPage))
+	m.HandleFunc("GET /users", p.page(manage, p.usersPage))
+	m.HandleFunc("POST /users", p.action(manage, p.createUser))
+	m.HandleFunc("POST /users/{name}/token", p.action(manage, p.rotateToken))
 	m.HandleFunc("POST /apps", p.action(deploy, p.createApp))
 	m.HandleFunc("GET /apps/{app}", p.page(read, p.appPage))
 	m.HandleFunc("POST /apps/{app}/delete", p.action(deploy, p.deleteApp))
@@ -230,9 +233,11 @@ type view struct {
 	Flash     string
 	FlashErr  bool
 	Version   string
-	Pipelines bool   // release pipelines are enabled
-	StatusURL string // polled by portal.js for live state; empty for none
-	Form      *form  // the form that failed, with its values and errors
+	Pipelines bool      // release pipelines are enabled
+	StatusURL string    // polled by portal.js for live state; empty for none
+	Form      *form     // the form that failed, with its values and errors
+	Inbox     []waiting // release stages waiting for the user's approval
+	PageURL   string    // a POST's page as a GET-able address; see pageURL
 	Data      any
 }
 
@@ -280,8 +285,9 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name
 		if v.Flash == "" {
 			v.Flash, v.FlashErr = rc.flash, rc.flashErr
 		}
+		v.Inbox = p.inbox(r.Context(), rc.actor)
 	}
-	v.Version, v.Pipelines = p.cfg.Version, p.cfg.Releases != nil
+	v.Version, v.Pipelines, v.PageURL = p.cfg.Version, p.cfg.Releases != nil, p.pageURL(r)
 	var b strings.Builder
 	if err := p.pages[name].ExecuteTemplate(&b, "layout", v); err != nil {
 		p.log.Error("render page", "page", name, "err", err)
@@ -331,12 +337,7 @@ var funcs = template.FuncMap{
 		}
 		return "0%"
 	},
-	"dur": func(d time.Duration) string {
-		if d == 0 {
-			return "0s"
-		}
-		return d.String()
-	},
+	"dur":        humanDur,
 	"pathEscape": url.PathEscape,
 	"tab":        func(app, tab string) any { return struct{ App, Tab string }{app, tab} },
 	"inc":        func(i int) int { return i + 1 },

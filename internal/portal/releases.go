@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/hotswap/hotswap"
@@ -54,14 +53,14 @@ func stageBoxes(def *pipeline.Pipeline) []stageBox {
 		for _, g := range s.Gates {
 			switch {
 			case g.HTTP != nil:
-				b.GateText = append(b.GateText, fmt.Sprintf("HTTP %s/%s%s every %s for %s", g.HTTP.App, g.HTTP.Slot, g.HTTP.Path, g.Every, g.MinSuccess))
+				b.GateText = append(b.GateText, fmt.Sprintf("HTTP %s/%s%s every %s for %s", g.HTTP.App, g.HTTP.Slot, g.HTTP.Path, humanDur(g.Every), humanDur(g.MinSuccess)))
 			case g.Metric != nil:
-				t := fmt.Sprintf("metrics of %s/%s over %s", g.Metric.App, g.Metric.Slot, g.Metric.Window)
+				t := fmt.Sprintf("metrics of %s/%s over %s", g.Metric.App, g.Metric.Slot, humanDur(g.Metric.Window))
 				if g.Metric.MaxErrorRate < 1 {
 					t += fmt.Sprintf(", errors ≤ %g%%", g.Metric.MaxErrorRate*100)
 				}
 				if g.Metric.MaxP95 > 0 {
-					t += ", p95 ≤ " + g.Metric.MaxP95.String()
+					t += ", p95 ≤ " + humanDur(g.Metric.MaxP95)
 				}
 				b.GateText = append(b.GateText, t)
 			}
@@ -230,14 +229,7 @@ func (p *Portal) renderRelease(w http.ResponseWriter, r *http.Request, status in
 		if def != nil {
 			rs.Def = def.Stage(st.Name)
 		}
-		if rs.Def != nil && rs.Def.Approval != nil && st.State == release.StageApproval {
-			a := rs.Def.Approval
-			decided := false
-			for _, ap := range st.Approvals {
-				decided = decided || ap.Attempt == st.Attempt && ap.User == who.Name
-			}
-			rs.CanDecide = slices.Contains(a.Approvers, who.Name) && !decided && (who.Name != rel.Requester || a.RequesterCanApprove)
-		}
+		rs.CanDecide = canDecide(who, rel, st, rs.Def)
 		switch st.State {
 		case release.StageRunning, release.StageQueued, release.StageApproval, release.StageGates:
 		case release.StagePending:

@@ -38,11 +38,15 @@ type access int
 const (
 	read   access = iota // any signed-in user
 	deploy               // admin or deployer
+	manage               // admin: users
 )
 
 func allowed(who release.Actor, need access) bool {
-	if need == read {
+	switch need {
+	case read:
 		return true
+	case manage:
+		return who.Role == "admin"
 	}
 	return who.Role == "admin" || who.Role == "deployer"
 }

@@ -5,6 +5,24 @@
 
   function slug(s) { return String(s).toLowerCase().replace(/[^a-z0-9_-]/g, "-"); }
 
+  // A page the Back button restores from memory may show a state that is
+  // over (a swap result with its Swap back button): load it afresh.
+  window.addEventListener("pageshow", function (ev) { if (ev.persisted) location.reload(); });
+
+  // A page a form posted to (its error shown) gets its own address, which
+  // a reload or a bookmark can load.
+  var page = document.body.dataset.pageUrl;
+  if (page && window.history.replaceState) history.replaceState(null, "", page);
+
+  // After saving, the confirmation shows where the page opens (#settings,
+  // #keys), not out of view at its top.
+  var flash = document.getElementById("flash");
+  var anchor = location.hash.length > 1 ? document.getElementById(decodeURIComponent(location.hash.slice(1))) : null;
+  if (flash && anchor) {
+    var head = anchor.querySelector("h2, h3");
+    if (head) head.insertAdjacentElement("afterend", flash); else anchor.insertBefore(flash, anchor.firstChild);
+  }
+
   // "Get function URL": reveal the URL with its key, select it, copy it.
   document.querySelectorAll("button.get-url").forEach(function (btn) {
     btn.addEventListener("click", function () {
@@ -67,6 +85,30 @@
     if (src) src.addEventListener("change", function () { h.value = src.value; });
   });
 
+  // The swap plan follows the slots chosen: fetch it again when a select
+  // changes, and offer the swap only when the plan holds.
+  var planForm = document.getElementById("swap-plan-form");
+  if (planForm) {
+    var replan = function () {
+      var q = new URLSearchParams(new FormData(planForm)).toString();
+      var u = planForm.action + "?" + q;
+      fetch(u, { credentials: "same-origin" }).then(function (r) { return r.ok || r.status < 500 ? r.text() : null; }).then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("swap-plan-region");
+        var region = document.getElementById("swap-plan-region");
+        if (!fresh || !region) return;
+        region.innerHTML = fresh.innerHTML;
+        var bad = !!region.querySelector("#swap-plan-error");
+        document.querySelectorAll("#swap-form button").forEach(function (b) {
+          b.disabled = bad;
+          if (bad) b.setAttribute("aria-describedby", "swap-plan-error"); else b.removeAttribute("aria-describedby");
+        });
+        history.replaceState(null, "", u);
+      });
+    };
+    planForm.querySelectorAll("select").forEach(function (s) { s.addEventListener("change", replan); });
+  }
+
   // The pencil opens the inline rename form.
   var rename = document.getElementById("rename-pipeline");
   if (rename) {
@@ -78,7 +120,30 @@
     });
   }
 
-  // A problem's line number jumps to that line in the editor.
+  // The editor's gutter numbers its lines and scrolls with it.
+  var gutter = document.getElementById("pipeline-gutter");
+  var editor = document.getElementById("pipeline-definition");
+  if (gutter && editor) {
+    var number = function () {
+      var want = editor.value.split("\n").length, have = gutter.children.length;
+      for (; have < want; have++) {
+        var ln = document.createElement("span");
+        ln.className = "ln";
+        ln.textContent = String(have + 1);
+        gutter.appendChild(ln);
+        gutter.appendChild(document.createTextNode("\n"));
+      }
+      for (; have > want; have--) {
+        gutter.removeChild(gutter.lastChild);
+        gutter.removeChild(gutter.lastChild);
+      }
+    };
+    editor.addEventListener("input", number);
+    editor.addEventListener("scroll", function () { gutter.scrollTop = editor.scrollTop; });
+  }
+
+  // A problem's line number jumps to that line in the editor: selects it,
+  // scrolls it into view and marks it in the gutter.
   document.querySelectorAll("button.goto-line").forEach(function (b) {
     b.addEventListener("click", function () {
       var ta = document.getElementById(b.dataset.target);
@@ -86,6 +151,14 @@
       for (var i = 0; i < n && i < lines.length; i++) start += lines[i].length + 1;
       ta.focus();
       ta.setSelectionRange(start, start + (lines[n] || "").length);
+      var lh = parseFloat(getComputedStyle(ta).lineHeight) || 20;
+      ta.scrollTop = Math.max(0, (n - 3) * lh);
+      if (gutter) {
+        gutter.scrollTop = ta.scrollTop;
+        gutter.querySelectorAll(".ln.current").forEach(function (l) { l.classList.remove("current"); });
+        var ln = gutter.querySelectorAll(".ln")[n];
+        if (ln) ln.classList.add("current");
+      }
     });
   });
 
