@@ -260,9 +260,15 @@ func (p *Portal) slotStatus(r *http.Request) (any, error) {
 		Text:   map[string]string{"deployment-" + slot: orNone(sv.DeploymentID)},
 	}
 	// The newest deployment's progress: validating, starting, success, ...
+	// A failed one is "failed" (its badge red) with its error beside it.
 	if ds, err := p.cfg.Ops.Deployments(ctx, app, slot); err == nil && len(ds) > 0 {
 		st.States["deploy-progress"] = ds[0].StatusText
 		st.Text["deploy-progress-id"] = ds[0].ID
+		st.Text["deploy-progress-error"] = ""
+		if ds[0].Status == hotswap.DeployFailed {
+			st.States["deploy-progress"] = ds[0].Status.String()
+			st.Text["deploy-progress-error"] = ds[0].StatusText
+		}
 	}
 	lines, err := p.cfg.Ops.Log(ctx, app, slot, 200)
 	if err != nil {

@@ -272,5 +272,9 @@ func TestZippedFolder(t *testing.T) {
 	_, body = b.get("/apps/orders/deployments")
 	mustContain(t, body, `<td data-label="Status"><span class="badge state-failed">failed</span> <span class="field-error deploy-error">`, hint+`</span></td>`)
 	_, body = b.get("/apps/orders/slots/production")
-	mustContain(t, body, `<span class="badge state-failed">failed</span>`)
+	mustContain(t, body, `<span class="badge state-failed">failed</span>`,
+		`<span class="badge state-failed" data-state-key="deploy-progress" id="deploy-progress">failed</span> <span class="field-error" data-text-key="deploy-progress-error" id="deploy-progress-error">`)
+	// The live status says failed, for the badge's red, and the error apart.
+	_, js := b.get("/portal/apps/orders/slots/production/status.json")
+	mustContain(t, js, `"deploy-progress":"failed"`, `"deploy-progress-error":"`)
 }
