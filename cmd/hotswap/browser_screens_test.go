@@ -109,6 +109,17 @@ func TestBrowserSwapResult(t *testing.T) {
 	if got := b.text("swap-outcome"); strings.Contains(got, "now serves") {
 		t.Errorf("the earlier result says %q", got)
 	}
+
+	// The slot's URL, opened in the browser, answers a page listing the
+	// functions to call without a key, not a bare "not found".
+	_, port, _ := strings.Cut(s.fnAddr, ":")
+	b.do("open the slot URL", chromedp.Navigate("http://orders-staging.localhost:"+port+"/"))
+	if got := eval[string](b, `document.querySelector("h1") ? document.querySelector("h1").textContent : document.body.textContent`); got != "orders / staging" {
+		t.Errorf("the slot URL shows %q, want the page of orders / staging", got)
+	}
+	if !eval[bool](b, `!!document.querySelector('a[href="/api/health"]')`) {
+		t.Errorf("the slot URL's page does not link the anonymous health function: %s", eval[string](b, `document.body.innerHTML`))
+	}
 }
 
 // TestBrowserRollbackConfirm: Roll back asks first, naming the slot and

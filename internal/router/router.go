@@ -299,7 +299,9 @@ func (h *Handler) serveSlot(w http.ResponseWriter, r *http.Request, s *Slot, tru
 	// the route exists.
 	fn, params, _ := s.Routes.Match(r.Method, r.URL.EscapedPath(), pbuf[:0])
 	if fn == nil {
-		http.Error(w, "not found", http.StatusNotFound)
+		if !serveIndex(w, r, s) {
+			http.Error(w, "not found", http.StatusNotFound)
+		}
 		return true
 	}
 	level := LevelAdmin
