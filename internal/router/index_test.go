@@ -33,7 +33,7 @@ func TestSlotIndex(t *testing.T) {
 	h := New(Config{Domain: "test"})
 	h.Publish(NewTable("test", []*Slot{{
 		App: "shop", Name: "staging", HostName: "shop-staging.test", BaseURL: "http://shop-staging.test",
-		Keys: NewKeys([]hotswap.Key{{Scope: hotswap.ScopeMaster, Name: "_master", Value: "master-key-0123456789"}}),
+		Keys:       NewKeys([]hotswap.Key{{Scope: hotswap.ScopeMaster, Name: "_master", Value: "master-key-0123456789"}}),
 		Deployment: "d-1", Package: &funcapp.App{Host: &funcapp.Host{RoutePrefix: "api"}, Functions: fns},
 		Routes: routes, Disabled: map[string]bool{"off": true}, Upstream: &fakeSet{addr: "127.0.0.1:1"},
 	}}, h.Transport()))
