@@ -290,11 +290,54 @@ func (s *Service) phase(ctx context.Context, op *hotswap.Operation, name, detail
 		return
 	}
 	if name != PhaseSwitching {
-		if err := s.store.SetOperationPhase(context.WithoutCancel(ctx), op.ID, name, detail); err != nil {
-			s.log.Warn("record operation phase", "app", op.App, "op", op.ID, "phase", name, "err", err)
-		}
+		s.phases.put(op.ID, op.App, name, detail)
 	}
 	s.events.publish(op.ID, name, detail, false, hotswap.OpRunning)
+}
+
+// phaseWrites records operations' phases in the store in the background,
+// newest per operation: a write is an fsync, and a swap's phases come
+// before its flip, whose latency is the product (issue 6).
+type phaseWrites struct {
+	mu      sync.Mutex
+	pending map[string][3]string // op ID -> app, phase, detail
+	wake    chan struct{}
+}
+
+func (q *phaseWrites) put(opID, app, name, detail string) {
+	q.mu.Lock()
+	if q.pending == nil {
+		q.pending = make(map[string][3]string)
+	}
+	q.pending[opID] = [3]string{app, name, detail}
+	q.mu.Unlock()
+	signal(q.wake)
+}
+
+func (q *phaseWrites) take() map[string][3]string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p := q.pending
+	q.pending = nil
+	return p
+}
+
+// phaseLoop writes the phases put by phase.
+func (s *Service) phaseLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.phases.wake:
+		}
+		for id, p := range s.phases.take() {
+			if err := s.store.SetOperationPhase(s.ctx, id, p[1], p[2]); err != nil && s.ctx.Err() == nil {
+				// Ended meanwhile, most likely: the end says more.
+				s.log.Debug("record operation phase", "app", p[0], "op", id, "phase", p[1], "err", err)
+			}
+		}
+	}
 }
 
 // appPhase is phase for code that does not hold the operation: the one

@@ -95,8 +95,9 @@ type Service struct {
 
 	holder atomic.Pointer[holderBox] // release holds; nil: none (SetHolder)
 
-	ends   unrecorded // operation ends the store refused, see finish
-	events events     // operations' phases in memory, see events.go
+	ends   unrecorded  // operation ends the store refused, see finish
+	events events      // operations' phases in memory, see events.go
+	phases phaseWrites // and in the store, written in the background
 
 	node     *clusterNode // nil on a single server
 	draining atomic.Bool
@@ -207,7 +208,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	s.mu.Lock()
 	s.publishLocked()
 	s.mu.Unlock()
-	s.wg.Add(3)
+	s.phases.wake = make(chan struct{}, 1)
+	s.wg.Add(4)
+	go s.phaseLoop()
 	go s.reapLoop()
 	go s.timerLoop()
 	go s.endLoop()
