@@ -100,9 +100,11 @@ func FuzzReadEvents(f *testing.F) {
 	f.Add("event: phase\ndata: {}\n\n")
 	f.Add(": c\r\ndata:a\r\ndata\r\n\r\n")
 	f.Fuzz(func(t *testing.T, in string) {
+		// Data lines join with "\n" (the SSE spec): empty data lines may
+		// leave newlines at the end, but never more data than was sent.
 		_ = readEvents(strings.NewReader(in), func(e sseEvent) error {
-			if e.name == "" || bytes.HasSuffix(e.data, []byte("\n\n")) {
-				t.Errorf("event %q %q", e.name, e.data)
+			if e.name == "" || len(e.data) > len(in) {
+				t.Errorf("event %q %q from %d bytes", e.name, e.data, len(in))
 			}
 			return nil
 		})
