@@ -63,8 +63,12 @@ func (e *Engine) run(t *term, id, stage string, attempt int) {
 }
 
 // stillRunningFor bounds how long a stage waits for a deploy or swap that
-// another node (the leader before a takeover) started and has not ended.
-const stillRunningFor = 30 * time.Second
+// another node (the leader before a takeover) started and has not ended:
+// longer than a deploy may take (the handler's start timeout, 60 s by
+// default, then the other nodes' prepare and acknowledgement). If that
+// node died instead, the cluster ends its operation within its liveness
+// window and the stage goes on from that outcome at once.
+const stillRunningFor = 3 * time.Minute
 
 // stillRunning is a step another node started that has not ended yet: the
 // stage stays running and tries again at the next tick, for
