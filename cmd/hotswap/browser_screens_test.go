@@ -332,3 +332,25 @@ func TestBrowserFormsAndPhone(t *testing.T) {
 	}
 	b.screenshot("history-phone", true)
 }
+
+// TestBrowserMalformedHash: a link whose fragment is not valid percent
+// encoding (#%) still leaves the page's script working, so forms that ask
+// before they act still ask (found in review: the script stopped early).
+func TestBrowserMalformedHash(t *testing.T) {
+	t.Parallel()
+	_, b, _, _ := screensServer(t)
+	b.open("/apps/orders#%")
+	if !eval[bool](b, `document.querySelectorAll("form.confirm").length > 0`) {
+		t.Fatal("the app page has no form that asks first")
+	}
+	asked := eval[bool](b, `(function(){
+		var asked = false;
+		window.confirm = function(){ asked = true; return false; };
+		var f = document.querySelector("form.confirm");
+		f.requestSubmit();
+		return asked;
+	})()`)
+	if !asked {
+		t.Fatal("with #% in the address, a form that asks first submitted without asking")
+	}
+}

@@ -524,7 +524,7 @@ func (p *Portal) swap(w http.ResponseWriter, r *http.Request) {
 		App: app, Source: r.PostFormValue("source"), Target: r.PostFormValue("target"),
 		Actor: actor(r).Name, Preview: r.PostFormValue("mode") == "preview",
 	}
-	if err := p.checkUnchanged(r.Context(), app, req.Source, req.Target, r.PostFormValue("expect-source"), r.PostFormValue("expect-target")); err != nil {
+	if err := p.checkUnchanged(r.Context(), app, req.Source, req.Target, r.PostFormValue("expect-source"), r.PostFormValue("expect-target"), r.PostFormValue("expect") == "1"); err != nil {
 		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
 		return
 	}

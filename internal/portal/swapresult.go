@@ -28,7 +28,9 @@ func staleResult(a ops.AppView, res ops.SwapResult) string {
 			return "This is an earlier result: the swap preview has ended since (completed or cancelled)."
 		}
 	case "completed":
-		if target.DeploymentID != res.SourceDeployment || res.TargetDeployment != "" && source.DeploymentID != res.TargetDeployment {
+		// An empty TargetDeployment means the source slot was left empty:
+		// a deploy to it since makes this result earlier too.
+		if target.DeploymentID != res.SourceDeployment || source.DeploymentID != res.TargetDeployment {
 			return fmt.Sprintf("This is an earlier result: the slots changed since. %s serves %s now and %s serves %s.",
 				res.Target, orNone(target.DeploymentID), res.Source, orNone(source.DeploymentID))
 		}
@@ -49,8 +51,8 @@ func findSlot(a ops.AppView, name string) *ops.SlotView {
 // serving other deployments than they do now (a Swap back button on an
 // earlier result): it would not do what its page said. Empty expectations
 // are not checked.
-func (p *Portal) checkUnchanged(ctx context.Context, app, source, target, wantSource, wantTarget string) error {
-	if wantSource == "" && wantTarget == "" {
+func (p *Portal) checkUnchanged(ctx context.Context, app, source, target, wantSource, wantTarget string, expect bool) error {
+	if !expect {
 		return nil
 	}
 	a, err := p.cfg.Ops.GetApp(ctx, app)
@@ -62,7 +64,7 @@ func (p *Portal) checkUnchanged(ctx context.Context, app, source, target, wantSo
 		if s == nil {
 			return hotswap.Errorf(hotswap.NotFound, "slot %s/%s does not exist", app, c.slot)
 		}
-		if c.want != "" && s.DeploymentID != c.want {
+		if s.DeploymentID != c.want { // "" expects an empty slot
 			return hotswap.Errorf(hotswap.FailedPrecondition, "the slots changed since this page was shown: %s serves %s now, not %s; nothing was swapped", c.slot, orNone(s.DeploymentID), c.want)
 		}
 	}

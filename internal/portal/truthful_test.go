@@ -70,7 +70,7 @@ func TestSwapResultTruthful(t *testing.T) {
 	completedURL := "/apps/orders/swap?source=staging&target=production&phase=completed&sd=" + staged + "&td=" + prod
 
 	// Swap back from the result's form.
-	back := url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}, "expect-source": {prod}, "expect-target": {staged}}
+	back := url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}, "expect": {"1"}, "expect-source": {prod}, "expect-target": {staged}}
 	if status, body := b.post("/apps/orders/swap", back); status != http.StatusOK || !strings.Contains(body, "Swapped staging into production") {
 		t.Fatalf("swap back = %d:\n%s", status, body)
 	}

@@ -17,7 +17,12 @@
   // After saving, the confirmation shows where the page opens (#settings,
   // #keys), not out of view at its top.
   var flash = document.getElementById("flash");
-  var anchor = location.hash.length > 1 ? document.getElementById(decodeURIComponent(location.hash.slice(1))) : null;
+  var anchor = null;
+  if (location.hash.length > 1) {
+    // A malformed hash (#%) must not stop the script: the confirm dialogs
+    // below are attached by it.
+    try { anchor = document.getElementById(decodeURIComponent(location.hash.slice(1))); } catch (e) { anchor = null; }
+  }
   if (flash && anchor) {
     var head = anchor.querySelector("h2, h3");
     if (head) head.insertAdjacentElement("afterend", flash); else anchor.insertBefore(flash, anchor.firstChild);
