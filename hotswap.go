@@ -67,6 +67,9 @@ func (s DeploymentStatus) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads a status name, or a Kudu number as older servers
 // wrote it.
 func (s *DeploymentStatus) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil // as encoding/json does for other types
+	}
 	text := strings.Trim(string(data), `"`)
 	for st := DeployPending; st <= DeploySuccess; st++ {
 		if text == st.String() || text == strconv.Itoa(int(st)) {

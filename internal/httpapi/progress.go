@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,6 +135,12 @@ func (s *Server) operationEvents(w http.ResponseWriter, r *http.Request, _ actor
 		}
 		last = n
 	}
+	if evs, _ := s.ops.OperationEvents(id); len(evs) > 0 && evs[len(evs)-1].End && evs[len(evs)-1].Seq <= last {
+		// The client saw the end and reconnected (EventSource does):
+		// 204 tells it, by the SSE spec, to stop.
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), maxStream)
 	defer cancel()
 	out := startSSE(w)
@@ -188,6 +195,13 @@ func (r *recorder) WriteHeader(status int) {
 func (r *recorder) Write(b []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
 	return r.body.Write(b)
+}
+
+// reset forgets what was written, for an answer in its place.
+func (r *recorder) reset() {
+	r.header = make(http.Header)
+	r.status = 0
+	r.body.Reset()
 }
 
 // progress serves h with the progress of its operations as server-sent
@@ -247,6 +261,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, who actor, h fun
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// net/http recovers a panic only in its own goroutine: one here
+		// would end the server, every app's traffic with it.
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("panic serving a streamed request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				rec.reset()
+				writeJSON(rec, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+			}
+		}()
 		h(rec, r.WithContext(ctx), who)
 	}()
 	// The handler is waited for however the stream ends: it writes rec,

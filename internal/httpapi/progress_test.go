@@ -231,6 +231,10 @@ func TestNoWaitAndFollow(t *testing.T) {
 		resumed := readSSE(t, e.request("GET", acc.Events, nil, map[string]string{"Last-Event-ID": "4"}).Body)
 		if got := phases(t, resumed); !slices.Equal(got, want[4:]) {
 			t.Errorf("after Last-Event-ID 4: %q, want %q", got, want[4:])
+		} // Reconnecting after the end (EventSource does) gets 204: stop.
+		endID := strconv.Itoa(len(evs))
+		if resp := e.request("GET", acc.Events, nil, map[string]string{"Last-Event-ID": endID}); resp.StatusCode != http.StatusNoContent {
+			t.Errorf("after Last-Event-ID %s (the end): %d, want 204", endID, resp.StatusCode)
 		}
 	})
 	t.Run("unknown", func(t *testing.T) {

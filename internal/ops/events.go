@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +29,12 @@ const (
 	PhasePreparing = "preparing nodes" // the other nodes of a cluster prepare
 	PhaseSwitching = "switching"       // the flip: one store transaction, one table
 	PhaseDone      = "done"            // the end of a successful operation
-	PhaseFailed    = "failed"          // the end of a failed (or cancelled) one
+	PhaseFailed    = "failed"          // the end of a failed one
+	PhaseCancelled = "cancelled"       // the end of a swap preview cancelled (state failed)
 )
+
+// cancelledBy starts the detail of a cancelled swap preview's end.
+const cancelledBy = "cancelled by "
 
 // OperationEvent is one phase of an operation, or its end.
 type OperationEvent struct {
@@ -367,7 +373,11 @@ func (s *Service) takenUp(ctx context.Context, op hotswap.Operation) {
 // ended publishes the end of op.
 func (s *Service) ended(op hotswap.Operation, state hotswap.OperationState, detail string) {
 	phase := PhaseDone
-	if state != hotswap.OpSucceeded {
+	switch {
+	case state == hotswap.OpSucceeded:
+	case strings.HasPrefix(detail, cancelledBy):
+		phase = PhaseCancelled // a preview cancelled on purpose, not a failure
+	default:
 		phase = PhaseFailed
 	}
 	s.events.publish(op.ID, phase, detail, true, state)
@@ -467,6 +477,14 @@ func (s *Service) Background(ctx context.Context, fn func(ctx context.Context) e
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		// Apart from net/http's goroutine, a panic is recovered here, or
+		// it would end the server.
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("panic in a background operation", "panic", v, "stack", string(debug.Stack()))
+				done <- hotswap.Errorf(hotswap.Internal, "internal error")
+			}
+		}()
 		done <- fn(ctx)
 	}()
 	select {

@@ -458,7 +458,7 @@ func (s *Service) CancelSwap(ctx context.Context, actor, app string, ho HoldOpti
 			s.park(x.key, x.deployment, x.set)
 		}
 	}
-	s.finish(ctx, *p.op, hotswap.OpFailed, "cancelled by "+actor)
+	s.finish(ctx, *p.op, hotswap.OpFailed, cancelledBy+actor)
 	s.activity(ctx, app, actor, "swap.cancel", p.req.Source, "preview of "+p.req.Target+" cancelled", "succeeded")
 	return SwapResult{App: app, Source: p.req.Source, Target: p.req.Target, Phase: "cancelled"}, nil
 }
