@@ -39,7 +39,7 @@ type Env struct {
 }
 
 const (
-	defaultServer = "http://localhost:7070"
+	defaultServer = "http://127.0.0.1:7070" // where serve listens by default
 	tokenFile     = "hotswap-data/admin-token"
 	// requestTimeout bounds the calls that should answer quickly. Deploy,
 	// swap and rollback wait for slots to serve, and artifact push uploads a
