@@ -93,6 +93,7 @@ type slotKey struct{ app, slot string }
 // memory by slots, not by deployments ever made) and its series.
 type slotData struct {
 	ring        ring
+	hour        hour // per-minute history for the portal's charts
 	deployments map[string]*Series
 }
 
@@ -164,7 +165,7 @@ func (r *Registry) Series(app, slot, deployment string) *Series {
 	if s := sd.deployments[deployment]; s != nil {
 		return s // created by a concurrent call since the lock-free look-up
 	}
-	s := &Series{reg: r, ring: &sd.ring, app: app, slot: slot, deployment: deployment}
+	s := &Series{reg: r, ring: &sd.ring, hour: &sd.hour, app: app, slot: slot, deployment: deployment}
 	sd.deployments[deployment] = s
 	r.publishLocked()
 	return s
@@ -278,6 +279,7 @@ func stats(hist *[nBuckets]uint64, errs uint64) Stats {
 type Series struct {
 	reg                   *Registry
 	ring                  *ring // shared with the slot's other deployments
+	hour                  *hour // shared with the slot's other deployments
 	app, slot, deployment string
 
 	// The fields above are read by every Observe, those below written:
@@ -298,7 +300,9 @@ func (s *Series) Observe(status int, d time.Duration) {
 	s.codes[c].Add(1)
 	s.hist[b].Add(1)
 	s.sumMicros.Add(uint64(d / time.Microsecond))
-	s.ring.add(s.reg.unix(), b, c == errorClass)
+	sec := s.reg.unix()
+	s.ring.add(sec, b, c == errorClass)
+	s.hour.add(sec, b, c == errorClass)
 }
 
 // second is one ring entry: the requests of one Unix second. 32-bit counters
@@ -338,19 +342,24 @@ func (r *ring) entry(sec int64) *second {
 
 // add counts one request in second sec, histogram bucket b.
 func (r *ring) add(sec int64, b int, isErr bool) {
-	e := r.entry(sec)
+	r.entry(sec).add(sec, b, isErr)
+}
+
+// add counts one request in the entry for epoch (a second in a ring, a
+// minute in an hour), claiming the entry first if it holds an older epoch.
+func (e *second) add(epoch int64, b int, isErr bool) {
 	for {
 		ep := e.epoch.Load()
-		if ep == sec {
+		if ep == epoch {
 			break
 		}
-		if ep > sec {
-			// A second at least MaxWindow later owns the entry (the clock went
-			// back): this request is outside every window.
+		if ep > epoch {
+			// A later epoch owns the entry (the clock went back): this
+			// request is outside every window.
 			return
 		}
 		e.reset()
-		if e.epoch.CompareAndSwap(ep, sec) {
+		if e.epoch.CompareAndSwap(ep, epoch) {
 			break
 		}
 		// Another goroutine claimed the entry: look at its epoch again.
