@@ -76,6 +76,11 @@ type Store interface {
 	AddActivity(ctx context.Context, a hotswap.Activity) error
 	ListActivity(ctx context.Context, app string, limit int) ([]hotswap.Activity, error)
 
+	Quarantine(ctx context.Context, q hotswap.Quarantine) error
+	LiftQuarantine(ctx context.Context, app, deploymentID string) error
+	QuarantineOf(ctx context.Context, app, digest string) (hotswap.Quarantine, bool, error)
+	ListQuarantines(ctx context.Context, app string) ([]hotswap.Quarantine, error)
+
 	CreateUser(ctx context.Context, u hotswap.User) error
 	UserByTokenHash(ctx context.Context, hash string) (hotswap.User, error)
 	GetUser(ctx context.Context, name string) (hotswap.User, error)
@@ -100,6 +105,9 @@ type Store interface {
 
 	GetTimerStatus(ctx context.Context, app, slot, function string) (hotswap.TimerStatus, bool, error)
 	PutTimerStatus(ctx context.Context, app, slot, function string, st hotswap.TimerStatus) error
+
+	SetTraffic(ctx context.Context, app string, shares []hotswap.TrafficShare) error
+	Traffic(ctx context.Context, app string) ([]hotswap.TrafficShare, error)
 }
 
 // Open opens a new, empty store for one test, sets its Now to now, and
@@ -203,4 +211,6 @@ var tests = []test{
 	{"ReleaseNumbersConcurrent", testReleaseNumbersConcurrent},
 	{"TimerStatus", testTimerStatus},
 	{"BadText", testBadText},
+	{"Quarantine", testQuarantine},
+	{"Traffic", testTraffic},
 }
