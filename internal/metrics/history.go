@@ -108,3 +108,28 @@ func quantile(hist *[nBuckets]uint64, total, pct uint64) time.Duration {
 	}
 	return Unbounded
 }
+
+// HourStats aggregates a slot's requests over the minutes History returns
+// (the current minute and the 59 before it). An unknown slot has zero Stats.
+func (r *Registry) HourStats(app, slot string) Stats {
+	r.mu.Lock()
+	sd := r.slots[slotKey{app, slot}]
+	r.mu.Unlock()
+	if sd == nil {
+		return Stats{}
+	}
+	now := minute(r.unix())
+	var hist [nBuckets]uint64
+	var errs uint64
+	for m := now - HistoryLen + 1; m <= now; m++ {
+		h, e, ok := sd.hour.entry(m).read(m)
+		if !ok {
+			continue
+		}
+		for i, c := range h {
+			hist[i] += c
+		}
+		errs += e
+	}
+	return stats(&hist, errs)
+}

@@ -70,6 +70,13 @@ func TestHistory(t *testing.T) {
 		t.Errorf("requests over the hour = %d, want 22 (minute 0 has left the hour)", total)
 	}
 
+	want2 := Stats{Requests: 22, Errors: 1, ErrorRate: 1.0 / 22, P95: 4 * time.Millisecond} // 21st of 22: the 5xx of minute 60
+	if got := r.HourStats("orders", "production"); got != want2 {
+		t.Errorf("HourStats = %+v, want %+v", got, want2)
+	}
+	if got := r.HourStats("orders", "nope"); got != (Stats{}) {
+		t.Errorf("HourStats of an unknown slot = %+v, want zero", got)
+	}
 	if got := r.History("orders", "nope"); got != nil {
 		t.Errorf("History of an unknown slot = %v, want nil", got)
 	}
