@@ -167,3 +167,17 @@ type PrepareWant struct {
 	Digest       string    `json:"digest"`
 	Settings     []Setting `json:"settings"`
 }
+
+// Quarantine marks the content of a deployment as not to be deployed again
+// in its app: a deploy or a release of the same digest (or, when a release
+// made it, the same artifact version) is refused with Reason unless forced.
+// It outlives the deployment record, which retention may delete.
+type Quarantine struct {
+	App          string    `json:"app"`
+	DeploymentID string    `json:"deploymentId"`
+	Digest       string    `json:"digest"`
+	Version      string    `json:"version,omitempty"` // the artifact version, if a release deployed it
+	Reason       string    `json:"reason"`
+	Actor        string    `json:"actor"`
+	At           time.Time `json:"at"`
+}

@@ -76,6 +76,11 @@ type Store interface {
 	AddActivity(ctx context.Context, a hotswap.Activity) error
 	ListActivity(ctx context.Context, app string, limit int) ([]hotswap.Activity, error)
 
+	Quarantine(ctx context.Context, q hotswap.Quarantine) error
+	LiftQuarantine(ctx context.Context, app, deploymentID string) error
+	QuarantineOf(ctx context.Context, app, digest string) (hotswap.Quarantine, bool, error)
+	ListQuarantines(ctx context.Context, app string) ([]hotswap.Quarantine, error)
+
 	CreateUser(ctx context.Context, u hotswap.User) error
 	UserByTokenHash(ctx context.Context, hash string) (hotswap.User, error)
 	GetUser(ctx context.Context, name string) (hotswap.User, error)
@@ -206,5 +211,6 @@ var tests = []test{
 	{"ReleaseNumbersConcurrent", testReleaseNumbersConcurrent},
 	{"TimerStatus", testTimerStatus},
 	{"BadText", testBadText},
+	{"Quarantine", testQuarantine},
 	{"Traffic", testTraffic},
 }
