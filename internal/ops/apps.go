@@ -292,6 +292,7 @@ func (s *Service) DeleteApp(ctx context.Context, actor, name string, ho HoldOpti
 			delete(s.slots, k)
 		}
 	}
+	delete(s.traffic, name)
 	s.publishLocked()
 	s.mu.Unlock()
 	if s.cfg.Metrics != nil {
@@ -440,6 +441,7 @@ func (s *Service) DeleteSlot(ctx context.Context, actor, app, slot string, ho Ho
 			set = st.set
 		}
 		delete(s.slots, slotKey{app, slot})
+		s.dropShareLocked(app, slot)
 		s.publishLocked()
 	}
 	s.mu.Unlock()

@@ -122,6 +122,11 @@ func (s *Service) beginDeploy(ctx context.Context, req DeployRequest) (hotswap.D
 	if err != nil {
 		return hotswap.Deployment{}, nil, err
 	}
+	if req.Digest != "" && !req.Force {
+		if err := s.CheckQuarantine(ctx, req.App, req.Digest, ""); err != nil {
+			return hotswap.Deployment{}, nil, err
+		}
+	}
 	now := time.Now().UTC()
 	d := hotswap.Deployment{
 		ID: newID("d-"), App: req.App, Slot: req.Slot, Author: req.Actor, Message: req.Message,
@@ -236,6 +241,12 @@ func (s *Service) deploy(ctx context.Context, req DeployRequest, d hotswap.Deplo
 		return d, hotswap.DiskFull(err, "the package")
 	}
 	d.Digest = digest
+	if !req.Force {
+		// An upload's digest is known only now.
+		if err := s.CheckQuarantine(ctx, req.App, digest, ""); err != nil {
+			return d, err
+		}
+	}
 	s.crash("deploy.stored")
 	routes, err := funcapp.NewRouter(pkg.Host.RoutePrefix, pkg.Functions)
 	if err != nil {

@@ -12,6 +12,8 @@ type DeploymentView struct {
 	hotswap.Deployment
 	ServingSlots []string          `json:"servingSlots"`
 	Served       []hotswap.Serving `json:"served"`
+	// Quarantine is set when the deployment's content is quarantined.
+	Quarantine *hotswap.Quarantine `json:"quarantine,omitempty"`
 }
 
 // History lists an app's deployments, newest first, with the slots each
@@ -37,9 +39,17 @@ func (s *Service) History(ctx context.Context, app, slot string) ([]DeploymentVi
 		}
 	}
 	s.mu.Unlock()
+	qs, err := s.store.ListQuarantines(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	quarantined := make(map[string]*hotswap.Quarantine, len(qs))
+	for i := range qs {
+		quarantined[qs[i].DeploymentID] = &qs[i]
+	}
 	out := make([]DeploymentView, 0, len(ds))
 	for _, d := range ds {
-		v := DeploymentView{Deployment: d, ServingSlots: serving[d.ID], Served: byDep[d.ID]}
+		v := DeploymentView{Deployment: d, ServingSlots: serving[d.ID], Served: byDep[d.ID], Quarantine: quarantined[d.ID]}
 		if v.ServingSlots == nil {
 			v.ServingSlots = []string{}
 		}

@@ -446,6 +446,9 @@ func (s *Service) reconcile(ctx context.Context) error {
 			failed = append(failed, fmt.Sprintf("%s/%s: %s", k.app, k.slot, hotswap.ErrorMessage(err)))
 		}
 	}
+	if err := s.reconcileTraffic(ctx, slots); err != nil {
+		failed = append(failed, "traffic rules: "+hotswap.ErrorMessage(err))
+	}
 	if len(failed) > 0 {
 		return fmt.Errorf("generation %d not served: %s", gen, strings.Join(failed, "; "))
 	}

@@ -93,7 +93,8 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	holder atomic.Pointer[holderBox] // release holds; nil: none (SetHolder)
+	holder   atomic.Pointer[holderBox]   // release holds; nil: none (SetHolder)
+	versions atomic.Pointer[versionsBox] // artifact versions for quarantines; nil: none (SetVersions)
 
 	ends   unrecorded  // operation ends the store refused, see finish
 	events events      // operations' phases in memory, see events.go
@@ -106,6 +107,9 @@ type Service struct {
 	mu     sync.Mutex
 	slots  map[slotKey]*slotState
 	parked map[string]*parkedSet // by configuration key
+	// traffic holds the traffic routing rules of each app's production
+	// slot (see traffic.go); never edited in place.
+	traffic map[string][]hotswap.TrafficShare
 }
 
 type slotKey struct{ app, slot string }
@@ -162,7 +166,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 60 * time.Second
 	}
-	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, slots: make(map[slotKey]*slotState), parked: make(map[string]*parkedSet), started: time.Now().UTC()}
+	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, slots: make(map[slotKey]*slotState), parked: make(map[string]*parkedSet), traffic: make(map[string][]hotswap.TrafficShare), started: time.Now().UTC()}
 	if _, port, err := net.SplitHostPort(cfg.PublicAddr); err == nil && port != "80" && port != "" {
 		s.port = ":" + port
 	}
@@ -205,6 +209,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		}()
 	}
 	wg.Wait()
+	if err := s.loadTraffic(ctx, appsOf(slots)); err != nil {
+		return nil, fmt.Errorf("load traffic rules: %w", err)
+	}
 	s.mu.Lock()
 	s.publishLocked()
 	s.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 // Store is what this package needs of the store; internal/sqlite and
 // internal/postgres implement it. The package never imports either.
 type Store interface {
+	QuarantineStore
 	AddActivity(ctx context.Context, a hotswap.Activity) error
 	BeginOperation(ctx context.Context, op hotswap.Operation) error
 	CreateApp(ctx context.Context, app hotswap.App, keys []hotswap.Key) error
@@ -44,7 +45,9 @@ type Store interface {
 	SetOperationPhase(ctx context.Context, id, phase, detail string) error
 	SetSettings(ctx context.Context, app, slot string, settings []hotswap.Setting) error
 	SetSlotDeployment(ctx context.Context, app, slot, deploymentID string) error
+	SetTraffic(ctx context.Context, app string, shares []hotswap.TrafficShare) error
 	Swap(ctx context.Context, app, source, target, opID string) error
+	Traffic(ctx context.Context, app string) ([]hotswap.TrafficShare, error)
 	UpdateDeployment(ctx context.Context, d hotswap.Deployment) error
 	UpdateSettings(ctx context.Context, app, slot string, set []hotswap.Setting, unset []string) error
 }
