@@ -131,6 +131,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if e.ops != nil {
 		e.ops.SetHolder(e) // manual deploys and swaps respect the holds
+		e.ops.SetVersions(e) // a quarantine records the artifact version
 	}
 	return e, nil
 }
@@ -139,6 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 func (e *Engine) Close() error {
 	if e.ops != nil {
 		e.ops.SetHolder(nil)
+		e.ops.SetVersions(nil)
 	}
 	e.cancel()
 	e.wg.Wait()

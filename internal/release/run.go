@@ -211,6 +211,11 @@ func (e *Engine) deploy(ctx context.Context, s stepState, actor string) (string,
 		st.Step = "deploy"
 		st.logf(now, fmt.Sprintf("deploying %s %s to %s/%s", r.Feed, r.Version, d.App, d.Slot))
 	})
+	// Quarantined content or version is never promoted again, however the
+	// release started (a continuous-deployment trigger included).
+	if err := e.ops.CheckQuarantine(ctx, d.App, s.digest, s.rel.Version); err != nil {
+		return "", fmt.Errorf("deploy to %s/%s: %w", d.App, d.Slot, err)
+	}
 	res, err := e.ops.Deploy(ctx, ops.DeployRequest{App: d.App, Slot: d.Slot, Actor: actor, Message: s.marker, Digest: s.digest, Release: s.rel.ID})
 	if err != nil {
 		err = fmt.Errorf("deploy to %s/%s: %w", d.App, d.Slot, err)
