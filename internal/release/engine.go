@@ -130,7 +130,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		go e.listen()
 	}
 	if e.ops != nil {
-		e.ops.SetHolder(e) // manual deploys and swaps respect the holds
+		e.ops.SetHolder(e)   // manual deploys and swaps respect the holds
 		e.ops.SetVersions(e) // a quarantine records the artifact version
 	}
 	return e, nil
