@@ -111,6 +111,7 @@ func (s *Server) routes() {
 	s.progressRoutes()
 	s.releaseRoutes()
 	s.nodeRoutes()
+	s.trafficRoutes()
 	if s.cfg.Metrics != nil {
 		m.Handle("GET /metrics", s.cfg.Metrics)
 	}
