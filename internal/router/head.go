@@ -22,6 +22,9 @@ type head struct {
 	hopNames [][]byte
 	// lines are the header lines to forward as they are (each without CRLF).
 	lines [][]byte
+	// setCookie is a Set-Cookie value for the response (a traffic
+	// rule's choice), "" for none; set by Server.forward.
+	setCookie string
 	// scratch formats numbers and ids without allocating (the head is
 	// pooled, so it is already on the heap).
 	scratch [64]byte

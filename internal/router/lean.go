@@ -371,8 +371,15 @@ func readHead(br *bufio.Reader, hd *head) error {
 // having consumed nothing. done reports that the connection must close.
 func (s *Server) forward(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *head, clientIP string) (done bool, err error) {
 	t := s.h.table.Load()
-	sl := t.slots[s.h.hostLabel(bstr(hd.host))]
-	if sl == nil || sl.Routes == nil || sl.Package == nil || !sl.Package.Host.EnableForwarding || hasPrefix(hd.path, "/admin/") {
+	called := t.slots[s.h.hostLabel(bstr(hd.host))]
+	if called == nil {
+		return false, errFallback
+	}
+	// A traffic rule may route the request to another slot: it runs
+	// there, under the keys of the host name the client called.
+	sl, setCookie := called.routeLean(hd)
+	hd.setCookie = setCookie
+	if sl.Routes == nil || sl.Package == nil || !sl.Package.Host.EnableForwarding || hasPrefix(hd.path, "/admin/") {
 		return false, errFallback
 	}
 	if !isCleanPath(bstr(hd.path)) {
@@ -387,7 +394,7 @@ func (s *Server) forward(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *h
 	if hd.key == nil {
 		key = queryValue(bstr(hd.query), "code")
 	}
-	level := sl.Keys.Level(fn.Name, key)
+	level := called.Keys.Level(fn.Name, key)
 	if sl.Disabled[fn.Name] && level < LevelAdmin {
 		return false, errFallback
 	}
@@ -498,7 +505,7 @@ func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *
 		err = pc.bw.Flush()
 		if err == nil {
 			pc.rd.headBy.Store(time.Now().Add(wait).UnixNano())
-			status, upClose, err = s.relayResponse(lc.c, bw, pc, hd.scratch[:0], isHead, clientClose)
+			status, upClose, err = s.relayResponse(lc.c, bw, pc, hd.scratch[:0], isHead, clientClose, hd.setCookie)
 		}
 		if err == nil || status != 0 || fresh || errors.Is(err, errResponseTimeout) || errors.Is(err, errClientGone) {
 			release(pc, upClose || err != nil)
@@ -551,7 +558,7 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 			bodyErr <- err
 		}()
 	}
-	status, upClose, err := s.relayResponse(lc.c, bw, pc, hd.scratch[:0], isHead, clientClose)
+	status, upClose, err := s.relayResponse(lc.c, bw, pc, hd.scratch[:0], isHead, clientClose, hd.setCookie)
 	// The body's sender reports exactly once; got says whether that report
 	// was taken (a nil report is a body sent in full, not a missing one).
 	var berr error
@@ -662,6 +669,12 @@ const maxResponseHead = 1 << 20
 // anything else is errBadResponse. scratch formats numbers. n is the
 // number of bytes written to dst.
 func readResponseHead(dst *bufio.Writer, src *bufio.Reader, scratch []byte, isHead, clientClose bool) (rh respHead, n int, err error) {
+	return readResponseHeadCookie(dst, src, scratch, isHead, clientClose, "")
+}
+
+// readResponseHeadCookie is readResponseHead adding a Set-Cookie field
+// with the value setCookie unless it is "" (a traffic rule's choice).
+func readResponseHeadCookie(dst *bufio.Writer, src *bufio.Reader, scratch []byte, isHead, clientClose bool, setCookie string) (rh respHead, n int, err error) {
 	var line []byte
 	total := 0
 	readLine := func() ([]byte, error) {
@@ -782,14 +795,20 @@ func readResponseHead(dst *bufio.Writer, src *bufio.Reader, scratch []byte, isHe
 		dst.WriteString("Connection: close\r\n")
 		n += 19
 	}
+	if setCookie != "" {
+		dst.WriteString("Set-Cookie: ")
+		dst.WriteString(setCookie)
+		dst.WriteString("\r\n")
+		n += 14 + len(setCookie)
+	}
 	dst.WriteString("\r\n")
 	n += 2
 	return rh, n, nil
 }
 
 // relayResponse reads the handler's response and writes it to the client.
-func (s *Server) relayResponse(c net.Conn, bw *bufio.Writer, pc *pconn, scratch []byte, isHead, clientClose bool) (status int, upClose bool, err error) {
-	rh, n, err := readResponseHead(bw, pc.br, scratch, isHead, clientClose)
+func (s *Server) relayResponse(c net.Conn, bw *bufio.Writer, pc *pconn, scratch []byte, isHead, clientClose bool, setCookie string) (status int, upClose bool, err error) {
+	rh, n, err := readResponseHeadCookie(bw, pc.br, scratch, isHead, clientClose, setCookie)
 	pc.rd.headBy.Store(0) // the head is in: the body may take its time
 	if err != nil {
 		if bw.Buffered() == n {

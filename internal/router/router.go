@@ -63,8 +63,12 @@ type Slot struct {
 	Log      func(stream, text string) // the slot's log; may be nil
 	Started  time.Time
 	Metrics  Observer // request metrics of this slot's deployment; may be nil
+	// Shares send parts of the requests to this host name to other slots
+	// of the app (production only; see traffic.go). NewTable resolves them.
+	Shares []Share
 
 	proxy   *proxy      // built by NewTable
+	traffic *traffic    // Shares resolved by NewTable; nil without any
 	payload payloadGate // set by Publish; shared by every table routing to Upstream
 }
 
@@ -82,6 +86,13 @@ func NewTable(domain string, slots []*Slot, transport http.RoundTripper) *Table 
 			s.proxy = newProxy(s, transport)
 		}
 		t.slots[label] = s
+	}
+	for _, s := range slots {
+		// Written only when it changes: a slot with no shares may be in
+		// several tables and read meanwhile.
+		if tr := t.resolveTraffic(s); tr != nil || s.traffic != nil {
+			s.traffic = tr
+		}
 	}
 	return t
 }
@@ -278,7 +289,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.admin(w, r, s)
 			return
 		}
-		if !h.serveSlot(w, r, s, false) {
+		target, setCookie := s.routeHTTP(r)
+		if s.traffic != nil {
+			if setCookie != "" {
+				w.Header()["Set-Cookie"] = []string{setCookie}
+			} else {
+				delete(w.Header(), "Set-Cookie")
+			}
+		}
+		// A routed request runs on the target's process set under the keys
+		// of the host name the client called.
+		if !h.serveSlotAs(w, r, target, s.Keys, false) {
 			continue // the slot's process set retired under us: read the new table
 		}
 		return
@@ -289,6 +310,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveSlot serves r on slot s. It returns false, having written nothing,
 // when s's process set is stopping and the caller should look again.
 func (h *Handler) serveSlot(w http.ResponseWriter, r *http.Request, s *Slot, trusted bool) bool {
+	return h.serveSlotAs(w, r, s, s.Keys, trusted)
+}
+
+// serveSlotAs is serveSlot with the keys of the slot the client called,
+// which differs from s when a traffic rule routed the request to s.
+func (h *Handler) serveSlotAs(w http.ResponseWriter, r *http.Request, s *Slot, keys *Keys, trusted bool) bool {
 	if s.Routes == nil {
 		http.Error(w, "no deployment on this slot", http.StatusNotFound)
 		return true
@@ -306,7 +333,7 @@ func (h *Handler) serveSlot(w http.ResponseWriter, r *http.Request, s *Slot, tru
 	}
 	level := LevelAdmin
 	if !trusted {
-		level = s.Keys.Level(fn.Name, RequestKey(r))
+		level = keys.Level(fn.Name, RequestKey(r))
 	}
 	if s.Disabled[fn.Name] && level < LevelAdmin {
 		http.Error(w, "not found", http.StatusNotFound)
