@@ -166,6 +166,7 @@ type slotData struct {
 	Log         []ops.LogLine
 	Others      []string // the app's other slots
 	Functions   []string // function names, for adding a function key
+	Charts      *charts  // the last hour's requests; nil without metrics
 }
 
 type keyRow struct {
@@ -190,7 +191,7 @@ func (p *Portal) renderSlot(w http.ResponseWriter, r *http.Request, status int, 
 		p.fail(w, r, err)
 		return
 	}
-	d := slotData{App: a, Slot: sv}
+	d := slotData{App: a, Slot: sv, Charts: slotCharts(p.cfg.Metrics, app, slot)}
 	for _, s := range a.Slots {
 		if s.Name != slot {
 			d.Others = append(d.Others, s.Name)

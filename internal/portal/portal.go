@@ -55,6 +55,7 @@ type Config struct {
 	Logger          *slog.Logger     // nil discards
 	Version         string           // shown in the footer
 	Now             func() time.Time // nil: time.Now; for session expiry
+	Metrics         Metrics          // nil: no request charts on slot pages
 }
 
 // Portal is the web portal's HTTP handler.
@@ -137,7 +138,7 @@ var pageNames = []string{
 func parsePages() (map[string]*template.Template, error) {
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/charts.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("portal template %s: %w", name, err)
 		}
