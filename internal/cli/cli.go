@@ -94,6 +94,8 @@ type options struct {
 	comment     string // release approve, reject
 	force       bool   // deploy, swap, rollback: go past a release's hold on the slot
 	noWait      bool   // deploy, swap: return once the operation started
+	reason      string // quarantine: why
+	lift        bool   // quarantine: end it
 }
 
 // noWaitFlag registers --no-wait: start the operation and print its ID
@@ -230,6 +232,14 @@ var commands = []*command{
 			fs.StringVar(&o.target, "target", "", "the target slot `name`")
 			fs.BoolVar(&o.disable, "disable", false, "turn auto swap off")
 		}, check: autoSwapCheck, run: autoSwap},
+	{name: "traffic show", args: "APP", summary: "show the share of production's requests each slot gets (testing in production)", min: 1, max: 1, run: trafficShow},
+	{name: "traffic set", args: "APP SLOT=PERCENT...", summary: "send a share of production's requests to other slots (replaces the rules; a client stays on its slot by the x-ms-routing-name cookie)", min: 2, max: -1, run: trafficSet},
+	{name: "traffic clear", args: "APP", summary: "send all of production's requests to production again", min: 1, max: 1, run: trafficClear},
+	{name: "quarantine", args: "APP DEPLOYMENT [--reason TEXT] [--lift]", summary: "refuse a deployment's content (its digest, and its artifact version) to deploy and releases from now on, unless --force; --lift ends it", min: 2, max: 2,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.reason, "reason", "", "why, shown to whoever is refused")
+			fs.BoolVar(&o.lift, "lift", false, "end the quarantine")
+		}, check: quarantineCheck, run: quarantine},
 	{name: "rollback", args: "APP --slot SLOT --to DEPLOYMENT [--force]", summary: "make a slot serve an earlier deployment again", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "slot `name`")
