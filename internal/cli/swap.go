@@ -205,8 +205,9 @@ func rollback(ctx context.Context, x *cmdEnv, args []string) error {
 // deploymentView is a Deployment plus where and when it served.
 type deploymentView struct {
 	hotswap.Deployment
-	ServingSlots []string     `json:"servingSlots"`
-	Served       []servedSpan `json:"served"`
+	ServingSlots []string            `json:"servingSlots"`
+	Served       []servedSpan        `json:"served"`
+	Quarantine   *hotswap.Quarantine `json:"quarantine,omitempty"`
 }
 
 // servedSpan is one stretch of time a deployment served in a slot; To is
@@ -277,6 +278,9 @@ func deploymentsList(ctx context.Context, x *cmdEnv, args []string) error {
 		status := d.StatusText
 		if status == "" {
 			status = d.Status.String()
+		}
+		if d.Quarantine != nil {
+			status += " (quarantined)"
 		}
 		msg, _, _ := strings.Cut(d.Message, "\n")
 		if x.wide {

@@ -87,6 +87,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/deploy", s.auth(deploy, s.progress(s.deploy, s.deployNoWait)))
 	m.HandleFunc("GET /api/v1/apps/{app}/deployments", s.auth(read, s.listDeployments))
 	m.HandleFunc("GET /api/v1/apps/{app}/deployments/{id}", s.auth(read, s.getDeployment))
+	m.HandleFunc("POST /api/v1/apps/{app}/deployments/{id}/quarantine", s.auth(deploy, s.quarantine))
+	m.HandleFunc("DELETE /api/v1/apps/{app}/deployments/{id}/quarantine", s.auth(deploy, s.liftQuarantine))
 
 	m.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/keys", s.auth(deploy, s.listKeys))
 	m.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/keys/master", s.auth(deploy, s.putKey(hotswap.ScopeMaster)))
@@ -511,7 +513,15 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request, _ actor) 
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	q, err := s.ops.DeploymentQuarantine(r.Context(), d.App, d.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		hotswap.Deployment
+		Quarantine *hotswap.Quarantine `json:"quarantine,omitempty"`
+	}{d, q})
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, _ actor) {
