@@ -399,6 +399,9 @@ func (s *Service) publishLocked() {
 			Keys:     router.NewKeys(st.keys),
 			Log:      st.log.add,
 		}
+		if st.slot.Name == hotswap.ProductionSlot {
+			rs.Shares = s.sharesLocked(st.slot.App)
+		}
 		switch {
 		case st.preview != nil:
 			// The source slot's URL serves the source content under the

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/router"
 )
 
 // Traffic routing: a share of the requests to an app's production host name
@@ -156,4 +157,18 @@ func appsOf(slots []hotswap.Slot) []string {
 		}
 	}
 	return apps
+}
+
+// sharesLocked returns app's traffic rules as the router takes them on
+// production's slot; nil without any.
+func (s *Service) sharesLocked(app string) []router.Share {
+	shares := s.traffic[app]
+	if len(shares) == 0 {
+		return nil
+	}
+	out := make([]router.Share, len(shares))
+	for i, x := range shares {
+		out[i] = router.Share{Slot: x.Slot, Percent: x.Percent}
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/pgtest"
+	"github.com/hotswap/hotswap/internal/router"
 )
 
 // TestTraffic: the rules are set, replaced, refused whole when bad, logged,
@@ -34,6 +35,12 @@ func TestTraffic(t *testing.T) {
 	want := []hotswap.TrafficShare{{Slot: "canary", Percent: 5}, {Slot: "staging", Percent: 10}}
 	if got, _ := s.Traffic(ctx, "shop"); !cmp.Equal(got, want) {
 		t.Errorf("Traffic = %v, want %v", got, want)
+	}
+	if got, want := s.cfg.Router.Table().Slot("shop").Shares, []router.Share{{Slot: "canary", Percent: 5}, {Slot: "staging", Percent: 10}}; !cmp.Equal(got, want) {
+		t.Errorf("production's routing slot has shares %v, want %v", got, want)
+	}
+	if got := s.cfg.Router.Table().Slot("shop-staging").Shares; got != nil {
+		t.Errorf("staging's routing slot has shares %v; only production has", got)
 	}
 	acts, err := s.Activity(ctx, "shop", 1)
 	if err != nil || len(acts) != 1 {
@@ -79,6 +86,9 @@ func TestTraffic(t *testing.T) {
 	if got, _ := s.Traffic(ctx, "shop"); len(got) != 0 {
 		t.Errorf("Traffic after clearing = %v", got)
 	}
+	if got := s.cfg.Router.Table().Slot("shop").Shares; got != nil {
+		t.Errorf("production's routing slot has shares %v after clearing", got)
+	}
 	if acts, _ := s.Activity(ctx, "shop", 1); len(acts) != 1 || acts[0].Action != "traffic.clear" || !strings.Contains(acts[0].Detail, "cleared") {
 		t.Errorf("activity of the clear = %+v", acts)
 	}
@@ -91,7 +101,7 @@ func TestClusterTraffic(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	a, _ := openNode(t, dsn, "a")
-	b, _ := openNode(t, dsn, "b")
+	b, rb := openNode(t, dsn, "b")
 	waitFor(t, 5*time.Second, "both nodes live", func() bool {
 		n, err := a.cfg.Cluster.LiveNodes(ctx, a.cfg.Liveness)
 		return err == nil && len(n) == 2
@@ -108,6 +118,9 @@ func TestClusterTraffic(t *testing.T) {
 	}
 	if got, _ := b.Traffic(ctx, "shop"); !cmp.Equal(got, want) {
 		t.Fatalf("after the rule was set through a, node b has %v, want %v", got, want)
+	}
+	if got := rb.Table().Slot("shop").Shares; !cmp.Equal(got, []router.Share{{Slot: "staging", Percent: 10}}) {
+		t.Fatalf("after the rule was set through a, node b routes production with shares %v", got)
 	}
 	if err := b.ClearTraffic(ctx, "t", "shop"); err != nil {
 		t.Fatal(err)
