@@ -115,7 +115,11 @@ func hourSummary(st metrics.Stats) string {
 	if st.Requests == 0 {
 		return "last hour: no requests"
 	}
-	return fmt.Sprintf("last hour: %s requests, %s%% errors, p95 %s", count(st.Requests), pct(100*st.ErrorRate), latency(st.P95))
+	noun := "requests"
+	if st.Requests == 1 {
+		noun = "request"
+	}
+	return fmt.Sprintf("last hour: %s %s, %s%% errors, p95 %s", count(st.Requests), noun, pct(100*st.ErrorRate), latency(st.P95))
 }
 
 // polyline returns the points attribute of values drawn from left to right
