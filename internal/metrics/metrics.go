@@ -3,7 +3,8 @@
 // status class, a fixed-bucket latency histogram, and a ring of per-second
 // buckets covering the last ten minutes. Release gates read the ring through
 // Registry.Window ("error rate and p95 of slot X over the last N minutes"),
-// and Registry.Handler exports the lifetime counters in the Prometheus text
+// the portal's charts read a ring of per-minute buckets through
+// Registry.History (the last hour), and Registry.Handler exports the lifetime counters in the Prometheus text
 // format, building the samples at scrape time.
 package metrics
 
