@@ -17,6 +17,9 @@ type AppView struct {
 	Name      string     `json:"name"`
 	CreatedAt time.Time  `json:"createdAt"`
 	Slots     []SlotView `json:"slots"`
+	// Traffic is the share of production's requests other slots get
+	// (see SetTraffic), by slot name.
+	Traffic []hotswap.TrafficShare `json:"traffic,omitempty"`
 }
 
 // SlotView is a slot as the API shows it.
@@ -129,7 +132,7 @@ func (s *Service) annotateApp(v *AppView) {
 }
 
 func (s *Service) appViewLocked(app hotswap.App) AppView {
-	v := AppView{Name: app.Name, CreatedAt: app.CreatedAt, Slots: []SlotView{}}
+	v := AppView{Name: app.Name, CreatedAt: app.CreatedAt, Slots: []SlotView{}, Traffic: slices.Clone(s.traffic[app.Name])}
 	var prod *slotState
 	var others []*slotState
 	for k, st := range s.slots {

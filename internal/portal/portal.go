@@ -188,6 +188,7 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET /apps/{app}", p.page(read, p.appPage))
 	m.HandleFunc("POST /apps/{app}/delete", p.action(deploy, p.deleteApp))
 	m.HandleFunc("POST /apps/{app}/slots", p.action(deploy, p.createSlot))
+	m.HandleFunc("POST /apps/{app}/traffic", p.action(deploy, p.setTraffic))
 	m.HandleFunc("GET /apps/{app}/slots/{slot}", p.page(read, p.slotPage))
 	m.HandleFunc("POST /apps/{app}/slots/{slot}/delete", p.action(deploy, p.deleteSlot))
 	m.HandleFunc("POST /apps/{app}/slots/{slot}/deploy", p.upload(deploy, p.deploy))
@@ -332,12 +333,8 @@ var funcs = template.FuncMap{
 	"stateClass": stateClass,
 	"join":       strings.Join,
 	"slug":       slug,
-	"traffic": func(slot string) string {
-		if slot == hotswap.ProductionSlot {
-			return "100%"
-		}
-		return "0%"
-	},
+	"traffic":      trafficShare,
+	"trafficValue": trafficValue,
 	"dur":        humanDur,
 	"pathEscape": url.PathEscape,
 	"tab":        func(app, tab string) any { return struct{ App, Tab string }{app, tab} },
