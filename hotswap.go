@@ -224,3 +224,29 @@ func ValidateKeyValue(value string) error {
 	}
 	return nil
 }
+
+// ValidateStoredKey checks the scope, function and name of a key a store
+// is asked to keep, and that it has a value. The value itself is not
+// checked with ValidateKeyValue: generated keys are trusted, and values a
+// user sets are the API's to validate. Both stores use it.
+func ValidateStoredKey(k Key) error {
+	switch k.Scope {
+	case ScopeMaster, ScopeHost:
+		if k.Function != "" {
+			return Errorf(Invalid, "a %s key has no function", k.Scope)
+		}
+	case ScopeFunction:
+		if k.Function == "" {
+			return Errorf(Invalid, "function key %q has no function", k.Name)
+		}
+	default:
+		return Errorf(Invalid, "key scope %q is not master, host or function", k.Scope)
+	}
+	if err := ValidateKeyName(k.Name); err != nil {
+		return err
+	}
+	if k.Value == "" {
+		return Errorf(Invalid, "key %q has no value", k.Name)
+	}
+	return nil
+}

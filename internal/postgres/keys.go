@@ -7,36 +7,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// validateKeys checks the scope, function and name of each key. Values are
-// not checked with hotswap.ValidateKeyValue: generated keys are trusted, and
-// user-set values are the API's to validate.
+// validateKeys checks each key with hotswap.ValidateStoredKey.
 func validateKeys(keys []hotswap.Key) error {
 	for _, k := range keys {
-		if err := validateKey(k); err != nil {
+		if err := hotswap.ValidateStoredKey(k); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func validateKey(k hotswap.Key) error {
-	switch k.Scope {
-	case hotswap.ScopeMaster, hotswap.ScopeHost:
-		if k.Function != "" {
-			return hotswap.Errorf(hotswap.Invalid, "a %s key has no function", k.Scope)
-		}
-	case hotswap.ScopeFunction:
-		if k.Function == "" {
-			return hotswap.Errorf(hotswap.Invalid, "function key %q has no function", k.Name)
-		}
-	default:
-		return hotswap.Errorf(hotswap.Invalid, "key scope %q is not master, host or function", k.Scope)
-	}
-	if err := hotswap.ValidateKeyName(k.Name); err != nil {
-		return err
-	}
-	if k.Value == "" {
-		return hotswap.Errorf(hotswap.Invalid, "key %q has no value", k.Name)
 	}
 	return nil
 }
@@ -71,7 +47,7 @@ func (db *DB) ListKeys(ctx context.Context, app, slot string) ([]hotswap.Key, er
 // scope, function and name. It returns Invalid for a bad key and NotFound if
 // the slot does not exist.
 func (db *DB) PutKey(ctx context.Context, app, slot string, k hotswap.Key) error {
-	if err := validateKey(k); err != nil {
+	if err := hotswap.ValidateStoredKey(k); err != nil {
 		return err
 	}
 	err := db.update(ctx, func(tx pgx.Tx) error {
