@@ -341,6 +341,11 @@ type Rollout struct {
 	TargetDeployment string `json:"targetDeployment,omitempty"`
 	Actor            string `json:"actor"`
 	Release          string `json:"release,omitempty"` // the release whose stage started it
+	// Runner names the engine (one server process) that started the
+	// current step's time; another engine taking the rollout over starts
+	// the step again, since the step's metrics so far are not in its
+	// memory. "" until an engine takes the new rollout up.
+	Runner string `json:"runner,omitempty"`
 	// Reason says why a rollout failed or was aborted: for a failed
 	// analysis, which figure, its value and the limit.
 	Reason  string       `json:"reason,omitempty"`
@@ -379,4 +384,19 @@ func ParseRolloutCommand(s string) (RolloutCommand, error) {
 		return c, nil
 	}
 	return "", Errorf(Invalid, "rollout command %q: use pause, resume, promote or abort", s)
+}
+
+// Validate checks an analysis given as data (the API's JSON, a stored
+// pipeline) as ParseAnalysis checks its text.
+func (a Analysis) Validate() error {
+	if math.IsNaN(a.MaxErrorRate) || a.MaxErrorRate < 0 || a.MaxErrorRate > 1 {
+		return Errorf(Invalid, "analysis: maxErrorRate %v is not a fraction from 0 to 1 (1%% is 0.01)", a.MaxErrorRate)
+	}
+	if d := time.Duration(a.MaxP95); d < 0 || d > time.Minute {
+		return Errorf(Invalid, "analysis: maxP95 %v is not a duration from 1ms to 1m", d)
+	}
+	if a.MinRequests < 0 || a.MinRequests > 1e9 {
+		return Errorf(Invalid, "analysis: minRequests %d is not from 0 to 1000000000", a.MinRequests)
+	}
+	return nil
 }

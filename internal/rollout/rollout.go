@@ -1,0 +1,500 @@
+// Package rollout runs progressive swaps: a slot gets a growing share of
+// production's requests, step by step, while its error rate and latency are
+// read against production's at the same time; passing the last step swaps
+// it into production as a plain swap does, failing one takes the share away
+// and quarantines the deployment.
+//
+// A rollout's state lives in the store (hotswap.Rollout), written by
+// compare-and-set. The engine's loop moves each rollout on; the API's
+// commands (pause, resume, promote, abort) change the stored state and the
+// loop acts on it. Every move is written before its effect and every effect
+// can be repeated (the share is set to what the state says, a swap looks
+// first whether it happened), so a process that dies between the two
+// finishes the move when it, or another node, runs the loop again. The
+// metrics of a step live in memory: after a restart the step's time starts
+// again, with its share still set.
+package rollout
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/metrics"
+	"github.com/hotswap/hotswap/internal/ops"
+)
+
+// Store keeps rollouts.
+type Store interface {
+	// CreateRollout stores a new rollout with Version 1: Conflict if the
+	// app has one that has not ended.
+	CreateRollout(ctx context.Context, r hotswap.Rollout) (hotswap.Rollout, error)
+	// UpdateRollout writes r if the stored version is r.Version, and
+	// returns it with the next version; Conflict otherwise.
+	UpdateRollout(ctx context.Context, r hotswap.Rollout) (hotswap.Rollout, error)
+	Rollout(ctx context.Context, id string) (hotswap.Rollout, error)
+	ActiveRollouts(ctx context.Context) ([]hotswap.Rollout, error)
+	Rollouts(ctx context.Context, app string, limit int) ([]hotswap.Rollout, error)
+}
+
+// Ops is what a rollout changes: the traffic rules, the swap, quarantine.
+// *ops.Service implements it.
+type Ops interface {
+	Traffic(ctx context.Context, app string) ([]hotswap.TrafficShare, error)
+	SetTraffic(ctx context.Context, actor, app string, shares []hotswap.TrafficShare) error
+	SlotDeployment(ctx context.Context, app, slot string) (string, error)
+	Swap(ctx context.Context, req ops.SwapRequest) (ops.SwapResult, error)
+	QuarantineDeployment(ctx context.Context, actor, app, id, reason string) (hotswap.Quarantine, error)
+}
+
+// Metrics gives a slot's request metrics over the last d (at most
+// metrics.MaxWindow). *metrics.Registry implements it.
+type Metrics interface {
+	Window(app, slot string, d time.Duration) metrics.Stats
+}
+
+// Config configures an Engine.
+type Config struct {
+	Store   Store
+	Ops     Ops
+	Metrics Metrics
+	// Now is the engine's clock; nil is time.Now. Tests inject one, with
+	// the metrics registry on the same clock.
+	Now func() time.Time
+	// Tick is how often the loop looks at the rollouts; zero is 1s.
+	// Negative runs no loop: tests call Tick themselves.
+	Tick time.Duration
+	// Leader tells whether this node runs the rollouts of a cluster; nil
+	// is always.
+	Leader func() bool
+	Logger *slog.Logger
+}
+
+// Engine runs rollouts.
+type Engine struct {
+	cfg    Config
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	wake   chan struct{}
+
+	// id names this engine in the rollouts it runs (Rollout.Runner).
+	id string
+
+	mu sync.Mutex
+	// busy: rollouts a goroutine is moving on.
+	busy map[string]bool
+}
+
+// Open starts an engine. It runs rollouts from its first tick on, picking
+// up those an earlier process left.
+func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Store == nil || cfg.Ops == nil || cfg.Metrics == nil {
+		return nil, errors.New("rollout: Store, Ops and Metrics are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Tick == 0 {
+		cfg.Tick = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), busy: map[string]bool{}, id: newID()}
+	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if cfg.Tick > 0 {
+		e.wg.Add(1)
+		go e.loop()
+	}
+	return e, nil
+}
+
+// Close stops the engine and waits for the moves under way. Rollouts stay
+// where they are, to go on when a server opens an engine again.
+func (e *Engine) Close() error {
+	e.cancel()
+	e.wg.Wait()
+	return nil
+}
+
+// Wake makes the loop look at the rollouts now.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) now() time.Time { return e.cfg.Now().UTC() }
+
+func (e *Engine) loop() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.cfg.Tick)
+	defer t.Stop()
+	for {
+		e.tick(e.ctx, false)
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		case <-e.wake:
+		}
+	}
+}
+
+// Tick moves every rollout on once and waits for it: the loop's work, for
+// tests driving the clock.
+func (e *Engine) Tick(ctx context.Context) { e.tick(ctx, true) }
+
+func (e *Engine) tick(ctx context.Context, wait bool) {
+	if e.cfg.Leader != nil && !e.cfg.Leader() {
+		return
+	}
+	rs, err := e.cfg.Store.ActiveRollouts(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("list rollouts", "err", err)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		e.mu.Lock()
+		if e.busy[r.ID] {
+			e.mu.Unlock()
+			continue
+		}
+		e.busy[r.ID] = true
+		e.mu.Unlock()
+		wg.Add(1)
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			defer wg.Done()
+			defer func() {
+				e.mu.Lock()
+				delete(e.busy, r.ID)
+				e.mu.Unlock()
+			}()
+			e.advance(ctx, r)
+		}()
+	}
+	if wait {
+		wg.Wait()
+	}
+}
+
+// advance moves one rollout on as far as it can go now.
+func (e *Engine) advance(ctx context.Context, r hotswap.Rollout) {
+	for range 4 { // a rollout may pass a step and begin its swap in one go
+		next, more, err := e.move(ctx, r)
+		if err != nil {
+			if hotswap.ErrorKind(err) == hotswap.Conflict {
+				return // a command changed it meanwhile: the next tick reads it
+			}
+			if ctx.Err() == nil {
+				e.log.Warn("rollout", "id", r.ID, "app", r.App, "state", r.State, "err", err)
+			}
+			return
+		}
+		if !more {
+			return
+		}
+		r = next
+	}
+}
+
+// move makes one move of r: it returns the rollout as stored after the
+// move, and whether another move may follow at once.
+func (e *Engine) move(ctx context.Context, r hotswap.Rollout) (hotswap.Rollout, bool, error) {
+	now := e.now()
+	switch r.State {
+	case hotswap.RolloutRunning, hotswap.RolloutPaused:
+		if why, err := e.drift(ctx, r); err != nil {
+			return r, false, err
+		} else if why != "" {
+			r.State, r.Reason = hotswap.RolloutAborting, why
+			r, err = e.save(ctx, r, now)
+			return r, err == nil, err
+		}
+		if err := e.setShare(ctx, r, r.Share()); err != nil {
+			return r, false, err
+		}
+		if r.Runner != e.id {
+			// This engine takes the rollout up: new, or left by another
+			// process, whose metrics of the step so far are not here. The
+			// step's time starts (again) now.
+			if r.Runner != "" && r.State == hotswap.RolloutRunning {
+				r.Results = append(r.Results, hotswap.StepResult{Step: r.Step, Percent: r.Share(), At: now, Verdict: "restarted",
+					Detail: "the step starts again: the server running it restarted or another node took over, and its metrics start afresh"})
+			}
+			r.Runner, r.StepStarted = e.id, now
+			r, err := e.save(ctx, r, now)
+			return r, err == nil, err
+		}
+		if r.State == hotswap.RolloutPaused {
+			return r, false, nil
+		}
+		return e.analyse(ctx, r, now)
+	case hotswap.RolloutSwapping:
+		return e.swap(ctx, r, now)
+	case hotswap.RolloutRollingBack:
+		if err := e.setShare(ctx, r, 0); err != nil {
+			return r, false, err
+		}
+		if r.Deployment != "" {
+			if _, err := e.cfg.Ops.QuarantineDeployment(ctx, r.Actor, r.App, r.Deployment, "progressive swap "+r.ID+" failed: "+r.Reason); err != nil && hotswap.ErrorKind(err) != hotswap.NotFound {
+				e.log.Warn("quarantine after a failed analysis", "app", r.App, "deployment", r.Deployment, "err", err)
+			}
+		}
+		r.State = hotswap.RolloutFailed
+		r, err := e.save(ctx, r, now)
+		return r, false, err
+	case hotswap.RolloutAborting:
+		if err := e.setShare(ctx, r, 0); err != nil {
+			return r, false, err
+		}
+		r.State = hotswap.RolloutAborted
+		r, err := e.save(ctx, r, now)
+		return r, false, err
+	}
+	return r, false, nil
+}
+
+// drift says why a running rollout cannot go on: its slots changed under
+// it. "" when they did not.
+func (e *Engine) drift(ctx context.Context, r hotswap.Rollout) (string, error) {
+	src, err := e.cfg.Ops.SlotDeployment(ctx, r.App, r.Slot)
+	if hotswap.ErrorKind(err) == hotswap.NotFound {
+		return fmt.Sprintf("slot %s/%s was deleted", r.App, r.Slot), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if src != r.Deployment {
+		return fmt.Sprintf("%s/%s now serves %s, not %s which this progressive swap was moving into %s", r.App, r.Slot, orNone(src), r.Deployment, r.Target), nil
+	}
+	tgt, err := e.cfg.Ops.SlotDeployment(ctx, r.App, r.Target)
+	if hotswap.ErrorKind(err) == hotswap.NotFound {
+		return fmt.Sprintf("slot %s/%s was deleted", r.App, r.Target), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if tgt != r.TargetDeployment {
+		return fmt.Sprintf("%s/%s now serves %s, not %s as when this progressive swap began", r.App, r.Target, orNone(tgt), orNone(r.TargetDeployment)), nil
+	}
+	return "", nil
+}
+
+// setShare sets the share of production's traffic r's slot has (0: none,
+// no rule, so that no routing cookie keeps a client on it), keeping the
+// other slots' shares. It writes only when the share differs.
+func (e *Engine) setShare(ctx context.Context, r hotswap.Rollout, percent float64) error {
+	shares, err := e.cfg.Ops.Traffic(ctx, r.App)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(shares, func(s hotswap.TrafficShare) bool { return s.Slot == r.Slot })
+	switch {
+	case percent == 0 && i < 0, i >= 0 && percent > 0 && shares[i].Percent == percent:
+		return nil
+	case percent == 0:
+		shares = slices.Delete(shares, i, i+1)
+	case i < 0:
+		shares = append(shares, hotswap.TrafficShare{Slot: r.Slot, Percent: percent})
+	default:
+		shares[i].Percent = percent
+	}
+	// Other slots' shares come first: the rollout's slot gets what they
+	// leave, at most its step's share.
+	var others float64
+	for _, s := range shares {
+		if s.Slot != r.Slot {
+			others += s.Percent
+		}
+	}
+	if i := slices.IndexFunc(shares, func(s hotswap.TrafficShare) bool { return s.Slot == r.Slot }); i >= 0 && others+shares[i].Percent > 100 {
+		shares[i].Percent = max(0, 100-others)
+	}
+	return e.cfg.Ops.SetTraffic(ctx, r.Actor, r.App, shares)
+}
+
+// analyse reads the running step's metrics: a failure ends the rollout at
+// once (before the step's time is up: the fewer requests a bad build gets,
+// the better); the step's end passes it, or holds it while production
+// fails as well or too few requests came.
+func (e *Engine) analyse(ctx context.Context, r hotswap.Rollout, now time.Time) (hotswap.Rollout, bool, error) {
+	step := r.Strategy.Steps[r.Step]
+	elapsed := now.Sub(r.StepStarted)
+	ended := elapsed >= time.Duration(step.Duration)
+	res := hotswap.StepResult{Step: r.Step, Percent: step.Percent, At: now}
+	verdict := "passed"
+	if !r.Analysis.IsZero() {
+		w := min(max(elapsed, time.Second), metrics.MaxWindow)
+		s := e.cfg.Metrics.Window(r.App, r.Slot, w)
+		p := e.cfg.Metrics.Window(r.App, r.Target, w)
+		res.Requests, res.Errors, res.P95 = s.Requests, s.Errors, hotswap.Duration(s.P95)
+		res.Base, res.BaseErrs, res.BaseP95 = p.Requests, p.Errors, hotswap.Duration(p.P95)
+		verdict, res.Detail = judge(r, s, p)
+	}
+	switch {
+	case verdict == "failed":
+		res.Verdict = verdict
+		r.Results = append(r.Results, res)
+		r.State = hotswap.RolloutRollingBack
+		r.Reason = fmt.Sprintf("step %d (%s%%): %s", r.Step+1, hotswap.FormatPercent(step.Percent), res.Detail)
+		r, err := e.save(ctx, r, now)
+		return r, err == nil, err
+	case !ended:
+		return r, false, nil
+	case verdict == "held":
+		// Say why once, not at every tick.
+		if n := len(r.Results); n > 0 && r.Results[n-1].Step == r.Step && r.Results[n-1].Verdict == "held" && r.Results[n-1].Detail == res.Detail {
+			return r, false, nil
+		}
+		res.Verdict = verdict
+		r.Results = append(r.Results, res)
+		r, err := e.save(ctx, r, now)
+		return r, false, err
+	}
+	res.Verdict = "passed"
+	if res.Detail == "" {
+		res.Detail = "no analysis: passed on time"
+	}
+	r.Results = append(r.Results, res)
+	r.Step++
+	r.StepStarted = now
+	if r.Step >= len(r.Strategy.Steps) {
+		r.State = hotswap.RolloutSwapping
+	}
+	r, err := e.save(ctx, r, now)
+	if err != nil {
+		return r, false, err
+	}
+	if r.State == hotswap.RolloutRunning {
+		// The next step's share, now rather than at the next tick.
+		return r, false, e.setShare(ctx, r, r.Share())
+	}
+	return r, true, nil
+}
+
+// judge reads a step's figures: the slot's (s) against the limits, and
+// production's over the same time (p), so that a limit both break is a
+// general outage, not the new build's fault. It returns "failed", "held"
+// (not enough requests, or production breaks the limit too) or "passed",
+// and says why.
+func judge(r hotswap.Rollout, s, p metrics.Stats) (verdict, detail string) {
+	a := r.Analysis
+	min := max(a.MinRequests, 1)
+	if s.Requests < min {
+		return "held", fmt.Sprintf("%d of the %d requests the analysis needs", s.Requests, min)
+	}
+	figures := fmt.Sprintf("%s: error rate %s (%d of %d), p95 %s; %s: error rate %s, p95 %s", r.Slot, rate(s.ErrorRate), s.Errors, s.Requests, p95(s.P95), r.Target, rate(p.ErrorRate), p95(p.P95))
+	if p.Requests == 0 {
+		figures = fmt.Sprintf("%s: error rate %s (%d of %d), p95 %s; %s: no requests", r.Slot, rate(s.ErrorRate), s.Errors, s.Requests, p95(s.P95), r.Target)
+	}
+	if a.MaxErrorRate > 0 && s.ErrorRate > a.MaxErrorRate {
+		if p.Requests > 0 && p.ErrorRate > a.MaxErrorRate {
+			return "held", fmt.Sprintf("error rate %s over maxErrorRate %s, but %s's is %s as well: holding the step, not blaming the new build (%s)", rate(s.ErrorRate), rate(a.MaxErrorRate), r.Target, rate(p.ErrorRate), figures)
+		}
+		return "failed", fmt.Sprintf("error rate %s over maxErrorRate %s (%s)", rate(s.ErrorRate), rate(a.MaxErrorRate), figures)
+	}
+	if limit := time.Duration(a.MaxP95); limit > 0 && s.P95 > limit {
+		if p.Requests > 0 && p.P95 > limit {
+			return "held", fmt.Sprintf("p95 %s over maxP95 %s, but %s's is %s as well: holding the step, not blaming the new build (%s)", p95(s.P95), limit, r.Target, p95(p.P95), figures)
+		}
+		return "failed", fmt.Sprintf("p95 %s over maxP95 %s (%s)", p95(s.P95), limit, figures)
+	}
+	return "passed", figures
+}
+
+func rate(f float64) string { return hotswap.FormatPercent(f*100) + "%" }
+
+func p95(d time.Duration) string {
+	if d == metrics.Unbounded {
+		return "over 60s"
+	}
+	if d == 0 {
+		return "-"
+	}
+	return d.String()
+}
+
+// swap ends a rollout whose steps passed (or that was promoted): the share
+// goes, then the slot is swapped into the target. After a restart it looks
+// first whether the swap happened.
+func (e *Engine) swap(ctx context.Context, r hotswap.Rollout, now time.Time) (hotswap.Rollout, bool, error) {
+	if err := e.setShare(ctx, r, 0); err != nil {
+		return r, false, err
+	}
+	src, err := e.cfg.Ops.SlotDeployment(ctx, r.App, r.Slot)
+	if err != nil && hotswap.ErrorKind(err) != hotswap.NotFound {
+		return r, false, err
+	}
+	tgt, err := e.cfg.Ops.SlotDeployment(ctx, r.App, r.Target)
+	if err != nil && hotswap.ErrorKind(err) != hotswap.NotFound {
+		return r, false, err
+	}
+	switch {
+	case tgt == r.Deployment && src != r.Deployment:
+		// Swapped already, before a restart.
+	case src != r.Deployment || tgt != r.TargetDeployment:
+		r.State = hotswap.RolloutFailed
+		r.Reason = fmt.Sprintf("not swapped: %s/%s serves %s and %s serves %s, not %s and %s as when this progressive swap began", r.App, r.Slot, orNone(src), r.Target, orNone(tgt), r.Deployment, orNone(r.TargetDeployment))
+		r, err := e.save(ctx, r, now)
+		return r, false, err
+	default:
+		_, err := e.cfg.Ops.Swap(ctx, ops.SwapRequest{App: r.App, Source: r.Slot, Target: r.Target, Actor: r.Actor, Release: r.Release})
+		if err != nil {
+			if k := hotswap.ErrorKind(err); k == hotswap.Conflict || k == hotswap.Unavailable {
+				return r, false, nil // an operation on the app is running, or the store is away: next tick
+			}
+			r.State = hotswap.RolloutFailed
+			r.Reason = "the swap failed: " + err.Error()
+			r, serr := e.save(ctx, r, now)
+			if serr != nil {
+				return r, false, serr
+			}
+			return r, false, nil
+		}
+	}
+	r.State = hotswap.RolloutSucceeded
+	r, err = e.save(ctx, r, now)
+	return r, false, err
+}
+
+// save writes r as read (compare-and-set on its version).
+func (e *Engine) save(ctx context.Context, r hotswap.Rollout, now time.Time) (hotswap.Rollout, error) {
+	r.Updated = now
+	out, err := e.cfg.Store.UpdateRollout(ctx, r)
+	if err != nil {
+		return r, err
+	}
+	if out.State.Done() {
+		e.log.Info("rollout ended", "id", out.ID, "app", out.App, "slot", out.Slot, "state", out.State, "reason", out.Reason)
+	}
+	return out, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
