@@ -17,6 +17,10 @@
 //   - three nodes sharing a PostgreSQL store (issue 11; pgtest starts one, or
 //     HOTSWAP_TEST_POSTGRES names it): swap call to every node serving the
 //     new deployment, and one node's throughput against the SQLite server.
+//   - traffic routing (issue 13): throughput on production's host name with a
+//     10% rule to staging against no rule, and the forwarding path's cost
+//     per request with no rule, the rule and the routing cookie (go test
+//     -bench BenchmarkTrafficForward in internal/router; allocs/op must be 0).
 //
 // Usage:
 //

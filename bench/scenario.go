@@ -89,6 +89,7 @@ func scenarios(e *env) []scenario {
 		{"Footprint", footprint},
 		{"Queue trigger: throughput and enqueue to invocation", queueTrigger},
 		{"Several nodes on PostgreSQL", severalNodes},
+		{"Traffic routing: a 10% rule against no rule", routing},
 	}
 }
 
