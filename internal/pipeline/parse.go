@@ -802,7 +802,7 @@ func (p *parser) deploy(n *yaml.Node, path string) *Target {
 }
 
 func (p *parser) swap(n *yaml.Node, path string) *Swap {
-	f, ok := p.mapping(n, path, "app", "slot", "target", "preview")
+	f, ok := p.mapping(n, path, "app", "slot", "target", "preview", "strategy", "step", "analysis")
 	if !ok {
 		return nil
 	}
@@ -816,6 +816,7 @@ func (p *parser) swap(n *yaml.Node, path string) *Swap {
 	if n, path := f.get("preview"); n != nil {
 		sw.Preview, _ = p.boolean(n, path)
 	}
+	p.progressive(f, sw) // strategy, step, analysis: strategy.go
 	if t.Slot != "" && sw.Target == t.Slot {
 		at, atPath := targetNode, targetPath
 		if at == nil {

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hotswap/hotswap"
 )
 
 // Queue policies of a stage.
@@ -91,6 +93,14 @@ type Swap struct {
 	App, Slot string
 	Target    string // default production
 	Preview   bool   // swap with preview: apply Target's settings to Slot first
+	// Strategy makes the swap progressive: Target's traffic moves to Slot
+	// step by step before the swap, as "hotswap swap --strategy" does. A
+	// zero Name is a plain swap; "AllAtOnce" (no steps) is one too. Never
+	// set together with Preview.
+	Strategy hotswap.Strategy
+	// Analysis is what each step must show for the next to come; zero
+	// checks nothing. Only set with a Strategy that has steps.
+	Analysis hotswap.Analysis
 }
 
 // Probe is an HTTP GET request against an app's slot.
