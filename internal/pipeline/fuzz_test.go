@@ -18,6 +18,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("stages: [{name: a, after: [b]}, {name: b, after: [a]}]\n"))
 	f.Add([]byte("trigger: {branches: [!x, \"[\"]}\n---\nx: 1\n"))
 	f.Add([]byte("name: p\nstages:\n  - gates: [{http: {}, metric: {maxErrorRate: .inf}}]\n"))
+	f.Add([]byte("name: p\nartifact: {feed: f}\nstages:\n  - name: s\n    swap: {app: orders, slot: staging, strategy: \"canary:10,25,50\", step: 2m,\n      analysis: {maxErrorRate: 1%, maxP95: 300ms, minRequests: 200}}\n"))
+	f.Add([]byte("name: p\nartifact: {feed: f}\nstages:\n  - name: s\n    swap: {app: orders, slot: staging, strategy: Linear10PercentEvery1Minute, analysis: \"maxErrorRate=1%,maxP95=300ms\"}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data, testPlatform)
 		if (p == nil) == (err == nil) {
@@ -37,6 +39,22 @@ func FuzzParse(f *testing.F) {
 		for _, s := range p.Stages {
 			if s.Deploy == nil && s.Swap == nil {
 				t.Fatalf("stage %s has no action", s.Name)
+			}
+			if sw := s.Swap; sw != nil {
+				// A progressive swap is one the engine can start: steps it
+				// can take, no preview, and an analysis only with steps.
+				if err := sw.Strategy.Validate(); err != nil {
+					t.Fatalf("stage %s: %v", s.Name, err)
+				}
+				if sw.Strategy.Name == "" && len(sw.Strategy.Steps) > 0 {
+					t.Fatalf("stage %s: strategy with steps and no name: %+v", s.Name, sw.Strategy)
+				}
+				if sw.Strategy.Name != "" && sw.Preview {
+					t.Fatalf("stage %s: strategy %s with preview", s.Name, sw.Strategy.Name)
+				}
+				if !sw.Analysis.IsZero() && len(sw.Strategy.Steps) == 0 {
+					t.Fatalf("stage %s: analysis %v without steps", s.Name, sw.Analysis)
+				}
 			}
 			for _, g := range s.Gates {
 				if (g.HTTP == nil) == (g.Metric == nil) || g.Every <= 0 || g.Timeout <= 0 {
