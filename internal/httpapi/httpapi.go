@@ -21,6 +21,7 @@ import (
 	"github.com/hotswap/hotswap/internal/apierr"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
+	"github.com/hotswap/hotswap/internal/rollout"
 )
 
 // Config configures a Server.
@@ -33,6 +34,9 @@ type Config struct {
 	Store      Store           // users; nil: only the admin token works
 	Releases   *release.Engine // nil: no release endpoints
 	Metrics    http.Handler    // /metrics; nil: none
+	// Rollouts runs progressive swaps; nil: their endpoints, and a swap
+	// with a strategy, answer 503.
+	Rollouts *rollout.Engine
 
 	// RotateAdminToken makes, stores and returns a new admin token, and
 	// tells every other holder of the old one (the portal); the Server
@@ -114,6 +118,7 @@ func (s *Server) routes() {
 	s.releaseRoutes()
 	s.nodeRoutes()
 	s.trafficRoutes()
+	s.rolloutRoutes()
 	if s.cfg.Metrics != nil {
 		m.Handle("GET /metrics", s.cfg.Metrics)
 	}
@@ -406,9 +411,14 @@ func (s *Server) swap(w http.ResponseWriter, r *http.Request, who actor) {
 		Slot    string `json:"slot"`
 		Target  string `json:"target"`
 		Preview bool   `json:"preview"`
+		rolloutSpec
 	}
 	if err := decode(r, &in); err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if in.rolloutSpec.given() {
+		s.swapRollout(w, r, who, in.Slot, in.Target, in.Preview, in.rolloutSpec)
 		return
 	}
 	forced, err := force(r)

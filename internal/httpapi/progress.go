@@ -397,9 +397,15 @@ func (s *Server) swapNoWait(w http.ResponseWriter, r *http.Request, who actor) {
 		Slot    string `json:"slot"`
 		Target  string `json:"target"`
 		Preview bool   `json:"preview"`
+		rolloutSpec
 	}
 	if err := decode(r, &in); err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if in.rolloutSpec.given() {
+		// A progressive swap answers at once anyway.
+		s.swapRollout(w, r, who, in.Slot, in.Target, in.Preview, in.rolloutSpec)
 		return
 	}
 	forced, err := force(r)
