@@ -108,6 +108,12 @@ type Store interface {
 
 	SetTraffic(ctx context.Context, app string, shares []hotswap.TrafficShare) error
 	Traffic(ctx context.Context, app string) ([]hotswap.TrafficShare, error)
+
+	CreateRollout(ctx context.Context, r hotswap.Rollout) (hotswap.Rollout, error)
+	UpdateRollout(ctx context.Context, r hotswap.Rollout) (hotswap.Rollout, error)
+	Rollout(ctx context.Context, id string) (hotswap.Rollout, error)
+	ActiveRollouts(ctx context.Context) ([]hotswap.Rollout, error)
+	Rollouts(ctx context.Context, app string, limit int) ([]hotswap.Rollout, error)
 }
 
 // Open opens a new, empty store for one test, sets its Now to now, and
@@ -213,4 +219,7 @@ var tests = []test{
 	{"BadText", testBadText},
 	{"Quarantine", testQuarantine},
 	{"Traffic", testTraffic},
+	{"Rollouts", testRollouts},
+	{"RolloutsDefaultLimit", testRolloutsDefaultLimit},
+	{"RolloutsConcurrent", testRolloutsConcurrent},
 }
