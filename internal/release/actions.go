@@ -458,7 +458,7 @@ func (e *Engine) redeploy(ctx context.Context, actor Actor, idOrName, stage stri
 		now := e.now()
 		for _, name := range downstream(def, stage) {
 			s := r.stage(name)
-			s.State, s.Detail, s.Step, s.DeploymentID, s.Swapped = StagePending, "", "", "", false
+			s.State, s.Detail, s.Step, s.DeploymentID, s.Swapped, s.RolloutID = StagePending, "", "", "", false, ""
 			s.Gates, s.ApprovalRequestedAt, s.GatesStartedAt = []GateRun{}, time.Time{}, time.Time{}
 			s.Attempt++
 		}

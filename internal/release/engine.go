@@ -13,8 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/pipeline"
+	"github.com/hotswap/hotswap/internal/rollout"
 )
 
 // Stats is a slot's request metrics over a window, for metric gates.
@@ -28,14 +30,24 @@ type Metrics interface {
 	Window(app, slot string, d time.Duration) Stats
 }
 
+// Rollouts starts and follows progressive swaps; *rollout.Engine is one.
+type Rollouts interface {
+	Start(ctx context.Context, req rollout.StartRequest) (hotswap.Rollout, error)
+	Active(ctx context.Context, app string) (hotswap.Rollout, bool, error)
+	Watch(ctx context.Context, id string, f func(hotswap.Rollout)) (hotswap.Rollout, error)
+}
+
 // Config configures an Engine.
 type Config struct {
 	Store   Store
 	Ops     *ops.Service
-	Metrics Metrics          // nil: metric gates fail
-	Now     func() time.Time // nil: time.Now
-	Tick    time.Duration    // how often waiting stages are looked at; zero = 1s
-	Logger  *slog.Logger
+	Metrics Metrics // nil: metric gates fail
+	// Rollouts runs the progressive swaps of stages whose swap has a
+	// strategy; nil refuses them.
+	Rollouts Rollouts
+	Now      func() time.Time // nil: time.Now
+	Tick     time.Duration    // how often waiting stages are looked at; zero = 1s
+	Logger   *slog.Logger
 	// Webhook delivery; nil uses a client with a 5s timeout.
 	Notifier *Notifier
 

@@ -76,7 +76,9 @@ type StageRun struct {
 	Step                string     `json:"step,omitempty"` // the action under way: deploy, swap, checks
 	DeploymentID        string     `json:"deploymentId,omitempty"`
 	Swapped             bool       `json:"swapped,omitempty"`
-	Log                 []LogLine  `json:"log"`
+	// RolloutID is the progressive swap this attempt's swap started.
+	RolloutID string    `json:"rolloutId,omitempty"`
+	Log       []LogLine `json:"log"`
 }
 
 // Approval is one approver's decision on a stage attempt.

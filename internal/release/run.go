@@ -10,6 +10,7 @@ import (
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/pipeline"
+	"github.com/hotswap/hotswap/internal/rollout"
 )
 
 // run carries out a running stage's actions, resuming at its recorded step:
@@ -90,6 +91,7 @@ type stepState struct {
 	digest   string
 	deployed string
 	swapped  bool
+	rollout  string // the progressive swap this attempt started
 	// resumed: an earlier run started this step and did not record its
 	// end (a restart, or the lead moved while it ran).
 	resumed bool
@@ -109,7 +111,7 @@ func (e *Engine) snapshot(id, stage string, attempt int) (stepState, error) {
 	return stepState{
 		rel: r, def: e.defs[id].Stage(stage), st: st,
 		marker: fmt.Sprintf("release %s stage %s attempt %d", r.Name, stage, attempt),
-		digest: r.Digest, deployed: st.DeploymentID, swapped: st.Swapped,
+		digest: r.Digest, deployed: st.DeploymentID, swapped: st.Swapped, rollout: st.RolloutID,
 		resumed: st.Step == "deploy" || st.Step == "swap",
 	}, nil
 }
@@ -254,6 +256,9 @@ func (e *Engine) swap(ctx context.Context, s stepState, actor string) error {
 	if want != "" && src != want {
 		return hotswap.Errorf(hotswap.FailedPrecondition, "%s/%s serves %s, not %s which this release deployed; refusing to swap something else into %s", sw.App, sw.Slot, orDash(src), want, sw.Target)
 	}
+	if len(sw.Strategy.Steps) > 0 {
+		return e.progressiveSwap(ctx, s, actor)
+	}
 	e.record(s.rel.ID, func(r *Release, now time.Time) {
 		st := r.stage(s.st.Name)
 		if st.Step != "swap" || !s.resumed {
@@ -281,6 +286,59 @@ func (e *Engine) swap(ctx context.Context, s stepState, actor string) error {
 	}
 	_, err = e.ops.CompleteSwap(ctx, actor, sw.App, ops.HoldOptions{Release: s.rel.ID})
 	return err
+}
+
+// progressiveSwap swaps the release's deployment on step by step (see
+// internal/rollout), logging each step's figures in the stage, and fails
+// the stage with the analysis' reason when a step fails: the rollout has
+// then taken the share away and quarantined the deployment. A resumed step
+// follows the rollout it started before.
+func (e *Engine) progressiveSwap(ctx context.Context, s stepState, actor string) error {
+	sw := s.def.Swap
+	if e.cfg.Rollouts == nil {
+		return hotswap.Errorf(hotswap.FailedPrecondition, "stage %s swaps with strategy %s, but this server runs no progressive swaps", s.st.Name, sw.Strategy.Name)
+	}
+	id := s.rollout
+	if id == "" {
+		ro, err := e.cfg.Rollouts.Start(ctx, rollout.StartRequest{App: sw.App, Slot: sw.Slot, Target: sw.Target, Actor: actor, Release: s.rel.ID, Strategy: sw.Strategy, Analysis: sw.Analysis})
+		if hotswap.ErrorKind(err) == hotswap.Conflict {
+			// Started before a restart, which came before it was
+			// recorded here?
+			if a, ok, aerr := e.cfg.Rollouts.Active(ctx, sw.App); aerr == nil && ok && a.Release == s.rel.ID {
+				ro, err = a, nil
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("progressive swap of %s/%s into %s: %w", sw.App, sw.Slot, sw.Target, err)
+		}
+		id = ro.ID
+		e.record(s.rel.ID, func(r *Release, now time.Time) {
+			st := r.stage(s.st.Name)
+			st.Step, st.RolloutID = "swap", id
+			st.logf(now, fmt.Sprintf("progressive swap %s of %s/%s into %s: %s; analysis %s", id, sw.App, sw.Slot, sw.Target, sw.Strategy, sw.Analysis))
+		})
+	}
+	logged := -1 // results logged; -1 until the first look, which skips those an earlier run logged
+	final, err := e.cfg.Rollouts.Watch(ctx, id, func(ro hotswap.Rollout) {
+		if logged < 0 {
+			logged = len(ro.Results)
+			if s.rollout == "" {
+				logged = 0
+			}
+		}
+		for _, x := range ro.Results[min(logged, len(ro.Results)):] {
+			line := fmt.Sprintf("progressive swap %s: step %d/%d (%s%%) %s: %s", id, x.Step+1, len(ro.Strategy.Steps), hotswap.FormatPercent(x.Percent), x.Verdict, x.Detail)
+			e.record(s.rel.ID, func(r *Release, now time.Time) { r.stage(s.st.Name).logf(now, line) })
+		}
+		logged = len(ro.Results)
+	})
+	if err != nil {
+		return err
+	}
+	if final.State != hotswap.RolloutSucceeded {
+		return hotswap.Errorf(hotswap.FailedPrecondition, "progressive swap %s %s: %s", id, final.State, final.Reason)
+	}
+	return nil
 }
 
 // swapRunning looks again at a resumed swap that failed: the old leader's
