@@ -14,6 +14,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/hotswap/hotswap"
 )
 
 // Env is what a command may use of the process it runs in.
@@ -96,6 +98,9 @@ type options struct {
 	noWait      bool   // deploy, swap: return once the operation started
 	reason      string // quarantine: why
 	lift        bool   // quarantine: end it
+	strategy    string // swap: the steps of a progressive swap
+	step        string // swap: how long each canary step lasts
+	analysis    string // swap: the limits each step must keep
 }
 
 // noWaitFlag registers --no-wait: start the operation and print its ID
@@ -215,8 +220,8 @@ var commands = []*command{
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "only the deployments to slot `name`")
 		}, run: deploymentsList},
-	{name: "swap", args: "APP --slot SOURCE [--target SLOT] [--preview] [--force] | APP --complete [--force] | APP --cancel [--force]",
-		summary: "swap a slot into the target (default production); --preview stops after preparing, --complete or --cancel ends the preview", min: 1, max: 1,
+	{name: "swap", args: "APP --slot SOURCE [--target SLOT] [--preview] [--force] | APP --complete [--force] | APP --cancel [--force] | APP --slot SOURCE --strategy STEPS [--step D] [--analysis LIMITS] [--no-wait]",
+		summary: "swap a slot into the target (default production); --preview stops after preparing, --complete or --cancel ends the preview; --strategy swaps progressively, step by step, and rolls back by itself when a step breaks --analysis", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "the source slot `name`")
 			fs.StringVar(&o.target, "target", "", "the target slot `name` (default production)")
@@ -225,6 +230,7 @@ var commands = []*command{
 			fs.BoolVar(&o.cancel, "cancel", false, "cancel the swap in preview")
 			forceFlag(fs, o)
 			noWaitFlag(fs, o)
+			rolloutFlags(fs, o)
 		}, check: swapCheck, run: swap},
 	{name: "autoswap", args: "APP --slot SOURCE (--target SLOT | --disable)", summary: "swap a slot into the target after each successful deploy, or stop doing so", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
@@ -232,6 +238,16 @@ var commands = []*command{
 			fs.StringVar(&o.target, "target", "", "the target slot `name`")
 			fs.BoolVar(&o.disable, "disable", false, "turn auto swap off")
 		}, check: autoSwapCheck, run: autoSwap},
+	{name: "rollout list", args: "APP [--limit N]", summary: "list an app's progressive swaps, newest first", min: 1, max: 1,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.IntVar(&o.limit, "limit", 0, "list the last `N` (server default 50, max 1000)")
+		}, check: limitCheck, run: rolloutList},
+	{name: "rollout show", args: "APP [ID]", summary: "show a progressive swap (default: the app's running one) with each step's figures", min: 1, max: 2, run: rolloutShow},
+	{name: "rollout watch", args: "APP [ID]", summary: "follow a progressive swap (default: the app's running one) step by step until it ends (exit status 1 if it failed or was aborted)", min: 1, max: 2, run: rolloutWatch},
+	{name: "rollout pause", args: "APP [ID]", summary: "pause a progressive swap: its share of production stays, no step ends", min: 1, max: 2, run: rolloutCommand(hotswap.RolloutPause)},
+	{name: "rollout resume", args: "APP [ID]", summary: "resume a paused progressive swap: its step starts again", min: 1, max: 2, run: rolloutCommand(hotswap.RolloutResume)},
+	{name: "rollout promote", args: "APP [ID]", summary: "skip a progressive swap's steps left and swap now", min: 1, max: 2, run: rolloutCommand(hotswap.RolloutPromote)},
+	{name: "rollout abort", args: "APP [ID] [--yes]", summary: "abort a progressive swap: its share goes back to production and nothing is swapped", min: 1, max: 2, run: rolloutCommand(hotswap.RolloutAbort)},
 	{name: "traffic show", args: "APP", summary: "show the share of production's requests each slot gets (testing in production)", min: 1, max: 1, run: trafficShow},
 	{name: "traffic set", args: "APP SLOT=PERCENT...", summary: "send a share of production's requests to other slots (replaces the rules; a client stays on its slot by the x-ms-routing-name cookie)", min: 2, max: -1, run: trafficSet},
 	{name: "traffic clear", args: "APP", summary: "send all of production's requests to production again", min: 1, max: 1, run: trafficClear},

@@ -21,6 +21,13 @@ var destructive = map[string]func(args []string, o options) string{
 	"slot delete": func(args []string, _ options) string {
 		return "delete slot " + args[0] + "/" + args[1] + " with its keys and settings"
 	},
+	"rollout abort": func(args []string, _ options) string {
+		what := "the running progressive swap of " + args[0]
+		if len(args) > 1 {
+			what = "progressive swap " + args[1] + " of " + args[0]
+		}
+		return "abort " + what + ": its slot's share of production's requests goes back to production and nothing is swapped"
+	},
 	"keys delete": func(args []string, o options) string {
 		what := "host key " + args[1]
 		if o.function != "" {

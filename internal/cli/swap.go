@@ -42,6 +42,9 @@ type swapBody struct {
 // source up first, for as long as the slots' warm-up settings allow.
 func swap(ctx context.Context, x *cmdEnv, args []string) error {
 	app, o := args[0], x.opts
+	if progressiveSwap(o) {
+		return swapProgressive(ctx, x, app)
+	}
 	var p, what string
 	var body any
 	switch {
@@ -87,6 +90,9 @@ func swap(ctx context.Context, x *cmdEnv, args []string) error {
 
 func swapCheck(x *cmdEnv, args []string) error {
 	o := x.opts
+	if progressiveSwap(o) {
+		return rolloutSwapCheck(x)
+	}
 	switch {
 	case o.complete && o.cancel:
 		return &usageError{x.cmd, "--complete and --cancel exclude each other"}
