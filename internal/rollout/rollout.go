@@ -340,7 +340,9 @@ func (e *Engine) analyse(ctx context.Context, r hotswap.Rollout, now time.Time) 
 	res := hotswap.StepResult{Step: r.Step, Percent: step.Percent, At: now}
 	verdict := "passed"
 	if !r.Analysis.IsZero() {
-		w := min(max(elapsed, time.Second), metrics.MaxWindow)
+		// The window counts whole seconds back from the current one: one
+		// more takes in the second the step began.
+		w := min(max(elapsed, 0)+time.Second, metrics.MaxWindow)
 		s := e.cfg.Metrics.Window(r.App, r.Slot, w)
 		p := e.cfg.Metrics.Window(r.App, r.Target, w)
 		res.Requests, res.Errors, res.P95 = s.Requests, s.Errors, hotswap.Duration(s.P95)
