@@ -136,15 +136,34 @@ func routing(ctx context.Context, b *bench) (*section, error) {
 	}
 	s.failed += failed[0] + failed[1]
 
-	// Cost per request: the router benchmark.
-	args := []string{"-run", "^$", "-bench", "^" + routingBench + "$", "-benchmem", "-count", strconv.Itoa(c.allocCount), "-benchtime", c.allocTime, "./internal/router"}
-	out, err := goTest(ctx, b.env.root, args...)
-	if err != nil {
-		return nil, err
+	// Cost per request: the router benchmark, one go test per case and
+	// round, the order rotating round by round, so each case runs first
+	// in a process as often as the others and drift weighs on all alike.
+	ns, bytes, allocs := make([]series, len(routingCases)), make([]series, len(routingCases)), make([]series, len(routingCases))
+	nsRatio := make([]series, len(routingCases)) // case / no rule, per round
+	var lines []string
+	benchArgs := func(name string) []string {
+		return []string{"-run", "^$", "-bench", "^" + routingBench + "$/^" + name + "$", "-benchmem", "-count", "1", "-benchtime", c.allocTime, "./internal/router"}
 	}
-	ns, bytes, allocs, lines, err := parseRoutingBench(out)
-	if err != nil {
-		return nil, err
+	for round := range c.allocCount {
+		got := make([]float64, len(routingCases))
+		for j := range routingCases {
+			i := (round + j) % len(routingCases)
+			out, err := goTest(ctx, b.env.root, benchArgs(routingCases[i].name)...)
+			if err != nil {
+				return nil, err
+			}
+			n, by, al, ls, err := parseRoutingBench(out, i)
+			if err != nil {
+				return nil, err
+			}
+			ns[i], bytes[i], allocs[i] = append(ns[i], n), append(bytes[i], by), append(allocs[i], al)
+			got[i] = n
+			lines = append(lines, ls)
+		}
+		for i := range routingCases {
+			nsRatio[i] = append(nsRatio[i], got[i]/got[0])
+		}
 	}
 
 	mmm := func(v series, f func(float64) string) string {
@@ -163,17 +182,21 @@ func routing(ctx context.Context, b *bench) (*section, error) {
 	zero := true
 	for i, rc := range routingCases {
 		add("router benchmark, "+rc.what+": ns/op", mmm(ns[i], fmtRPS))
+		if i > 0 {
+			add("router benchmark, "+rc.what+": ns/op / no rule's, per round", mmm(nsRatio[i], ratio))
+		}
 		add("router benchmark, "+rc.what+": B/op, allocs/op", mmm(bytes[i], num)+", "+mmm(allocs[i], num))
 		zero = zero && allocs[i].max() == 0
 	}
 	b.logf("  rule/no rule %.2f (median of %d rounds); router ns/op %.0f, %.0f, %.0f; allocs/op max %v, %v, %v",
 		ratios.median(), len(ratios), ns[0].median(), ns[1].median(), ns[2].median(), allocs[0].max(), allocs[1].max(), allocs[2].max())
-	s.text = "```\n$ go test " + strings.Join(args, " ") + "\n" + strings.Join(lines, "\n") + "\n```\n"
+	s.text = fmt.Sprintf("```\n$ go test %s   # and the other cases, %d rounds\n%s\n```\n", strings.Join(benchArgs(routingCases[0].name), " "), c.allocCount, strings.Join(lines, "\n"))
 	s.notes = append(s.notes,
 		fmt.Sprintf("Throughput: app %s with the bench handler deployed to production and staging on the server the other scenarios use; the proxy comparison's closed loop (`%s` on production's host name %s, %d keep-alive connections, %v warm-up + %v measured, %d rounds) with a 10%% rule to staging (`PUT /api/v1/apps/%s/traffic`) and with none (`DELETE`), set between runs; the order alternates round by round. "+
 			"The load generator sends no cookie, so every request is drawn and every answer carries a Set-Cookie, the most a rule can cost; 10%% of them run on staging's handler process. The per-round ratio divides the two runs of the same round.",
 			routingApp, req.name, host, c.conns, c.warmup, c.duration, c.rounds, routingApp),
-		"Router benchmark: one keep-alive client, the lean forwarding path and raw upstreams that allocate nothing, all in one process, so B/op and allocs/op are the forwarding path's own; ns/op is a latency figure (one request at a time), and the rule cases against no rule are routing's cost. "+
+		fmt.Sprintf("Router benchmark: one keep-alive client, the lean forwarding path and raw upstreams that allocate nothing, all in one process, so B/op and allocs/op are the forwarding path's own; ns/op is a latency figure (one request at a time), and the rule cases against no rule are routing's cost. "+
+			"%d rounds; in each, one go test per case, the order rotating from round to round; a per-round ratio divides a case's ns/op by no rule's in the same round. ", c.allocCount)+
 			"go test truncates allocs/op to an integer, so TestTrafficForwardAllocs also counts every allocation over 2,001 requests of each case.",
 	)
 	b.addGoal(70, "routing adds no allocation on the forwarding path (issue 13: no rule, 10% rule, cookie)",
@@ -181,30 +204,16 @@ func routing(ctx context.Context, b *bench) (*section, error) {
 	return s, nil
 }
 
-// parseRoutingBench reads the -benchmem lines of routingBench's cases from
-// go test's output: ns/op, B/op and allocs/op per case, in routingCases
-// order, and the lines themselves.
-func parseRoutingBench(out string) (ns, bytes, allocs []series, lines []string, err error) {
-	ns, bytes, allocs = make([]series, len(routingCases)), make([]series, len(routingCases)), make([]series, len(routingCases))
-	for line := range strings.Lines(out) {
-		f := strings.Fields(line)
-		if len(f) < 8 || !strings.HasPrefix(f[0], routingBench+"/") {
+// parseRoutingBench reads the -benchmem line of routingCases[k] from go
+// test's output: ns/op, B/op, allocs/op and the line itself.
+func parseRoutingBench(out string, k int) (ns, bytes, allocs float64, line string, err error) {
+	want := routingBench + "/" + routingCases[k].name + "-"
+	for l := range strings.Lines(out) {
+		f := strings.Fields(l)
+		if len(f) < 8 || !strings.HasPrefix(f[0], want) {
 			continue
 		}
-		name := strings.TrimPrefix(f[0], routingBench+"/")
-		if i := strings.LastIndexByte(name, '-'); i > 0 {
-			name = name[:i] // the GOMAXPROCS suffix
-		}
-		k := -1
-		for i, rc := range routingCases {
-			if rc.name == name {
-				k = i
-			}
-		}
-		if k < 0 {
-			continue
-		}
-		lines = append(lines, strings.TrimSpace(line))
+		var seen int
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
@@ -212,18 +221,16 @@ func parseRoutingBench(out string) (ns, bytes, allocs []series, lines []string, 
 			}
 			switch f[i+1] {
 			case "ns/op":
-				ns[k] = append(ns[k], v)
+				ns, seen = v, seen|1
 			case "B/op":
-				bytes[k] = append(bytes[k], v)
+				bytes, seen = v, seen|2
 			case "allocs/op":
-				allocs[k] = append(allocs[k], v)
+				allocs, seen = v, seen|4
 			}
 		}
-	}
-	for i, rc := range routingCases {
-		if len(ns[i]) == 0 || len(allocs[i]) == 0 || len(bytes[i]) == 0 {
-			return nil, nil, nil, nil, fmt.Errorf("no %s/%s result with -benchmem in:\n%s", routingBench, rc.name, out)
+		if seen == 7 {
+			return ns, bytes, allocs, strings.TrimSpace(l), nil
 		}
 	}
-	return ns, bytes, allocs, lines, nil
+	return 0, 0, 0, "", fmt.Errorf("no %s/%s result with -benchmem in:\n%s", routingBench, routingCases[k].name, out)
 }
