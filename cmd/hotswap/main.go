@@ -34,6 +34,7 @@ import (
 	"github.com/hotswap/hotswap/internal/portal"
 	"github.com/hotswap/hotswap/internal/postgres"
 	"github.com/hotswap/hotswap/internal/release"
+	"github.com/hotswap/hotswap/internal/rollout"
 	"github.com/hotswap/hotswap/internal/router"
 	"github.com/hotswap/hotswap/internal/runtime"
 	"github.com/hotswap/hotswap/internal/trigger"
@@ -163,6 +164,7 @@ type Main struct {
 	ops         *ops.Service
 	triggers    *trigger.Manager
 	releases    *release.Engine
+	rollouts    *rollout.Engine
 	metrics     *metrics.Registry
 	router      *router.Handler
 	fnServer    *router.Server
@@ -366,12 +368,21 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.router.SetKeyStore(m.ops)
 	m.router.SetHealth(m.ops.Health)
+	// Progressive swaps run on the node that runs the releases.
+	roc := rollout.Config{Store: m.db, Ops: m.ops, Metrics: m.metrics, Logger: m.logger.With("component", "rollout")}
+	if m.leader != nil {
+		roc.Leader = m.leader.IsLeader
+	}
+	if m.rollouts, err = rollout.Open(ctx, roc); err != nil {
+		return fmt.Errorf("start progressive swaps: %w", err)
+	}
 	rc := release.Config{
-		Store:   m.db,
-		Ops:     m.ops,
-		Metrics: releaseMetrics{m.metrics},
-		Tick:    c.ReleaseTick,
-		Logger:  m.logger.With("component", "release"),
+		Store:    m.db,
+		Ops:      m.ops,
+		Rollouts: m.rollouts,
+		Metrics:  releaseMetrics{m.metrics},
+		Tick:     c.ReleaseTick,
+		Logger:   m.logger.With("component", "release"),
 	}
 	if m.leader != nil {
 		rc.Leader, rc.Bus, rc.NodeID = m.leader, m.cluster, m.ops.NodeID()
@@ -383,7 +394,7 @@ func (m *Main) Run(ctx context.Context) error {
 	var web *portal.Portal // set below, before the API serves
 	api := httpapi.New(httpapi.Config{
 		Ops: m.ops, AdminToken: token, Domain: c.Domain, Logger: m.logger.With("component", "api"), Version: Version,
-		Store: m.db, Releases: m.releases, Metrics: m.metrics.Handler(),
+		Store: m.db, Releases: m.releases, Rollouts: m.rollouts, Metrics: m.metrics.Handler(),
 		RotateAdminToken: func(context.Context) (string, error) {
 			t, err := newAdminToken(filepath.Join(c.DataDir, "admin-token"))
 			if err != nil {
@@ -483,6 +494,9 @@ func (m *Main) Close() error {
 	}
 	if m.releases != nil {
 		errs = append(errs, m.releases.Close())
+	}
+	if m.rollouts != nil {
+		errs = append(errs, m.rollouts.Close())
 	}
 	if m.leader != nil {
 		m.leader.Close()

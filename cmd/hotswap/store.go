@@ -14,6 +14,7 @@ import (
 	"github.com/hotswap/hotswap/internal/portal"
 	"github.com/hotswap/hotswap/internal/postgres"
 	"github.com/hotswap/hotswap/internal/release"
+	"github.com/hotswap/hotswap/internal/rollout"
 	"github.com/hotswap/hotswap/internal/sqlite"
 )
 
@@ -24,6 +25,7 @@ type store interface {
 	release.Store
 	httpapi.Store
 	portal.Store
+	rollout.Store
 	GetMeta(ctx context.Context, key string) (string, bool, error)
 	SetMeta(ctx context.Context, key, value string) error
 	HasApps(ctx context.Context) (bool, error)
