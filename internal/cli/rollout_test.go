@@ -341,6 +341,23 @@ func TestRolloutCommands(t *testing.T) {
 			t.Errorf("abort -y = %d, stderr %q, stdout %q", code, stderr, stdout)
 		}
 	})
+	t.Run("watch by ID, ended", func(t *testing.T) {
+		t.Parallel()
+		done := canary(hotswap.RolloutSucceeded, 3, 6*time.Minute+time.Second, passed(0, 10, 2*time.Minute, 412),
+			hotswap.StepResult{Step: 1, Percent: 25, At: t0.Add(3 * time.Minute), Verdict: "skipped", Detail: "promoted by ada: the steps left were skipped"})
+		srv := newScriptServer(t, map[string][]scripted{"GET /api/v1/apps/orders/rollouts/ro-1": {{200, js(t, done)}}})
+		code, stdout, stderr := run(t, []string{"rollout", "watch", "orders", "ro-1"}, vars(srv), t.TempDir())
+		want := "progressive swap ro-1 of orders/staging into production: 10% for 2m, 25% for 2m, 50% for 2m, then swap; analysis maxErrorRate=1%,maxP95=300ms,minRequests=200\n" +
+			"    2m00s  step 1/3  10%  passed  staging: error rate 0% (0 of 412), p95 8ms; production: error rate 0%, p95 8ms\n" +
+			"    3m00s  step 2/3  25%  skipped  promoted by ada: the steps left were skipped\n" +
+			"swapped orders/staging into production by progressive swap ro-1 in 6m01s (production serves d-new)\n"
+		if code != 0 || stderr != "" {
+			t.Fatalf("exit %d, stderr %q", code, stderr)
+		}
+		if diff := cmp.Diff(stdout, want); diff != "" {
+			t.Errorf("stdout (-got +want):\n%s", diff)
+		}
+	})
 	t.Run("list", func(t *testing.T) {
 		t.Parallel()
 		srv := newScriptServer(t, map[string][]scripted{"GET /api/v1/apps/orders/rollouts?limit=5": {{200, list(running, ended)}}})
