@@ -22,8 +22,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hotswap/hotswap"
@@ -75,6 +77,11 @@ type Config struct {
 	// is always.
 	Leader func() bool
 	Logger *slog.Logger
+	// CrashPoint, for crash-safety tests only, names a point between a
+	// move and its effect where the engine kills its process (SIGKILL):
+	// rollout.step-passed, rollout.failing, rollout.swapping,
+	// rollout.swapped.
+	CrashPoint string
 }
 
 // Engine runs rollouts.
@@ -356,6 +363,9 @@ func (e *Engine) analyse(ctx context.Context, r hotswap.Rollout, now time.Time) 
 		r.State = hotswap.RolloutRollingBack
 		r.Reason = fmt.Sprintf("step %d (%s%%): %s", r.Step+1, hotswap.FormatPercent(step.Percent), res.Detail)
 		r, err := e.save(ctx, r, now)
+		if err == nil {
+			e.crash("rollout.failing")
+		}
 		return r, err == nil, err
 	case !ended:
 		return r, false, nil
@@ -383,6 +393,7 @@ func (e *Engine) analyse(ctx context.Context, r hotswap.Rollout, now time.Time) 
 	if err != nil {
 		return r, false, err
 	}
+	e.crash("rollout.step-passed")
 	if r.State == hotswap.RolloutRunning {
 		// The next step's share, now rather than at the next tick.
 		return r, false, e.setShare(ctx, r, r.Share())
@@ -436,6 +447,7 @@ func p95(d time.Duration) string {
 // goes, then the slot is swapped into the target. After a restart it looks
 // first whether the swap happened.
 func (e *Engine) swap(ctx context.Context, r hotswap.Rollout, now time.Time) (hotswap.Rollout, bool, error) {
+	e.crash("rollout.swapping")
 	if err := e.setShare(ctx, r, 0); err != nil {
 		return r, false, err
 	}
@@ -469,6 +481,7 @@ func (e *Engine) swap(ctx context.Context, r hotswap.Rollout, now time.Time) (ho
 			}
 			return r, false, nil
 		}
+		e.crash("rollout.swapped")
 	}
 	r.State = hotswap.RolloutSucceeded
 	r, err = e.save(ctx, r, now)
@@ -486,6 +499,16 @@ func (e *Engine) save(ctx context.Context, r hotswap.Rollout, now time.Time) (ho
 		e.log.Info("rollout ended", "id", out.ID, "app", out.App, "slot", out.Slot, "state", out.State, "reason", out.Reason)
 	}
 	return out, nil
+}
+
+// crash kills the process at the named point when a crash-safety test asks
+// for it: SIGKILL, so nothing is cleaned up, as in a real crash.
+func (e *Engine) crash(point string) {
+	if e.cfg.CrashPoint != "" && e.cfg.CrashPoint == point {
+		e.log.Error("crashing on purpose", "point", point)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // never returns
+	}
 }
 
 func orNone(s string) string {

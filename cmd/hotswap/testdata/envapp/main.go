@@ -2,6 +2,8 @@
 // deployment, slot and environment, and misbehaves on request through its
 // settings (CRASH_IF_SLOT, WARM_STATUS, WARM_SLEEP). With SPAWN_ORPHAN=1 it
 // starts a detached child (new session), whose pid GET /api/orphan reports.
+// A file fail-every beside the executable holding N makes every Nth answer
+// of /api/whoami a 500: a bad build, for the progressive swap tests.
 package main
 
 import (
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +48,13 @@ func main() {
 		"slot":       os.Getenv("WEBSITE_SLOT_NAME"),
 		"pid":        strconv.Itoa(os.Getpid()),
 	}
+	failEvery := int64(0)
+	if exe, err := os.Executable(); err == nil {
+		if b, err := os.ReadFile(filepath.Join(filepath.Dir(exe), "fail-every")); err == nil {
+			failEvery, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		}
+	}
+	var calls atomic.Int64
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /api/orphan", func(w http.ResponseWriter, r *http.Request) {
@@ -53,6 +63,10 @@ func main() {
 	mux.HandleFunc("/api/whoami", func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body) // a POST's body, for the cluster test's load
 		w.Header().Set("X-Deployment", who["deployment"])
+		if failEvery > 0 && calls.Add(1)%failEvery == 0 {
+			http.Error(w, "failing on purpose: fail-every", http.StatusInternalServerError)
+			return
+		}
 		json.NewEncoder(w).Encode(who)
 	})
 	mux.HandleFunc("GET /api/env/{name}", func(w http.ResponseWriter, r *http.Request) {

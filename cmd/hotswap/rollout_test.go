@@ -1,0 +1,423 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hotswap/hotswap"
+)
+
+// steadyLoad sends cookie-less GETs to a host name from several clients until
+// stopped, counting the answers by the deployment that served them and the
+// failures (an error or a status other than 200).
+type steadyLoad struct {
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	byDep    map[string]int
+	failures []string
+	total    atomic.Int64
+}
+
+func startSteadyLoad(t *testing.T, fnAddr, host string, clients int) *steadyLoad {
+	t.Helper()
+	l := &steadyLoad{stop: make(chan struct{}), byDep: map[string]int{}}
+	for range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			c := &http.Client{Timeout: 10 * time.Second} // no cookie jar: every request is drawn anew
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("GET", "http://"+fnAddr+"/api/whoami", nil)
+				req.Host = host
+				resp, err := c.Do(req)
+				l.total.Add(1)
+				if err != nil {
+					l.fail(err.Error())
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				dep := resp.Header.Get("X-Deployment")
+				l.mu.Lock()
+				l.byDep[dep]++
+				if resp.StatusCode != http.StatusOK {
+					l.failures = append(l.failures, dep+": "+resp.Status)
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *steadyLoad) fail(s string) {
+	l.mu.Lock()
+	l.failures = append(l.failures, s)
+	l.mu.Unlock()
+}
+
+func (l *steadyLoad) end() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// newRolloutApp creates app "shop" with envapp deployed to production and
+// to staging, staging's from pkgDir; it returns the two deployments.
+func newRolloutApp(t *testing.T, s *server, stagingPkg string) (prod, staging string) {
+	t.Helper()
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "shop"}, nil)
+	s.must(http.StatusCreated, "POST", "/api/v1/apps/shop/slots", map[string]string{"name": "staging"}, nil)
+	prod = s.deploy("shop", hotswap.ProductionSlot, zipDir(t, examplePackage(t, "envapp")))
+	staging = s.deploy("shop", "staging", zipDir(t, stagingPkg))
+	if prod == "" || staging == "" || prod == staging {
+		t.Fatalf("deployments %q and %q", prod, staging)
+	}
+	return prod, staging
+}
+
+// waitRollout polls a rollout until it ends or the time is up.
+func (s *server) waitRollout(app, id string, within time.Duration) hotswap.Rollout {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	var ro hotswap.Rollout
+	for {
+		s.must(http.StatusOK, "GET", "/api/v1/apps/"+app+"/rollouts/"+id, nil, &ro)
+		if ro.State.Done() {
+			return ro
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("rollout %s still %s after %v: %+v", id, ro.State, within, ro)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestProgressiveSwapGoodBuild: under steady load, a progressive swap of a
+// good build steps through its shares, each share served by the new build
+// in about its proportion, then swaps; no request fails.
+func TestProgressiveSwapGoodBuild(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	prod, staging := newRolloutApp(t, s, examplePackage(t, "envapp"))
+	l := startSteadyLoad(t, s.fnAddr, "shop.localhost", 8)
+	time.Sleep(500 * time.Millisecond)
+
+	var ro hotswap.Rollout
+	s.must(http.StatusCreated, "POST", "/api/v1/apps/shop/rollouts", map[string]any{
+		"slot": "staging", "strategy": "canary:10,50", "step": "3s", "analysis": "maxErrorRate=1%,maxP95=2s,minRequests=20",
+	}, &ro)
+	if ro.State != hotswap.RolloutRunning || ro.Deployment != staging || ro.TargetDeployment != prod {
+		t.Fatalf("started %+v", ro)
+	}
+	ro = s.waitRollout("shop", ro.ID, 60*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	l.end()
+
+	if ro.State != hotswap.RolloutSucceeded {
+		t.Fatalf("rollout %s: %s", ro.State, ro.Reason)
+	}
+	var passed int
+	for _, x := range ro.Results {
+		if x.Verdict == "passed" {
+			passed++
+			if x.Requests < 20 || x.Errors != 0 || x.Base == 0 {
+				t.Errorf("step %d's figures: %+v", x.Step+1, x)
+			}
+		}
+	}
+	if passed != 2 {
+		t.Errorf("%d steps passed, want 2: %+v", passed, ro.Results)
+	}
+	if len(l.failures) > 0 {
+		t.Errorf("%d of %d requests failed during the progressive swap, want none; first: %v", len(l.failures), l.total.Load(), l.failures[:min(5, len(l.failures))])
+	}
+	if got := s.slotDeployment("shop", hotswap.ProductionSlot); got != staging {
+		t.Errorf("production serves %s, want the new build %s", got, staging)
+	}
+	if l.byDep[staging] == 0 || l.byDep[prod] == 0 {
+		t.Errorf("served by %v: want both builds to have served", l.byDep)
+	}
+	var traffic struct{ Shares []hotswap.TrafficShare }
+	s.must(http.StatusOK, "GET", "/api/v1/apps/shop/traffic", nil, &traffic)
+	if len(traffic.Shares) != 0 {
+		t.Errorf("traffic rules left after the swap: %+v", traffic.Shares)
+	}
+}
+
+// TestProgressiveSwapBadBuild: a build that answers 5% 500s is rolled back
+// by itself within its first step: the share goes, production is left as it
+// was, the deployment is quarantined, the reason names the figure, its
+// value and the limit, and the bad build served no more than the first
+// step's share of the requests made while it had one.
+func TestProgressiveSwapBadBuild(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	bad := copyPackage(t, "envapp")
+	if err := os.WriteFile(filepath.Join(bad, "fail-every"), []byte("20\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prod, staging := newRolloutApp(t, s, bad)
+	l := startSteadyLoad(t, s.fnAddr, "shop.localhost", 8)
+	time.Sleep(500 * time.Millisecond)
+
+	const step = 30 * time.Second
+	var ro hotswap.Rollout
+	began := time.Now()
+	before := l.total.Load()
+	s.must(http.StatusCreated, "POST", "/api/v1/apps/shop/rollouts", map[string]any{
+		"slot": "staging", "strategy": "canary:10,25,50", "step": step.String(), "analysis": "maxErrorRate=1%,minRequests=100",
+	}, &ro)
+	ro = s.waitRollout("shop", ro.ID, 2*step)
+	took := time.Since(began)
+	during := l.total.Load() - before
+	time.Sleep(time.Second)
+	l.end()
+
+	if ro.State != hotswap.RolloutFailed {
+		t.Fatalf("rollout %s (%s), want failed", ro.State, ro.Reason)
+	}
+	if took >= step {
+		t.Errorf("rolled back after %v, want within the first step (%v)", took, step)
+	}
+	if !strings.Contains(ro.Reason, "step 1 (10%)") || !strings.Contains(ro.Reason, "over maxErrorRate 1%") || !strings.Contains(ro.Reason, "production: error rate 0%") {
+		t.Errorf("reason %q: want the step, the figure against its limit and production's", ro.Reason)
+	}
+	if got := s.slotDeployment("shop", hotswap.ProductionSlot); got != prod {
+		t.Errorf("production serves %s, want %s as before", got, prod)
+	}
+	if got := s.slotDeployment("shop", "staging"); got != staging {
+		t.Errorf("staging serves %s, want %s as before", got, staging)
+	}
+	var traffic struct{ Shares []hotswap.TrafficShare }
+	s.must(http.StatusOK, "GET", "/api/v1/apps/shop/traffic", nil, &traffic)
+	if len(traffic.Shares) != 0 {
+		t.Errorf("traffic rules left after the rollback: %+v", traffic.Shares)
+	}
+	// The bad build's share of all the requests of the run is at most the
+	// first step's share of those made while the rollout ran (with room for
+	// the draw's spread), and none after.
+	l.mu.Lock()
+	badServed, total := l.byDep[staging], l.total.Load()
+	l.mu.Unlock()
+	if limit := 0.10*float64(during) + 3*sqrt(0.09*float64(during)) + 1; float64(badServed) > limit {
+		t.Errorf("the bad build served %d of %d requests (%d while the rollout ran): more than its 10%% share", badServed, total, during)
+	}
+	if badServed == 0 {
+		t.Errorf("the bad build served nothing: the test did not exercise the share")
+	}
+	t.Logf("bad build served %d of %d requests (%d during the %v rollout)", badServed, total, during, took.Round(time.Millisecond))
+
+	var q struct{ Quarantine *hotswap.Quarantine }
+	s.must(http.StatusOK, "GET", "/api/v1/apps/shop/deployments/"+staging, nil, &q)
+	if q.Quarantine == nil || !strings.Contains(q.Quarantine.Reason, ro.ID) {
+		t.Errorf("deployment %s quarantine %+v, want one naming %s", staging, q.Quarantine, ro.ID)
+	}
+	// The same content is refused for staging now, as for any release.
+	req, _ := http.NewRequest("POST", s.api+"/api/v1/apps/shop/slots/staging/deploy", strings.NewReader(string(zipDir(t, bad))))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated || !strings.Contains(string(body), "quarantine") {
+		t.Errorf("deploying the quarantined content again: %d %s, want a refusal naming the quarantine", resp.StatusCode, body)
+	}
+}
+
+func sqrt(x float64) float64 {
+	z := x
+	for range 30 {
+		if z == 0 {
+			return 0
+		}
+		z -= (z*z - x) / (2 * z)
+	}
+	return z
+}
+
+// TestProgressiveSwapSurvivesRestart kills the server (SIGKILL) in each
+// phase of a progressive swap and restarts it: in a step, paused, between a
+// step passing and the next share, between a failed analysis and the
+// rollback, before the final swap and after it. The rollout goes on from
+// the phase the store holds, with the step's share in force again, and
+// ends with the slots, the traffic rules and the rollout agreeing.
+func TestProgressiveSwapSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		crash string // HOTSWAP_TEST_CRASH_AT of the first run; "" kills it from here
+		bad   bool   // staging answers 5% 500s, under load
+		// at brings the rollout to the phase to kill it in (for crash "").
+		at   func(t *testing.T, s *server, id string)
+		want hotswap.RolloutState
+	}{
+		{name: "in step 2", at: func(t *testing.T, s *server, id string) { waitStep(t, s, id, 1) }, want: hotswap.RolloutSucceeded},
+		{name: "paused", at: func(t *testing.T, s *server, id string) {
+			s.must(http.StatusOK, "POST", "/api/v1/apps/web/rollouts/"+id+"/pause", nil, nil)
+		}, want: hotswap.RolloutPaused},
+		{name: "step passed", crash: "rollout.step-passed", want: hotswap.RolloutSucceeded},
+		{name: "swapping", crash: "rollout.swapping", want: hotswap.RolloutSucceeded},
+		{name: "swapped", crash: "rollout.swapped", want: hotswap.RolloutSucceeded},
+		{name: "failing", crash: "rollout.failing", bad: true, want: hotswap.RolloutFailed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dataDir := t.TempDir()
+			p := startProc(t, dataDir)
+			s := p.server(t, dataDir)
+			s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "web"}, nil)
+			s.must(http.StatusCreated, "POST", "/api/v1/apps/web/slots", map[string]string{"name": "staging"}, nil)
+			stagingPkg := examplePackage(t, "envapp")
+			if tc.bad {
+				stagingPkg = copyPackage(t, "envapp")
+				if err := os.WriteFile(filepath.Join(stagingPkg, "fail-every"), []byte("20\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d1 := s.deploy("web", hotswap.ProductionSlot, zipDir(t, examplePackage(t, "envapp")))
+			d2 := s.deploy("web", "staging", zipDir(t, stagingPkg))
+			if tc.crash != "" {
+				// Restart with the crash point armed.
+				p.cmd.Process.Signal(syscall.SIGTERM)
+				p.cmd.Wait()
+				p = startProc(t, dataDir, "HOTSWAP_TEST_CRASH_AT="+tc.crash)
+				s = p.server(t, dataDir)
+			}
+			var l *steadyLoad
+			if tc.bad {
+				l = startSteadyLoad(t, s.fnAddr, "web.localhost", 4)
+				defer func() {
+					if l != nil {
+						l.end()
+					}
+				}()
+			}
+			body := map[string]any{"slot": "staging", "strategy": "canary:10,40", "step": "3s"}
+			if tc.bad {
+				body["analysis"] = "maxErrorRate=1%,minRequests=30"
+			}
+			var ro hotswap.Rollout
+			s.must(http.StatusCreated, "POST", "/api/v1/apps/web/rollouts", body, &ro)
+			if tc.crash == "" {
+				waitShare(t, s, "staging", 10)
+				tc.at(t, s, ro.ID)
+				p.cmd.Process.Signal(syscall.SIGKILL)
+			}
+			p.cmd.Wait()
+			if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("server exit %v, want killed by SIGKILL", p.cmd.ProcessState)
+			}
+
+			p = startProc(t, dataDir)
+			s = p.server(t, dataDir)
+			if l != nil {
+				l.end()
+				l = startSteadyLoad(t, s.fnAddr, "web.localhost", 4)
+			}
+			var now hotswap.Rollout
+			s.must(http.StatusOK, "GET", "/api/v1/apps/web/rollouts/"+ro.ID, nil, &now)
+			t.Logf("after the restart: %s at step %d", now.State, now.Step)
+			if now.State == hotswap.RolloutRunning || now.State == hotswap.RolloutPaused {
+				// The share of the step it was in is in force again.
+				waitShare(t, s, "staging", now.Strategy.Steps[now.Step].Percent)
+			}
+			if tc.want == hotswap.RolloutPaused {
+				time.Sleep(4 * time.Second) // longer than a step: a paused one stays
+				s.must(http.StatusOK, "GET", "/api/v1/apps/web/rollouts/"+ro.ID, nil, &now)
+				if now.State != hotswap.RolloutPaused {
+					t.Fatalf("after the restart the paused rollout is %s", now.State)
+				}
+				s.must(http.StatusOK, "POST", "/api/v1/apps/web/rollouts/"+ro.ID+"/resume", nil, nil)
+				tc.want = hotswap.RolloutSucceeded
+			}
+			end := s.waitRollout("web", ro.ID, 60*time.Second)
+			if end.State != tc.want {
+				t.Fatalf("after the restart the rollout ended %s (%s), want %s", end.State, end.Reason, tc.want)
+			}
+			prod, staging := s.slotDeployment("web", hotswap.ProductionSlot), s.slotDeployment("web", "staging")
+			if end.State == hotswap.RolloutSucceeded {
+				if prod != d2 || staging != d1 {
+					t.Errorf("succeeded, but production serves %s and staging %s, want %s and %s", prod, staging, d2, d1)
+				}
+			} else if prod != d1 || staging != d2 {
+				t.Errorf("%s, but production serves %s and staging %s, want them untouched (%s, %s)", end.State, prod, staging, d1, d2)
+			}
+			if tc.want == hotswap.RolloutFailed {
+				var q struct{ Quarantine *hotswap.Quarantine }
+				s.must(http.StatusOK, "GET", "/api/v1/apps/web/deployments/"+d2, nil, &q)
+				if q.Quarantine == nil {
+					t.Errorf("the failed build %s is not quarantined", d2)
+				}
+			}
+			var traffic struct{ Shares []hotswap.TrafficShare }
+			s.must(http.StatusOK, "GET", "/api/v1/apps/web/traffic", nil, &traffic)
+			if len(traffic.Shares) != 0 {
+				t.Errorf("traffic rules left: %+v", traffic.Shares)
+			}
+			if l != nil {
+				l.end()
+				l = nil
+			}
+			for range 20 {
+				if got := s.whoami("web.localhost").Deployment; got != prod {
+					t.Fatalf("production's host is served by %s, the store says %s", got, prod)
+				}
+			}
+		})
+	}
+}
+
+// waitShare waits until production's rule gives slot percent.
+func waitShare(t *testing.T, s *server, slot string, percent float64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		var traffic struct{ Shares []hotswap.TrafficShare }
+		s.must(http.StatusOK, "GET", "/api/v1/apps/web/traffic", nil, &traffic)
+		for _, x := range traffic.Shares {
+			if x.Slot == slot && x.Percent == percent {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("production's rule is %+v, want %s=%v%%", traffic.Shares, slot, percent)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitStep waits until rollout id runs its step (0-based).
+func waitStep(t *testing.T, s *server, id string, step int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var ro hotswap.Rollout
+		s.must(http.StatusOK, "GET", "/api/v1/apps/web/rollouts/"+id, nil, &ro)
+		if ro.Step >= step {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rollout at step %d, want %d", ro.Step, step)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
