@@ -369,7 +369,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.router.SetKeyStore(m.ops)
 	m.router.SetHealth(m.ops.Health)
 	// Progressive swaps run on the node that runs the releases.
-	roc := rollout.Config{Store: m.db, Ops: m.ops, Metrics: m.metrics, Logger: m.logger.With("component", "rollout")}
+	roc := rollout.Config{Store: m.db, Ops: m.ops, Metrics: m.metrics, Logger: m.logger.With("component", "rollout"), CrashPoint: os.Getenv("HOTSWAP_TEST_CRASH_AT")}
 	if m.leader != nil {
 		roc.Leader = m.leader.IsLeader
 	}
