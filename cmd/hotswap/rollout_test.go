@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/cli"
 )
 
 // steadyLoad sends cookie-less GETs to a host name from several clients until
@@ -419,5 +421,61 @@ func waitStep(t *testing.T, s *server, id string, step int) {
 			t.Fatalf("rollout at step %d, want %d", ro.Step, step)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestProgressiveSwapCLI: `hotswap swap --strategy` prints a line per step
+// with its figures as the rollout goes and exits 0 when it swapped;
+// `hotswap rollout` shows, pauses, resumes and aborts one, and a failed or
+// aborted rollout exits non-zero with the reason.
+func TestProgressiveSwapCLI(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	_, staging := newRolloutApp(t, s, examplePackage(t, "envapp"))
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := cli.Run(context.Background(), append([]string{"--server", s.api, "--token", s.token}, args...), cli.Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, WorkDir: t.TempDir()})
+		return code, out.String(), errb.String()
+	}
+	code, out, errs := run("swap", "shop", "--slot", "staging", "--strategy", "canary:20,60", "--step", "2s")
+	if code != 0 {
+		t.Fatalf("swap --strategy: exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"step 1/2", "20%", "step 2/2", "60%", "passed", "swapped shop/staging into production"} {
+		if !strings.Contains(out+errs, want) {
+			t.Errorf("swap --strategy output lacks %q:\n%s%s", want, out, errs)
+		}
+	}
+	if got := s.slotDeployment("shop", hotswap.ProductionSlot); got != staging {
+		t.Fatalf("production serves %s after the CLI's progressive swap, want %s", got, staging)
+	}
+
+	// Swap back progressively, pause, resume, then abort.
+	code, out, errs = run("swap", "shop", "--slot", "staging", "--strategy", "canary:30", "--step", "1h", "--no-wait")
+	if code != 0 {
+		t.Fatalf("swap --no-wait: exit %d\n%s%s", code, out, errs)
+	}
+	for _, args := range [][]string{{"rollout", "pause", "shop"}, {"rollout", "resume", "shop"}, {"rollout", "show", "shop"}} {
+		if code, out, errs := run(args...); code != 0 {
+			t.Fatalf("hotswap %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
+		}
+	}
+	if code, out, errs := run("rollout", "abort", "shop"); code == 0 {
+		t.Errorf("rollout abort without --yes and without a terminal: exit 0\n%s%s", out, errs)
+	}
+	if code, out, errs := run("rollout", "abort", "shop", "--yes"); code != 0 {
+		t.Fatalf("rollout abort --yes: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = run("rollout", "watch", "shop")
+	if code == 0 || !strings.Contains(out+errs, "aborted by") {
+		t.Errorf("rollout watch of an aborted rollout: exit %d, want non-zero with the reason\n%s%s", code, out, errs)
+	}
+	if got := s.slotDeployment("shop", hotswap.ProductionSlot); got != staging {
+		t.Errorf("production serves %s after the abort, want %s still", got, staging)
+	}
+	code, out, errs = run("rollout", "list", "shop")
+	if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(out, "aborted") {
+		t.Errorf("rollout list: exit %d\n%s%s", code, out, errs)
 	}
 }
