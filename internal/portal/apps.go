@@ -70,7 +70,8 @@ func (p *Portal) deleteApp(w http.ResponseWriter, r *http.Request) {
 
 // appData is the app page's data: the deployment slots.
 type appData struct {
-	App ops.AppView
+	App      ops.AppView
+	Rollouts *rolloutView // nil: no progressive swaps
 }
 
 func (p *Portal) appPage(w http.ResponseWriter, r *http.Request) {
@@ -84,7 +85,7 @@ func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, status int, f
 		return
 	}
 	p.render(w, r, status, "app", &view{
-		Title: app.Name + " · Deployment slots", Nav: "apps", Form: f, Data: appData{App: app},
+		Title: app.Name + " · Deployment slots", Nav: "apps", Form: f, Data: appData{App: app, Rollouts: p.rollouts(r, app.Name, "")},
 		StatusURL: "/portal" + appURL(app.Name) + "/status.json",
 	})
 }
@@ -142,6 +143,7 @@ func (p *Portal) appStatus(r *http.Request) (any, error) {
 		st.States["slot-"+s.Name] = s.State
 		st.Text["deployment-"+s.Name] = orNone(s.DeploymentID)
 	}
+	p.addRolloutStatus(r, &st, app.Name, "")
 	return st, nil
 }
 
@@ -164,9 +166,10 @@ type slotData struct {
 	Serving     *ops.DeploymentView    // the one it serves now
 	Releases    map[string]*releaseRef // by deployment id: the release that made it
 	Log         []ops.LogLine
-	Others      []string // the app's other slots
-	Functions   []string // function names, for adding a function key
-	Charts      *charts  // the last hour's requests; nil without metrics
+	Others      []string     // the app's other slots
+	Functions   []string     // function names, for adding a function key
+	Charts      *charts      // the last hour's requests; nil without metrics
+	Rollouts    *rolloutView // the app's progressive swaps; nil without the engine
 }
 
 type keyRow struct {
@@ -191,7 +194,7 @@ func (p *Portal) renderSlot(w http.ResponseWriter, r *http.Request, status int, 
 		p.fail(w, r, err)
 		return
 	}
-	d := slotData{App: a, Slot: sv, Charts: slotCharts(p.cfg.Metrics, app, slot)}
+	d := slotData{App: a, Slot: sv, Charts: slotCharts(p.cfg.Metrics, app, slot), Rollouts: p.rollouts(r, app, slot)}
 	for _, s := range a.Slots {
 		if s.Name != slot {
 			d.Others = append(d.Others, s.Name)
@@ -260,6 +263,7 @@ func (p *Portal) slotStatus(r *http.Request) (any, error) {
 		States: map[string]string{"slot-" + slot: sv.State},
 		Text:   map[string]string{"deployment-" + slot: orNone(sv.DeploymentID)},
 	}
+	p.addRolloutStatus(r, &st, app, slot)
 	// The newest deployment's progress: validating, starting, success, ...
 	// A failed one is "failed" (its badge red) with its error beside it.
 	if ds, err := p.cfg.Ops.Deployments(ctx, app, slot); err == nil && len(ds) > 0 {
@@ -434,6 +438,9 @@ type swapData struct {
 	Stale   string
 	Preview *ops.SlotView // the slot in preview, if any
 	Stay    []stayingSetting
+	// Progressive is the form that starts a progressive swap; nil
+	// without the engine.
+	Progressive *rolloutForm
 }
 
 // stayingSetting is a slot setting that a swap leaves where it is.
@@ -455,6 +462,11 @@ func (p *Portal) renderSwap(w http.ResponseWriter, r *http.Request, status int, 
 		q = r.PostForm
 	}
 	d := swapData{App: a, Source: q.Get("source"), Target: q.Get("target")}
+	var names []string
+	for _, s := range a.Slots {
+		names = append(names, s.Name)
+	}
+	d.Progressive = p.rolloutForm(ctx, a.Name, names)
 	for i, s := range a.Slots {
 		if s.Preview != nil {
 			d.Preview = &a.Slots[i]

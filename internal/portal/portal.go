@@ -1,10 +1,11 @@
 // Package portal serves the web portal of hotswap on the admin listener:
 // apps and their deployment slots, functions, keys, settings, deploys,
-// swaps, deployment history, release pipelines and the activity log, as
-// server-rendered HTML (html/template, embedded) with a small script for
-// the live parts. Users sign in with their API token; a signed session
-// cookie, bound to the token and ended by signing out, and a same-origin
-// check and CSRF token on every form protect what they do.
+// swaps and progressive swaps, deployment history, release pipelines and
+// the activity log, as server-rendered HTML (html/template, embedded) with
+// a small script for the live parts. Users sign in with their API token;
+// a signed session cookie, bound to the token and ended by signing out,
+// and a same-origin check and CSRF token on every form protect what they
+// do.
 package portal
 
 import (
@@ -28,6 +29,7 @@ import (
 	"github.com/hotswap/hotswap/internal/artifact"
 	"github.com/hotswap/hotswap/internal/ops"
 	"github.com/hotswap/hotswap/internal/release"
+	"github.com/hotswap/hotswap/internal/rollout"
 )
 
 //go:embed templates static
@@ -56,6 +58,9 @@ type Config struct {
 	Version         string           // shown in the footer
 	Now             func() time.Time // nil: time.Now; for session expiry
 	Metrics         Metrics          // nil: no request charts on slot pages
+	// Rollouts runs progressive swaps; nil: the portal shows none and
+	// offers none.
+	Rollouts *rollout.Engine
 }
 
 // Portal is the web portal's HTTP handler.
@@ -133,12 +138,13 @@ func loadSecret(ctx context.Context, db Store) ([]byte, error) {
 var pageNames = []string{
 	"signin", "apps", "app", "slot", "swap", "history", "activity",
 	"pipelines", "pipeline", "editor", "release", "error", "nodes", "users",
+	"rollout",
 }
 
 func parsePages() (map[string]*template.Template, error) {
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/charts.html", "templates/"+name+".html")
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/charts.html", "templates/rollouts.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("portal template %s: %w", name, err)
 		}
@@ -207,6 +213,7 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET /apps/{app}/activity", p.page(read, p.activityPage))
 	m.HandleFunc("GET /portal/apps/{app}/status.json", p.json(read, p.withOperation(p.appStatus)))
 	m.HandleFunc("GET /portal/apps/{app}/slots/{slot}/status.json", p.json(read, p.withOperation(p.slotStatus)))
+	p.rolloutRoutes()
 
 	if p.cfg.Releases == nil {
 		return
