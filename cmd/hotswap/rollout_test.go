@@ -479,3 +479,111 @@ func TestProgressiveSwapCLI(t *testing.T) {
 		t.Errorf("rollout list: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestReleaseProgressiveSwap: a pipeline stage swaps with a strategy and
+// an analysis. A good build pushed on main goes to production step by step,
+// each step in the stage's log; a build answering 5% 500s fails its stage
+// with the analysis' reason, production keeps the good build, and the
+// continuous-deployment trigger pushing the same content again is refused
+// because the rollout quarantined it.
+func TestReleaseProgressiveSwap(t *testing.T) {
+	t.Parallel()
+	s := startServerWith(t, "", func(m *Main) { m.Config.ReleaseTick = 20 * time.Millisecond })
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "orders"}, nil)
+	s.must(http.StatusCreated, "POST", "/api/v1/apps/orders/slots", map[string]string{"name": "staging"}, nil)
+	s.deploy("orders", hotswap.ProductionSlot, zipDir(t, examplePackage(t, "envapp")))
+	s.must(http.StatusCreated, "POST", "/api/v1/pipelines", []byte(`name: orders-cd
+artifact: {feed: orders}
+trigger: {continuous: true, branches: [main]}
+stages:
+  - name: production
+    deploy: {app: orders, slot: staging}
+    swap:
+      app: orders
+      slot: staging
+      target: production
+      strategy: canary:10,30
+      step: 2s
+      analysis: {maxErrorRate: 1%, minRequests: 30}
+`), nil)
+	l := startSteadyLoad(t, s.fnAddr, "orders.localhost", 6)
+	defer func() {
+		if l != nil {
+			l.end()
+		}
+	}()
+	push := func(version, pkg string) string {
+		t.Helper()
+		var res struct{ Releases []struct{ ID string } }
+		s.must(http.StatusCreated, "POST", "/api/v1/feeds/orders/artifacts?version="+version+"&branch=main&commit=c0ffee", zipDir(t, pkg), &res)
+		if len(res.Releases) != 1 {
+			t.Fatalf("push of %s made %d releases, want 1", version, len(res.Releases))
+		}
+		return res.Releases[0].ID
+	}
+	wait := func(id string) releaseJSON {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			r := s.release(id)
+			if r.State == "succeeded" || r.State == "failed" || r.State == "abandoned" {
+				return r
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("release %s still %s:\n%s", r.Name, r.State, r.log())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	good := wait(push("1.1.0", examplePackage(t, "envapp")))
+	_, _, goodDep := good.stage("production")
+	if good.State != "succeeded" {
+		t.Fatalf("release of the good build %s: %s\n%s", good.State, good.Detail, good.log())
+	}
+	if got := s.slotDeployment("orders", hotswap.ProductionSlot); got != goodDep {
+		t.Fatalf("production serves %s after the good release, want %s", got, goodDep)
+	}
+	for _, want := range []string{"progressive swap ro-", "step 1/2 (10%) passed", "step 2/2 (30%) passed", "staging: error rate 0%"} {
+		if !strings.Contains(good.log(), want) {
+			t.Errorf("the good release's log lacks %q:\n%s", want, good.log())
+		}
+	}
+
+	bad := copyPackage(t, "envapp")
+	if err := os.WriteFile(filepath.Join(bad, "fail-every"), []byte("20\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	failed := wait(push("2.0.0", bad))
+	state, detail, badDep := failed.stage("production")
+	if failed.State != "failed" || state != "failed" {
+		t.Fatalf("release of the bad build %s (stage %s): %s\n%s", failed.State, state, detail, failed.log())
+	}
+	if !strings.Contains(detail, "over maxErrorRate 1%") || !strings.Contains(detail, "step 1 (10%)") {
+		t.Errorf("the failed stage says %q; want the step and the figure against its limit", detail)
+	}
+	if got := s.slotDeployment("orders", hotswap.ProductionSlot); got != goodDep {
+		t.Errorf("production serves %s after the failed release, want the good build %s", got, goodDep)
+	}
+	var traffic struct{ Shares []hotswap.TrafficShare }
+	s.must(http.StatusOK, "GET", "/api/v1/apps/orders/traffic", nil, &traffic)
+	if len(traffic.Shares) != 0 {
+		t.Errorf("traffic rules left after the failed release: %+v", traffic.Shares)
+	}
+	l.end()
+	l = nil
+	var q struct{ Quarantine *hotswap.Quarantine }
+	s.must(http.StatusOK, "GET", "/api/v1/apps/orders/deployments/"+badDep, nil, &q)
+	if q.Quarantine == nil || q.Quarantine.Version != "2.0.0" {
+		t.Fatalf("the bad build's deployment %s: quarantine %+v, want one with version 2.0.0", badDep, q.Quarantine)
+	}
+
+	// The trigger pushes the same content again as a new version: refused.
+	again := wait(push("2.0.1", bad))
+	if _, detail, _ := again.stage("production"); again.State != "failed" || !strings.Contains(detail, "quarantined") {
+		t.Errorf("release of the quarantined content again: %s, %q; want failed, saying it is quarantined", again.State, detail)
+	}
+	if got := s.slotDeployment("orders", hotswap.ProductionSlot); got != goodDep {
+		t.Errorf("production serves %s, want the good build %s", got, goodDep)
+	}
+}
