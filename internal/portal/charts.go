@@ -38,7 +38,24 @@ type chart struct {
 	Summary string // the same in a sentence beside the chart
 	Scale   string // the axes in short, shown under the chart
 	Lines   []chartLine
-	W, H    int // the viewBox
+	Marks   []chartMark  // vertical lines at moments: a rollout's steps
+	Limits  []chartLimit // horizontal lines at values: an analysis's limits
+	W, H    int          // the viewBox
+}
+
+// chartMark is a vertical line at a moment, labelled at its top.
+type chartMark struct {
+	X      string // the line's x
+	TextX  string // the label's x, inside the chart
+	TextY  string // the label's baseline: lower when it would overlap another
+	Anchor string // the label's text-anchor: start, or end near the right edge
+	Label  string
+}
+
+// chartLimit is a horizontal line at a value, labelled at its right end.
+type chartLimit struct {
+	Y, TextY string
+	Label    string
 }
 
 // chartLine is one polyline of a chart.

@@ -55,7 +55,8 @@ type rolloutPanel struct {
 	Commands bool
 	// Back is where a command returns: "app", "slot" or "rollout".
 	Back        string
-	ResultCount string // "2 results"
+	ResultCount string         // "2 results"
+	Charts      *rolloutCharts // nil: none on this page, or no metrics
 	// CSRF and CanDeploy are the view's, for the command forms.
 	CSRF      string
 	CanDeploy bool
@@ -78,8 +79,8 @@ type rolloutView struct {
 
 // rollouts returns the app's rollouts for its page (slot "") or a slot's
 // page; nil without an engine. On a slot's page the panel shows only that
-// slot's rollout. A store error is logged and shows no rollouts: the rest
-// of the page still serves.
+// slot's rollout, without the charts the slot's own stand for. A store
+// error is logged and shows no rollouts: the rest of the page still serves.
 func (p *Portal) rollouts(r *http.Request, app, slot string) *rolloutView {
 	if p.cfg.Rollouts == nil {
 		return nil
@@ -98,6 +99,9 @@ func (p *Portal) rollouts(r *http.Request, app, slot string) *rolloutView {
 		back = "slot"
 	}
 	v.Panel = p.panel(r, rs[0], back)
+	if slot == "" {
+		v.Panel.Charts = rolloutChartsOf(p.cfg.Metrics, rs[0])
+	}
 	return v
 }
 
@@ -239,6 +243,7 @@ func (p *Portal) rolloutPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := p.panel(r, ro, "rollout")
+	d.Charts = rolloutChartsOf(p.cfg.Metrics, ro)
 	p.render(w, r, http.StatusOK, "rollout", &view{
 		Title: app + " · Progressive swap " + ro.ID, Nav: "apps", Data: rolloutData{App: app, Panel: d},
 		StatusURL: "/portal" + appURL(app) + "/status.json",
