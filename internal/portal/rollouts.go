@@ -312,7 +312,12 @@ func (p *Portal) rolloutForm(ctx context.Context, app string, slots []string) *r
 			f.Slots = append(f.Slots, s)
 		}
 	}
-	if r, ok, err := p.cfg.Rollouts.Active(ctx, app); err == nil && ok {
+	r, ok, err := p.cfg.Rollouts.Active(ctx, app)
+	if err != nil {
+		// The form still shows; starting says what is wrong.
+		p.log.Warn("active rollout", "app", app, "err", err)
+	}
+	if ok {
 		f.Active = &r
 	}
 	return f
