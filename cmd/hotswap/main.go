@@ -407,7 +407,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 
 	web, err = portal.New(ctx, portal.Config{
-		Ops: m.ops, Releases: m.releases, Store: m.db, Authenticate: api.TokenActor,
+		Ops: m.ops, Releases: m.releases, Rollouts: m.rollouts, Store: m.db, Authenticate: api.TokenActor,
 		AdminToken: token, PublicURL: c.PublicURL, MaxPackageBytes: c.MaxPackageBytes,
 		Logger: m.logger.With("component", "portal"), Version: Version, Metrics: m.metrics,
 	})
