@@ -28,7 +28,20 @@ type Set struct {
 	restarts atomic.Int64
 	retryAt  atomic.Int64 // UnixNano of the next restart attempt, 0 if none is pending
 	stopping atomic.Bool
+	// inflight holds, in its low 32 bits, the requests in flight
+	// (Acquire, not yet Release) and, in the bits above, how many Acquire
+	// counted ever (mod 2^31): one atomic add per request tells the idle
+	// reaper both whether a request runs and whether one came since it
+	// last looked.
 	inflight atomic.Int64
+
+	// Scale to zero (see sleep.go): the set's state, and the channels by
+	// which Sleep and Wake ask the supervising goroutine.
+	state  atomic.Int32 // awake, dozing or asleep
+	sleepc chan struct{}
+	wakec  chan struct{}
+	round  atomic.Pointer[wakeRound] // what Wake's callers wait on
+	wakes  atomic.Int64
 
 	ctx      context.Context // cancelled by Stop: aborts a restart in progress
 	cancel   context.CancelFunc
@@ -50,7 +63,7 @@ func newSet(m *Manager, spec Spec) *Set {
 	if m.Homes != "" {
 		home = filepath.Join(m.Homes, id)
 	}
-	return &Set{
+	s := &Set{
 		m:      m,
 		spec:   spec,
 		log:    m.log.With("handler", spec.name()),
@@ -60,7 +73,11 @@ func newSet(m *Manager, spec Spec) *Set {
 		cancel: cancel,
 		stopc:  make(chan struct{}),
 		done:   make(chan struct{}),
+		sleepc: make(chan struct{}, 1),
+		wakec:  make(chan struct{}, 1),
 	}
+	s.round.Store(newRound())
+	return s
 }
 
 // startReady starts a process, preferring port, and waits until it is ready.
@@ -99,6 +116,7 @@ func (s *Set) supervise(p *process) {
 	defer s.sweep()
 	defer s.m.remove(s)
 	defer s.cancel()
+	defer s.finishRound(ErrStopped) // Wake's callers do not wait for a stopped set
 
 	backoff := minBackoff
 	for {
@@ -109,6 +127,16 @@ func (s *Set) supervise(p *process) {
 			s.stopErr = p.terminate(s.grace, s.log)
 			s.pid.Store(0)
 			return
+		case <-s.sleepc:
+			if !s.doze(p) {
+				continue // woken, still busy, or stopping: p runs on
+			}
+			np, ok := s.asleep(p.port)
+			if !ok {
+				return // stopped while asleep: nothing runs
+			}
+			p = np
+			continue
 		}
 		s.addr.Store(nil)
 		s.pid.Store(0)
@@ -211,24 +239,32 @@ func (s *Set) Acquire() bool {
 	if s.stopping.Load() {
 		return false
 	}
-	s.inflight.Add(1)
+	s.inflight.Add(acquireUnit)
 	if s.stopping.Load() {
-		s.inflight.Add(-1)
+		s.inflight.Add(-1) // the request is not in flight; it still counts as one that came
 		return false
 	}
 	return true
 }
 
+// acquireUnit is what Acquire adds to inflight: one more request in
+// flight, and one more ever.
+const acquireUnit = 1<<32 | 1
+
 // Release ends a request counted by Acquire.
 func (s *Set) Release() {
-	if s.inflight.Add(-1) < 0 {
+	if int32(s.inflight.Add(-1)) < 0 {
 		panic("runtime: Set.Release without Acquire")
 	}
 }
 
 // InFlight returns the number of requests counted by Acquire and not yet
 // released.
-func (s *Set) InFlight() int { return int(s.inflight.Load()) }
+func (s *Set) InFlight() int { return int(int32(s.inflight.Load())) }
+
+// Acquired returns a count that changes whenever Acquire counts a request
+// (it wraps; compare it, don't subtract), for the idle reaper.
+func (s *Set) Acquired() uint32 { return uint32(s.inflight.Load() >> 32) }
 
 // Drain waits until no request is in flight, or returns ctx.Err(). It does not
 // refuse new requests: the caller first stops routing to the set (swaps the
@@ -237,7 +273,7 @@ func (s *Set) Drain(ctx context.Context) error {
 	// Polling keeps Release free of locks and channel operations.
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for s.inflight.Load() != 0 {
+	for s.InFlight() != 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -1,0 +1,149 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSleepWake: a set put to sleep stops its process and reports idle;
+// 64 concurrent Wake calls share one start and all get the new address;
+// the set then serves and can sleep again.
+func TestSleepWake(t *testing.T) {
+	m := newManager(t)
+	s := start(t, m, handlerSpec())
+	pid := s.PID()
+	if !s.Sleep() {
+		t.Fatal("Sleep of an awake set: false")
+	}
+	if s.Sleep() {
+		t.Error("a second Sleep: true, want false")
+	}
+	if _, ok := s.Addr(); ok {
+		t.Error("Addr right after Sleep: ok, want the address withdrawn")
+	}
+	waitFor(t, 10*time.Second, "the process stopped", func() bool { return syscall.Kill(pid, 0) != nil && s.PID() == 0 })
+	if !s.Idle() {
+		t.Fatal("asleep, but Idle is false")
+	}
+
+	var wg sync.WaitGroup
+	addrs := make([]string, 64)
+	errs := make([]error, 64)
+	for i := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addrs[i], errs[i] = s.Wake(context.Background())
+		}()
+	}
+	wg.Wait()
+	for i := range addrs {
+		if errs[i] != nil || addrs[i] != addrs[0] {
+			t.Fatalf("Wake %d = %q, %v; want %q like the others", i, addrs[i], errs[i], addrs[0])
+		}
+	}
+	if n := s.Wakes(); n != 1 {
+		t.Errorf("64 concurrent Wakes started the handler %d times, want 1", n)
+	}
+	if s.Idle() || s.PID() == 0 || s.PID() == pid {
+		t.Errorf("after Wake: idle %v, pid %d (was %d)", s.Idle(), s.PID(), pid)
+	}
+	if got := get(t, addrs[0], "/"); got != "ok\n" {
+		t.Errorf("GET / after waking = %q", got)
+	}
+	// Awake, Wake answers at once without starting anything.
+	if addr, err := s.Wake(context.Background()); err != nil || addr != addrs[0] || s.Wakes() != 1 {
+		t.Errorf("Wake of an awake set = %q, %v (wakes %d)", addr, err, s.Wakes())
+	}
+	if !s.Sleep() {
+		t.Fatal("Sleep after waking: false")
+	}
+	waitFor(t, 10*time.Second, "asleep again", func() bool { return s.PID() == 0 })
+}
+
+// TestSleepWaitsForRequests: a set told to sleep while a request is in
+// flight keeps its process until the request ends; a Wake while it dozes
+// cancels the sleep and the same process serves on.
+func TestSleepWaitsForRequests(t *testing.T) {
+	m := newManager(t)
+	s := start(t, m, handlerSpec())
+	pid := s.PID()
+	if !s.Acquire() {
+		t.Fatal("Acquire")
+	}
+	before := s.Acquired()
+	s.Sleep()
+	time.Sleep(100 * time.Millisecond)
+	if s.PID() != pid || syscall.Kill(pid, 0) != nil {
+		t.Fatal("the process stopped with a request in flight")
+	}
+	addr, err := s.Wake(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PID() != pid || s.Wakes() != 0 || s.Idle() {
+		t.Errorf("a Wake while dozing: pid %d (want %d), wakes %d, idle %v; want the same process, awake", s.PID(), pid, s.Wakes(), s.Idle())
+	}
+	if got := get(t, addr, "/pid"); got == "" {
+		t.Error("no answer after the cancelled sleep")
+	}
+	s.Release()
+	if !s.Acquire() {
+		t.Fatal("Acquire")
+	}
+	s.Release()
+	if s.Acquired() == before {
+		t.Error("Acquired did not change after an Acquire")
+	}
+	if s.InFlight() != 0 {
+		t.Errorf("InFlight = %d, want 0", s.InFlight())
+	}
+}
+
+// TestStopWhileAsleep: Stop of a sleeping set ends it at once, and a Wake
+// after it fails with ErrStopped instead of waiting.
+func TestStopWhileAsleep(t *testing.T) {
+	m := newManager(t)
+	s := start(t, m, handlerSpec())
+	s.Sleep()
+	waitFor(t, 10*time.Second, "asleep", func() bool { return s.PID() == 0 })
+	done := make(chan error, 1)
+	go func() { done <- s.Stop(time.Second) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop of a sleeping set did not return")
+	}
+	if _, err := s.Wake(context.Background()); !errors.Is(err, ErrStopped) {
+		t.Errorf("Wake after Stop = %v, want ErrStopped", err)
+	}
+}
+
+// TestWakeFailure: a handler that cannot start again fails every waiting
+// Wake with the start's error, and the set sleeps on.
+func TestWakeFailure(t *testing.T) {
+	m := newManager(t)
+	dir := t.TempDir()
+	flag := dir + "/exit"
+	s := start(t, m, handlerSpec("HANDLER_EXIT_IF="+flag))
+	s.Sleep()
+	waitFor(t, 10*time.Second, "asleep", func() bool { return s.PID() == 0 })
+	if err := writeFile(flag); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := s.Wake(ctx); err == nil || !errors.Is(err, ErrExited) {
+		t.Fatalf("Wake of a handler that exits at start = %v, want ErrExited", err)
+	}
+	if !s.Idle() {
+		t.Error("after a failed wake the set is not idle")
+	}
+}
+
+func writeFile(path string) error { return os.WriteFile(path, nil, 0o644) }
