@@ -239,6 +239,8 @@ func (s *Service) heartbeatLoop() {
 	defer tick.Stop()
 	var behindSince time.Time // when the node was first seen behind target
 	var target int64          // the generation it then had to reach
+	// published is what this node last told the others of its requests.
+	var published metricsPublished
 	for i := 0; ; i++ {
 		select {
 		case <-s.ctx.Done():
@@ -253,6 +255,7 @@ func (s *Service) heartbeatLoop() {
 				s.log.Info("the store answers heartbeats again")
 				signal(n.reconcile)
 			}
+			s.publishMetrics(ctx, &published)
 		} else if time.Since(n.heartbeatAt()) > s.cfg.Liveness && !n.storeLost.Swap(true) {
 			// The node keeps serving what it served: the request path
 			// needs no store, and a failover of the store would
