@@ -21,6 +21,12 @@
 //     10% rule to staging against no rule, and the forwarding path's cost
 //     per request with no rule, the rule and the routing cookie (go test
 //     -bench BenchmarkTrafficForward in internal/router; allocs/op must be 0).
+//   - data plane (issue 14): the same handler directly, through hotswap,
+//     nginx, HAProxy and Caddy (installed with apt-get where missing; a smoke
+//     run skips a missing one and says so), in one run with the order
+//     rotating by round: closed-loop req/s and p99 at a fixed open-loop
+//     rate, small and 64 KiB, hotswap against the best peer; then a CPU
+//     profile of hotswap's server under that load (its --pprof listener).
 //
 // Usage:
 //
@@ -80,6 +86,7 @@ type config struct {
 	profileTime string        // -benchtime of the profiled benchmark run
 	elapsed     time.Duration // whole run, for the report
 	only        string        // run only scenarios whose title contains it; "" = all
+	pprofDir    string        // data plane: keep hotswap's CPU profiles here; "" = discard
 }
 
 // bench is a run in progress, handed to every scenario.
@@ -124,6 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	fs.IntVar(&c.deployed, "deployed-slots", 10, "footprint: deployed slots")
 	fs.IntVar(&c.allocCount, "alloc-count", 5, "go test -count of the allocation benchmark")
 	fs.StringVar(&c.profileTime, "profile-time", "10s", "go test -benchtime of the CPU-profiled run")
+	fs.StringVar(&c.pprofDir, "pprof-dir", "", "data plane: keep the hotswap server's CPU profiles in this folder for go tool pprof")
 	fs.StringVar(&c.only, "only", "", "run only the scenarios whose title contains this (e.g. Idle); the report then has just those")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -81,6 +81,7 @@ func scenarios(e *env) []scenario {
 	return []scenario{
 		{"Proxy overhead: GET /api/small (60-byte JSON)", compare(targets, small, "small GET", 10)},
 		{"Proxy overhead: POST /api/echo (64 KiB body echoed)", compare(targets, echo, "64 KiB echo", 11)},
+		{"Data plane against nginx, HAProxy and Caddy (issue 14)", dataPlane},
 		{"Idle connections beside active clients", idleLoad},
 		{"Allocations per request of the forwarding path", allocations},
 		{"Profile of the forwarding path", profile},
