@@ -47,14 +47,19 @@ backend be
 
 // caddyfile is Caddy's reverse_proxy in front of the direct handler: plain
 // HTTP on the loopback listener only (no automatic HTTPS, no certificates),
-// the admin endpoint off, logging at ERROR (no access log), and upstream
+// the admin endpoint off (Caddy 2.6's `caddy run` still saves its
+// config, under XDG_CONFIG_HOME in the temp directory), logging at ERROR (no access log), and upstream
 // keep-alive with as many idle connections per host as the load generator
-// has clients (Caddy's default keeps 32). The site matches any Host header,
+// has clients (Caddy's default keeps 32). buffer_requests reads a request
+// body whole before it goes upstream, as nginx does by default: Caddy 2.6
+// runs Go's HTTP/1.1 server without full duplex, which stops reading a
+// request body once the response starts, so streaming the 64 KiB echo
+// broke requests mid-body (EOF at the client, "use of closed network
+// connection" in Caddy's log); a GET has no body to buffer. The site matches any Host header,
 // since the load generator sends hotswap's (bench.localhost) to every peer.
 const caddyfile = `{
 	admin off
 	auto_https off
-	persist_config off
 	log {
 		level ERROR
 	}
@@ -63,6 +68,7 @@ const caddyfile = `{
 http://:%[1]s {
 	bind 127.0.0.1
 	reverse_proxy %[2]s {
+		buffer_requests
 		transport http {
 			keepalive 120s
 			keepalive_idle_conns %[3]d
@@ -148,7 +154,7 @@ func (e *env) startCaddy(ctx context.Context, install bool, conns int, logf func
 	if err := waitHTTP(ctx, "http://"+listen+"/api/small", "", ""); err != nil {
 		return peer{}, fmt.Errorf("caddy does not answer: %w", err)
 	}
-	return peer{listen, fmt.Sprintf("Caddy %s (`%s`), reverse_proxy with upstream keep-alive (%d idle connections per host), GOMAXPROCS = cores, admin off, auto_https off, no access log",
+	return peer{listen, fmt.Sprintf("Caddy %s (`%s`), reverse_proxy with upstream keep-alive (%d idle connections per host), buffer_requests (request bodies read whole first, as nginx does; streamed, Caddy 2.6 cut 64 KiB echoes short), GOMAXPROCS = cores, admin off, auto_https off, no access log",
 		firstLine(version), bin, max(conns, 64))}, nil
 }
 
