@@ -185,6 +185,8 @@ func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 	default:
 		if _, ok := st.set.Addr(); ok {
 			v.State = "running"
+		} else if st.set.Idle() {
+			v.State = "idle" // scaled to zero: the next request starts it
 		} else {
 			v.State = "down"
 		}

@@ -47,6 +47,13 @@ type Config struct {
 	// retired stays warm, so that going back starts no process. Zero = 10m;
 	// negative disables.
 	RevertWindow time.Duration
+	// IdleTimeout is how long a slot other than production may serve
+	// nothing before its process set is stopped until the next request
+	// (scale to zero); a slot's HOTSWAP_IDLE_TIMEOUT setting overrides it.
+	// Zero is DefaultIdleTimeout; negative is never.
+	IdleTimeout time.Duration
+	// IdleTick is how often idle sets are looked for; zero is 1s.
+	IdleTick time.Duration
 	// MaxWarmSets bounds the retired process sets kept warm (memory); the
 	// oldest is stopped first. Zero = 16.
 	MaxWarmSets int
@@ -145,6 +152,12 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.DrainGrace == 0 {
 		cfg.DrainGrace = 30 * time.Second
 	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.IdleTick == 0 {
+		cfg.IdleTick = time.Second
+	}
 	if cfg.RevertWindow == 0 {
 		cfg.RevertWindow = 10 * time.Minute
 	}
@@ -216,9 +229,10 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	s.publishLocked()
 	s.mu.Unlock()
 	s.phases.wake = make(chan struct{}, 1)
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go s.phaseLoop()
 	go s.reapLoop()
+	go s.idleLoop()
 	go s.timerLoop()
 	go s.endLoop()
 	if s.node != nil {

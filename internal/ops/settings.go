@@ -31,8 +31,13 @@ func (s *Service) ListSettings(ctx context.Context, app, slot string) ([]hotswap
 func (s *Service) UpdateSettings(ctx context.Context, actor, app, slot string, set []hotswap.Setting, unset []string, ho HoldOptions) ([]hotswap.Setting, error) {
 	seen := make(map[string]bool)
 	for i, st := range set {
-		if isWarmupSetting(st.Name) {
-			set[i].Sticky = true // warm-up configuration stays with its slot
+		if isWarmupSetting(st.Name) || st.Name == IdleTimeoutSetting {
+			set[i].Sticky = true // warm-up and idle configuration stay with their slot
+		}
+		if st.Name == IdleTimeoutSetting {
+			if _, err := parseIdleTimeout(st.Value); err != nil {
+				return nil, err
+			}
 		}
 		if err := hotswap.ValidateSettingName(st.Name); err != nil {
 			return nil, err

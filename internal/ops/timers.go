@@ -359,6 +359,15 @@ func (s *Service) fireTimer(j timerJob) {
 	}
 	defer set.Release()
 	addr, ok := set.Addr()
+	if !ok && set.Idle() {
+		// Scaled to zero: the timer wakes it, as a request would.
+		a, err := set.Wake(s.ctx)
+		if err != nil {
+			st.log.add("host", fmt.Sprintf("timer %s skipped: the handler did not start: %v", fn.Name, err))
+			return
+		}
+		addr, ok = a, true
+	}
 	if !ok {
 		st.log.add("host", fmt.Sprintf("timer %s skipped: the handler is down", fn.Name))
 		return

@@ -208,6 +208,14 @@ func (s *Service) warm(ctx context.Context, w warmup, rs *router.Slot) error {
 func (s *Service) warmOnce(ctx context.Context, path string, rs *router.Slot) (int, error) {
 	if path == "/" {
 		addr, ok := rs.Upstream.Addr()
+		if w, isWaker := rs.Upstream.(router.Waker); !ok && isWaker && w.Idle() {
+			// A set scaled to zero starts for its warm-up.
+			a, err := w.Wake(ctx)
+			if err != nil {
+				return 0, fmt.Errorf("the handler did not start: %w", err)
+			}
+			addr, ok = a, true
+		}
 		if !ok {
 			return 0, fmt.Errorf("the handler is down")
 		}

@@ -32,6 +32,27 @@ type Upstream interface {
 	Release()
 }
 
+// Waker is an Upstream that scales to zero (a runtime.Set): while Idle,
+// Wake starts its handler and returns the address once it is ready,
+// concurrent callers sharing one start. The lean path does not wake: a
+// request that finds its set down falls back to the net/http path, which
+// does.
+type Waker interface {
+	Idle() bool
+	Wake(ctx context.Context) (addr string, err error)
+}
+
+// wake starts up if it sleeps and returns its address; ok=false if it is
+// not a Waker, not idle (down: crashed and restarting), or did not start.
+func wake(ctx context.Context, up Upstream) (addr string, ok bool) {
+	w, isWaker := up.(Waker)
+	if !isWaker || !w.Idle() {
+		return "", false
+	}
+	addr, err := w.Wake(ctx)
+	return addr, err == nil
+}
+
 // KeyStore changes a slot's keys for the host admin API. The implementation
 // publishes a new Table before it returns.
 type KeyStore interface {
@@ -362,6 +383,9 @@ func (h *Handler) serveSlotAs(w http.ResponseWriter, r *http.Request, s *Slot, k
 	}
 	defer up.Release()
 	addr, ok := up.Addr()
+	if !ok {
+		addr, ok = wake(r.Context(), up)
+	}
 	if !ok {
 		unavailable(w, up.RetryAfter())
 		h.observe(s, http.StatusServiceUnavailable, 0)

@@ -185,7 +185,7 @@ func (s *Set) asleep(port int) (*process, bool) {
 				return nil, false
 			}
 			s.log.Error("wake: handler start failed", "err", err)
-			s.hostLog(fmt.Sprintf("handler start on the first request failed: %v", err))
+			s.hostLog(fmt.Sprintf("handler start after idling failed: %v", err))
 			s.finishRound(err)
 			continue
 		}
@@ -194,7 +194,7 @@ func (s *Set) asleep(port int) (*process, bool) {
 		s.publish(p)
 		s.finishRound(nil)
 		s.drainWakes()
-		s.hostLog(fmt.Sprintf("handler started on the first request after idling (pid %d) in %s", p.pid, time.Since(start).Round(time.Millisecond)))
+		s.hostLog(fmt.Sprintf("handler started again after idling (pid %d) in %s", p.pid, time.Since(start).Round(time.Millisecond)))
 		return p, true
 	}
 }

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -33,30 +34,40 @@ func retryDelay(err error) time.Duration {
 }
 
 // handlerSet is the part of a runtime.Set that tells whether its handler is
-// up.
+// up, and starts it when it sleeps (scaled to zero).
 type handlerSet interface {
 	Addr() (addr string, ok bool)
 	RetryAfter() time.Duration
+	Idle() bool
+	Wake(ctx context.Context) (string, error)
 }
 
 // minDownRetry is the least time a message that found the handler down
 // stays hidden (Set.RetryAfter is zero while a restart is under way).
 const minDownRetry = time.Second
 
-// handlerAddr returns the set's handler address, or, while it is down, a
+// handlerAddr returns the set's handler address, starting a set that
+// sleeps first (work wakes it, as a request does), or, while it is down, a
 // notRunError telling to come back after the expected restart.
-func handlerAddr(set handlerSet) (string, error) {
+func handlerAddr(ctx context.Context, set handlerSet) (string, error) {
 	if addr, ok := set.Addr(); ok {
 		return addr, nil
+	}
+	if set.Idle() {
+		addr, err := set.Wake(ctx)
+		if err == nil {
+			return addr, nil
+		}
+		return "", &notRunError{why: "the handler did not start: " + err.Error(), after: max(set.RetryAfter(), minDownRetry)}
 	}
 	return "", &notRunError{why: "the handler is down (restarting)", after: max(set.RetryAfter(), minDownRetry)}
 }
 
 // readyWait returns a func telling how long to wait before fetching work
-// for set: zero while its handler is up.
+// for set: zero while its handler is up or asleep (the work wakes it).
 func readyWait(set handlerSet) func() time.Duration {
 	return func() time.Duration {
-		if _, ok := set.Addr(); ok {
+		if _, ok := set.Addr(); ok || set.Idle() {
 			return 0
 		}
 		return min(max(set.RetryAfter(), 100*time.Millisecond), time.Second)

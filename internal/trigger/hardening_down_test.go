@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,12 @@ func (f *fakeSet) Addr() (string, bool) {
 	}
 	return "127.0.0.1:1", true
 }
+
+// Idle: a fakeSet never sleeps (scale to zero is runtime.Set's, tested there
+// and end to end).
+func (f *fakeSet) Idle() bool { return false }
+
+func (f *fakeSet) Wake(context.Context) (string, error) { return "", errors.New("not asleep") }
 
 func (f *fakeSet) RetryAfter() time.Duration {
 	if f.down.Load() {
@@ -52,7 +59,7 @@ func TestPollerHandlerDown(t *testing.T) {
 			if dispatchDown.Add(-1) >= 0 {
 				set.down.Store(true)
 			}
-			if _, err := handlerAddr(set); err != nil {
+			if _, err := handlerAddr(context.Background(), set); err != nil {
 				refusals.Add(1)
 				return err
 			}
@@ -103,7 +110,7 @@ func TestBlobScannerHandlerDown(t *testing.T) {
 	s, got := e.scanner(t, "host", nil)
 	inner := s.handle
 	s.handle = func(ctx context.Context, b *blobItem) error {
-		if _, err := handlerAddr(set); err != nil {
+		if _, err := handlerAddr(context.Background(), set); err != nil {
 			refusals.Add(1)
 			return err
 		}

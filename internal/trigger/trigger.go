@@ -518,7 +518,7 @@ func (m *Manager) run(ctx context.Context, s Serving, fn *funcapp.Function, data
 		return errNotRun
 	}
 	defer s.Set.Release()
-	addr, err := handlerAddr(s.Set)
+	addr, err := handlerAddr(ctx, s.Set)
 	if err != nil {
 		return err // not a try: released until the handler is back
 	}
