@@ -310,7 +310,10 @@ type StepResult struct {
 	// Verdict is "passed", "failed", "held" (production breaks the limit
 	// too, or too few requests) or "skipped" (promoted).
 	Verdict string `json:"verdict"`
-	Detail  string `json:"detail,omitempty"`
+	// Code names why a step held or failed: requests, outage-errors,
+	// outage-p95, errors or p95.
+	Code   string `json:"code,omitempty"`
+	Detail string `json:"detail,omitempty"`
 
 	Requests int64    `json:"requests"`
 	Errors   int64    `json:"errors"`

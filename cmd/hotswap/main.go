@@ -109,6 +109,7 @@ type Config struct {
 	MaxPackageFiles int
 	MaxUnpacked     int64
 	RevertWindow    time.Duration
+	IdleTimeout     time.Duration
 	MaxWarmSets     int
 	Retention       int
 	ReleaseTick     time.Duration
@@ -212,6 +213,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Int64Var(&c.MaxUnpacked, "max-unpacked-bytes", 0, "largest unpacked package; 0 = 1 GiB")
 	fs.IntVar(&c.MaxPackageFiles, "max-package-files", 0, "most files in a package; 0 = 20000")
 	fs.DurationVar(&c.RevertWindow, "revert-window", 10*time.Minute, "how long retired process sets stay warm for an instant swap back; negative disables")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", ops.DefaultIdleTimeout, "how long a slot other than production may serve nothing before its handlers stop until the next request (scale to zero); 0 disables; a slot's HOTSWAP_IDLE_TIMEOUT setting overrides it")
 	fs.IntVar(&c.MaxWarmSets, "max-warm-sets", 16, "most retired process sets kept warm (memory bound); the oldest stop first")
 	fs.StringVar(&c.PprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) for profiling; off when empty")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the portal's URL as browsers reach it, e.g. https://hotswap.example.com behind a TLS proxy (https: Secure cookies)")
@@ -354,6 +356,7 @@ func (m *Main) Run(ctx context.Context) error {
 		StartTimeout: c.StartTimeout,
 		DrainGrace:   c.DrainGrace,
 		RevertWindow: c.RevertWindow,
+		IdleTimeout:  idleTimeout(c.IdleTimeout),
 		MaxWarmSets:  c.MaxWarmSets,
 		Retention:    c.Retention,
 		Outputs:      outputs,
@@ -369,7 +372,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.router.SetKeyStore(m.ops)
 	m.router.SetHealth(m.ops.Health)
 	// Progressive swaps run on the node that runs the releases.
-	roc := rollout.Config{Store: m.db, Ops: m.ops, Metrics: m.metrics, Logger: m.logger.With("component", "rollout"), CrashPoint: os.Getenv("HOTSWAP_TEST_CRASH_AT")}
+	roc := rollout.Config{Store: m.db, Ops: m.ops, Metrics: rollout.Local(m.metrics), Logger: m.logger.With("component", "rollout"), CrashPoint: os.Getenv("HOTSWAP_TEST_CRASH_AT")}
 	if m.leader != nil {
 		roc.Leader = m.leader.IsLeader
 	}
@@ -518,6 +521,15 @@ func (m *Main) Close() error {
 		errs = append(errs, m.lock.Close()) // releases the flock
 	}
 	return errors.Join(errs...)
+}
+
+// idleTimeout turns the --idle-timeout flag (0: never) into ops' setting
+// (0: the default, negative: never).
+func idleTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // lockDataDir takes an exclusive lock on dir/lock, so two servers never

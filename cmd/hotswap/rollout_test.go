@@ -467,7 +467,9 @@ func TestProgressiveSwapCLI(t *testing.T) {
 	if code, out, errs := run("rollout", "abort", "shop", "--yes"); code != 0 {
 		t.Fatalf("rollout abort --yes: exit %d\n%s%s", code, out, errs)
 	}
-	code, out, errs = run("rollout", "watch", "shop")
+	var list struct{ Rollouts []hotswap.Rollout }
+	s.must(http.StatusOK, "GET", "/api/v1/apps/shop/rollouts", nil, &list)
+	code, out, errs = run("rollout", "watch", "shop", list.Rollouts[0].ID)
 	if code == 0 || !strings.Contains(out+errs, "aborted by") {
 		t.Errorf("rollout watch of an aborted rollout: exit %d, want non-zero with the reason\n%s%s", code, out, errs)
 	}
@@ -585,5 +587,55 @@ stages:
 	}
 	if got := s.slotDeployment("orders", hotswap.ProductionSlot); got != goodDep {
 		t.Errorf("production serves %s, want the good build %s", got, goodDep)
+	}
+}
+
+// TestReleaseAbandonAbortsRollout: abandoning a release whose stage runs a
+// progressive swap aborts the swap: the share goes and nothing is swapped
+// on later.
+func TestReleaseAbandonAbortsRollout(t *testing.T) {
+	t.Parallel()
+	s := startServerWith(t, "", func(m *Main) { m.Config.ReleaseTick = 20 * time.Millisecond })
+	s.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "orders"}, nil)
+	s.must(http.StatusCreated, "POST", "/api/v1/apps/orders/slots", map[string]string{"name": "staging"}, nil)
+	prod := s.deploy("orders", hotswap.ProductionSlot, zipDir(t, examplePackage(t, "envapp")))
+	s.must(http.StatusCreated, "POST", "/api/v1/pipelines", []byte(`name: orders-cd
+artifact: {feed: orders}
+trigger: {continuous: true, branches: [main]}
+stages:
+  - name: production
+    deploy: {app: orders, slot: staging}
+    swap: {app: orders, slot: staging, target: production, strategy: "canary:10", step: 1h}
+`), nil)
+	ids := s.pushArtifact("orders", "1.0.0", "main")
+	var ro hotswap.Rollout
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var list struct{ Rollouts []hotswap.Rollout }
+		s.must(http.StatusOK, "GET", "/api/v1/apps/orders/rollouts", nil, &list)
+		if len(list.Rollouts) == 1 && list.Rollouts[0].State == hotswap.RolloutRunning {
+			ro = list.Rollouts[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no running progressive swap from the release: %+v", list.Rollouts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ro.Release != ids[0] {
+		t.Errorf("the rollout's release is %q, want %q", ro.Release, ids[0])
+	}
+	s.must(http.StatusOK, "POST", "/api/v1/releases/"+ids[0]+"/abandon", nil, nil)
+	end := s.waitRollout("orders", ro.ID, 20*time.Second)
+	if end.State != hotswap.RolloutAborted || !strings.Contains(end.Reason, "abandoning release") {
+		t.Errorf("after the abandon the rollout is %s (%s), want aborted", end.State, end.Reason)
+	}
+	var traffic struct{ Shares []hotswap.TrafficShare }
+	s.must(http.StatusOK, "GET", "/api/v1/apps/orders/traffic", nil, &traffic)
+	if len(traffic.Shares) != 0 {
+		t.Errorf("traffic rules left: %+v", traffic.Shares)
+	}
+	if got := s.slotDeployment("orders", hotswap.ProductionSlot); got != prod {
+		t.Errorf("production serves %s, want %s", got, prod)
 	}
 }

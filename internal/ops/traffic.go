@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 
@@ -171,4 +172,65 @@ func (s *Service) sharesLocked(app string) []router.Share {
 		out[i] = router.Share{Slot: x.Slot, Percent: x.Percent}
 	}
 	return out
+}
+
+// SetShare sets one slot's share of app's production traffic, keeping the
+// other slots' shares, and reports whether it changed anything; percent 0
+// removes the slot's rule (no routing cookie keeps a client on it then).
+// The rules are read from the store, not this node's memory, and changed
+// under the service lock, so a node that lags behind the cluster does not
+// write old rules back, and a rule set on this node meanwhile is kept. The
+// other slots' shares come first: the slot gets at most what they leave.
+func (s *Service) SetShare(ctx context.Context, actor, app, slot string, percent float64) (bool, error) {
+	if math.IsNaN(percent) || percent < 0 || percent > 100 {
+		return false, hotswap.Errorf(hotswap.Invalid, "traffic share of %s: %v%% is not between 0 and 100", slot, percent)
+	}
+	s.mu.Lock()
+	err := s.mayFlip()
+	var shares []hotswap.TrafficShare
+	if err == nil {
+		shares, err = s.store.Traffic(ctx, app)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return false, err
+	}
+	next := make([]hotswap.TrafficShare, 0, len(shares)+1)
+	var others float64
+	for _, x := range shares {
+		if x.Slot != slot {
+			next = append(next, x)
+			others += x.Percent
+		}
+	}
+	if percent = min(percent, max(0, 100-others)); percent > 0 {
+		next = append(next, hotswap.TrafficShare{Slot: slot, Percent: percent})
+	}
+	bySlot := func(a, b hotswap.TrafficShare) int { return strings.Compare(a.Slot, b.Slot) }
+	slices.SortFunc(next, bySlot)
+	shares = slices.Clone(shares)
+	slices.SortFunc(shares, bySlot) // the store's collation may order names otherwise
+	if slices.Equal(next, shares) {
+		// The store holds it already; this node's memory may not yet.
+		if !slices.Equal(s.traffic[app], shares) {
+			s.setTrafficLocked(app, shares)
+			s.publishLocked()
+		}
+		s.mu.Unlock()
+		return false, nil
+	}
+	if err := s.store.SetTraffic(ctx, app, next); err != nil {
+		s.mu.Unlock()
+		return false, err
+	}
+	s.setTrafficLocked(app, next)
+	s.publishLocked()
+	s.mu.Unlock()
+	action := "traffic.set"
+	if len(next) == 0 {
+		action = "traffic.clear"
+	}
+	s.activity(ctx, app, actor, action, hotswap.ProductionSlot, "traffic "+trafficDetail(next), "succeeded")
+	s.clusterAck(ctx, app, hotswap.ProductionSlot, action)
+	return true, nil
 }

@@ -504,12 +504,15 @@ func (e *Engine) Abandon(ctx context.Context, actor Actor, idOrName string) (*Re
 }
 
 func (e *Engine) abandon(ctx context.Context, actor Actor, idOrName string) (*Release, error) {
-	var apps []string
+	var apps, rollouts []string
 	r, err := e.withActive(ctx, idOrName, func(r *Release, def *pipeline.Pipeline) error {
 		now := e.now()
 		for _, st := range r.Stages {
 			if st.State == StageRunning {
 				st.logf(now, "abandoned by "+actor.Name+" while running; the action in progress completes")
+				if st.RolloutID != "" {
+					rollouts = append(rollouts, st.RolloutID)
+				}
 			}
 		}
 		e.endLocked(r, Abandoned, "abandoned by "+actor.Name)
@@ -524,6 +527,16 @@ func (e *Engine) abandon(ctx context.Context, actor Actor, idOrName string) (*Re
 	})
 	if err != nil {
 		return nil, err
+	}
+	// A progressive swap the release started is aborted with it: it
+	// would otherwise swap the abandoned build on once its steps passed.
+	for _, id := range rollouts {
+		if e.cfg.Rollouts == nil {
+			break
+		}
+		if _, err := e.cfg.Rollouts.Command(context.WithoutCancel(ctx), actor.Name+" (abandoning release "+r.Name+")", id, hotswap.RolloutAbort); err != nil && hotswap.ErrorKind(err) != hotswap.FailedPrecondition {
+			e.log.Error("abort the progressive swap of an abandoned release", "release", r.Name, "rollout", id, "err", err)
+		}
 	}
 	if len(apps) == 0 {
 		apps = []string{""} // the all-apps activity log still shows it

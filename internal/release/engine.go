@@ -35,6 +35,7 @@ type Rollouts interface {
 	Start(ctx context.Context, req rollout.StartRequest) (hotswap.Rollout, error)
 	Active(ctx context.Context, app string) (hotswap.Rollout, bool, error)
 	Watch(ctx context.Context, id string, f func(hotswap.Rollout)) (hotswap.Rollout, error)
+	Command(ctx context.Context, actor, id string, cmd hotswap.RolloutCommand) (hotswap.Rollout, error)
 }
 
 // Config configures an Engine.

@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -49,17 +48,29 @@ type Store interface {
 // Ops is what a rollout changes: the traffic rules, the swap, quarantine.
 // *ops.Service implements it.
 type Ops interface {
-	Traffic(ctx context.Context, app string) ([]hotswap.TrafficShare, error)
-	SetTraffic(ctx context.Context, actor, app string, shares []hotswap.TrafficShare) error
+	// SetShare sets one slot's share of production's traffic (0: no
+	// rule), keeping the others', from the store's rules; it reports
+	// whether it changed them.
+	SetShare(ctx context.Context, actor, app, slot string, percent float64) (bool, error)
 	SlotDeployment(ctx context.Context, app, slot string) (string, error)
 	Swap(ctx context.Context, req ops.SwapRequest) (ops.SwapResult, error)
 	QuarantineDeployment(ctx context.Context, actor, app, id, reason string) (hotswap.Quarantine, error)
 }
 
-// Metrics gives a slot's request metrics over the last d (at most
-// metrics.MaxWindow). *metrics.Registry implements it.
+// Metrics gives a slot's lifetime request counts: this node's (Local), or
+// every node's of a cluster. A step's figures are the difference between
+// a reading at its start and one now, however long the step.
 type Metrics interface {
-	Window(app, slot string, d time.Duration) metrics.Stats
+	Totals(ctx context.Context, app, slot string) (metrics.Totals, error)
+}
+
+// Local reads one server's registry.
+func Local(r *metrics.Registry) Metrics { return localMetrics{r} }
+
+type localMetrics struct{ r *metrics.Registry }
+
+func (l localMetrics) Totals(_ context.Context, app, slot string) (metrics.Totals, error) {
+	return l.r.Totals(app, slot), nil
 }
 
 // Config configures an Engine.
@@ -76,6 +87,10 @@ type Config struct {
 	// Leader tells whether this node runs the rollouts of a cluster; nil
 	// is always.
 	Leader func() bool
+	// TakeoverDelay is how long a node leads before it acts, so that the
+	// old leader has noticed it lost the lead; zero is 2.5s (as the
+	// release engine's), negative none. Unused without a Leader.
+	TakeoverDelay time.Duration
 	Logger *slog.Logger
 	// CrashPoint, for crash-safety tests only, names a point between a
 	// move and its effect where the engine kills its process (SIGKILL):
@@ -99,7 +114,33 @@ type Engine struct {
 	mu sync.Mutex
 	// busy: rollouts a goroutine is moving on.
 	busy map[string]bool
+	// bases: by rollout id, the counts read when this engine began
+	// watching the current step.
+	bases map[string]stepBase
+	// refused: by rollout id, since when its final swap is refused with
+	// Conflict (an operation on the app, or a release's hold).
+	refused map[string]time.Time
+	// leadSince: when the Leader last said this node leads; zero while
+	// it does not.
+	leadSince time.Time
 }
+
+// stepBase is the counts at the start of a step: the slot's and the
+// target's.
+type stepBase struct {
+	step    int
+	started time.Time // the rollout's StepStarted then
+	slot    metrics.Totals
+	target  metrics.Totals
+}
+
+// swapPatience is how long a final swap refused with Conflict is tried
+// again before the rollout fails: an operation on the app ends in seconds,
+// a release's hold may not end at all.
+const swapPatience = time.Minute
+
+// maxResults bounds a rollout's results: past it, the last is replaced.
+const maxResults = 200
 
 // Open starts an engine. It runs rollouts from its first tick on, picking
 // up those an earlier process left.
@@ -116,7 +157,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), busy: map[string]bool{}, id: newID()}
+	if cfg.TakeoverDelay == 0 {
+		cfg.TakeoverDelay = 2500 * time.Millisecond
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), busy: map[string]bool{}, bases: map[string]stepBase{}, refused: map[string]time.Time{}, id: newID()}
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if cfg.Tick > 0 {
 		e.wg.Add(1)
@@ -163,8 +207,20 @@ func (e *Engine) loop() {
 func (e *Engine) Tick(ctx context.Context) { e.tick(ctx, true) }
 
 func (e *Engine) tick(ctx context.Context, wait bool) {
-	if e.cfg.Leader != nil && !e.cfg.Leader() {
-		return
+	if e.cfg.Leader != nil {
+		e.mu.Lock()
+		lead := e.cfg.Leader()
+		switch {
+		case !lead:
+			e.leadSince = time.Time{}
+		case e.leadSince.IsZero():
+			e.leadSince = time.Now()
+		}
+		since := e.leadSince
+		e.mu.Unlock()
+		if !lead || time.Since(since) < e.cfg.TakeoverDelay {
+			return // not leading, or not for long enough: the old leader may still act
+		}
 	}
 	rs, err := e.cfg.Store.ActiveRollouts(ctx)
 	if err != nil {
@@ -259,8 +315,17 @@ func (e *Engine) move(ctx context.Context, r hotswap.Rollout) (hotswap.Rollout, 
 			return r, false, err
 		}
 		if r.Deployment != "" {
-			if _, err := e.cfg.Ops.QuarantineDeployment(ctx, r.Actor, r.App, r.Deployment, "progressive swap "+r.ID+" failed: "+r.Reason); err != nil && hotswap.ErrorKind(err) != hotswap.NotFound {
+			_, err := e.cfg.Ops.QuarantineDeployment(ctx, r.Actor, r.App, r.Deployment, "progressive swap "+r.ID+" failed: "+r.Reason)
+			switch kind := hotswap.ErrorKind(err); {
+			case err == nil:
+			case kind == hotswap.Conflict:
+				// Quarantined already (by hand, or by this move before a
+				// restart).
+			case kind == hotswap.NotFound, kind == hotswap.FailedPrecondition, kind == hotswap.Invalid:
+				// Gone, or nothing to quarantine: the rollback goes on.
 				e.log.Warn("quarantine after a failed analysis", "app", r.App, "deployment", r.Deployment, "err", err)
+			default:
+				return r, false, err // the store is away: try again at the next tick
 			}
 		}
 		r.State = hotswap.RolloutFailed
@@ -305,61 +370,50 @@ func (e *Engine) drift(ctx context.Context, r hotswap.Rollout) (string, error) {
 
 // setShare sets the share of production's traffic r's slot has (0: none,
 // no rule, so that no routing cookie keeps a client on it), keeping the
-// other slots' shares. It writes only when the share differs.
+// other slots' shares; it writes only when the store's rule differs.
 func (e *Engine) setShare(ctx context.Context, r hotswap.Rollout, percent float64) error {
-	shares, err := e.cfg.Ops.Traffic(ctx, r.App)
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(shares, func(s hotswap.TrafficShare) bool { return s.Slot == r.Slot })
-	switch {
-	case percent == 0 && i < 0, i >= 0 && percent > 0 && shares[i].Percent == percent:
-		return nil
-	case percent == 0:
-		shares = slices.Delete(shares, i, i+1)
-	case i < 0:
-		shares = append(shares, hotswap.TrafficShare{Slot: r.Slot, Percent: percent})
-	default:
-		shares[i].Percent = percent
-	}
-	// Other slots' shares come first: the rollout's slot gets what they
-	// leave, at most its step's share.
-	var others float64
-	for _, s := range shares {
-		if s.Slot != r.Slot {
-			others += s.Percent
-		}
-	}
-	if i := slices.IndexFunc(shares, func(s hotswap.TrafficShare) bool { return s.Slot == r.Slot }); i >= 0 && others+shares[i].Percent > 100 {
-		shares[i].Percent = max(0, 100-others)
-	}
-	return e.cfg.Ops.SetTraffic(ctx, r.Actor, r.App, shares)
+	_, err := e.cfg.Ops.SetShare(ctx, r.Actor, r.App, r.Slot, percent)
+	return err
 }
 
 // analyse reads the running step's metrics: a failure ends the rollout at
 // once (before the step's time is up: the fewer requests a bad build gets,
 // the better); the step's end passes it, or holds it while production
-// fails as well or too few requests came.
+// fails as well or too few requests came. The figures are the requests
+// since this engine began watching the step (its first tick in it): the
+// whole step, however long.
 func (e *Engine) analyse(ctx context.Context, r hotswap.Rollout, now time.Time) (hotswap.Rollout, bool, error) {
 	step := r.Strategy.Steps[r.Step]
-	elapsed := now.Sub(r.StepStarted)
-	ended := elapsed >= time.Duration(step.Duration)
+	ended := now.Sub(r.StepStarted) >= time.Duration(step.Duration)
 	res := hotswap.StepResult{Step: r.Step, Percent: step.Percent, At: now}
 	verdict := "passed"
 	if !r.Analysis.IsZero() {
-		// The window counts whole seconds back from the current one: one
-		// more takes in the second the step began.
-		w := min(max(elapsed, 0)+time.Second, metrics.MaxWindow)
-		s := e.cfg.Metrics.Window(r.App, r.Slot, w)
-		p := e.cfg.Metrics.Window(r.App, r.Target, w)
-		res.Requests, res.Errors, res.P95 = s.Requests, s.Errors, hotswap.Duration(s.P95)
-		res.Base, res.BaseErrs, res.BaseP95 = p.Requests, p.Errors, hotswap.Duration(p.P95)
-		verdict, res.Detail = judge(r, s, p)
+		sNow, err := e.cfg.Metrics.Totals(ctx, r.App, r.Slot)
+		if err != nil {
+			return r, false, err
+		}
+		pNow, err := e.cfg.Metrics.Totals(ctx, r.App, r.Target)
+		if err != nil {
+			return r, false, err
+		}
+		e.mu.Lock()
+		base, ok := e.bases[r.ID]
+		if !ok || base.step != r.Step || !base.started.Equal(r.StepStarted) {
+			base = stepBase{step: r.Step, started: r.StepStarted, slot: sNow, target: pNow}
+			e.bases[r.ID] = base
+		}
+		e.mu.Unlock()
+		sd, _ := sNow.Sub(base.slot) // counts that started again: all of them are the step's
+		pd, _ := pNow.Sub(base.target)
+		st, pt := metrics.StatsOf(sd), metrics.StatsOf(pd)
+		res.Requests, res.Errors, res.P95 = st.Requests, st.Errors, hotswap.Duration(st.P95)
+		res.Base, res.BaseErrs, res.BaseP95 = pt.Requests, pt.Errors, hotswap.Duration(pt.P95)
+		verdict, res.Code, res.Detail = judge(r, st, pt)
 	}
 	switch {
 	case verdict == "failed":
 		res.Verdict = verdict
-		r.Results = append(r.Results, res)
+		r.Results = appendResult(r.Results, res)
 		r.State = hotswap.RolloutRollingBack
 		r.Reason = fmt.Sprintf("step %d (%s%%): %s", r.Step+1, hotswap.FormatPercent(step.Percent), res.Detail)
 		r, err := e.save(ctx, r, now)
@@ -370,12 +424,13 @@ func (e *Engine) analyse(ctx context.Context, r hotswap.Rollout, now time.Time) 
 	case !ended:
 		return r, false, nil
 	case verdict == "held":
-		// Say why once, not at every tick.
-		if n := len(r.Results); n > 0 && r.Results[n-1].Step == r.Step && r.Results[n-1].Verdict == "held" && r.Results[n-1].Detail == res.Detail {
+		// Say why once, not at every tick: the figures in the detail
+		// change, the reason (its code) does not.
+		if n := len(r.Results); n > 0 && r.Results[n-1].Step == r.Step && r.Results[n-1].Verdict == "held" && r.Results[n-1].Code == res.Code {
 			return r, false, nil
 		}
 		res.Verdict = verdict
-		r.Results = append(r.Results, res)
+		r.Results = appendResult(r.Results, res)
 		r, err := e.save(ctx, r, now)
 		return r, false, err
 	}
@@ -383,7 +438,7 @@ func (e *Engine) analyse(ctx context.Context, r hotswap.Rollout, now time.Time) 
 	if res.Detail == "" {
 		res.Detail = "no analysis: passed on time"
 	}
-	r.Results = append(r.Results, res)
+	r.Results = appendResult(r.Results, res)
 	r.Step++
 	r.StepStarted = now
 	if r.Step >= len(r.Strategy.Steps) {
@@ -401,34 +456,45 @@ func (e *Engine) analyse(ctx context.Context, r hotswap.Rollout, now time.Time) 
 	return r, true, nil
 }
 
+// appendResult appends x to results, replacing the last one once there are
+// maxResults: a rollout's record stays bounded whatever happens.
+func appendResult(results []hotswap.StepResult, x hotswap.StepResult) []hotswap.StepResult {
+	if len(results) >= maxResults {
+		results[len(results)-1] = x
+		return results
+	}
+	return append(results, x)
+}
+
 // judge reads a step's figures: the slot's (s) against the limits, and
-// production's over the same time (p), so that a limit both break is a
-// general outage, not the new build's fault. It returns "failed", "held"
-// (not enough requests, or production breaks the limit too) or "passed",
-// and says why.
-func judge(r hotswap.Rollout, s, p metrics.Stats) (verdict, detail string) {
+// production's over the same time (p). A limit both break is a general
+// outage, not the new build's fault, unless the slot is clearly worse
+// (more than twice production's figure). It returns "failed", "held" (not
+// enough requests, or an outage) or "passed", a code naming why it holds
+// or fails, and the detail.
+func judge(r hotswap.Rollout, s, p metrics.Stats) (verdict, code, detail string) {
 	a := r.Analysis
 	min := max(a.MinRequests, 1)
 	if s.Requests < min {
-		return "held", fmt.Sprintf("%d of the %d requests the analysis needs", s.Requests, min)
+		return "held", "requests", fmt.Sprintf("%d of the %d requests the analysis needs", s.Requests, min)
 	}
 	figures := fmt.Sprintf("%s: error rate %s (%d of %d), p95 %s; %s: error rate %s, p95 %s", r.Slot, rate(s.ErrorRate), s.Errors, s.Requests, p95(s.P95), r.Target, rate(p.ErrorRate), p95(p.P95))
 	if p.Requests == 0 {
 		figures = fmt.Sprintf("%s: error rate %s (%d of %d), p95 %s; %s: no requests", r.Slot, rate(s.ErrorRate), s.Errors, s.Requests, p95(s.P95), r.Target)
 	}
 	if a.MaxErrorRate > 0 && s.ErrorRate > a.MaxErrorRate {
-		if p.Requests > 0 && p.ErrorRate > a.MaxErrorRate {
-			return "held", fmt.Sprintf("error rate %s over maxErrorRate %s, but %s's is %s as well: holding the step, not blaming the new build (%s)", rate(s.ErrorRate), rate(a.MaxErrorRate), r.Target, rate(p.ErrorRate), figures)
+		if p.Requests > 0 && p.ErrorRate > a.MaxErrorRate && s.ErrorRate <= 2*p.ErrorRate {
+			return "held", "outage-errors", fmt.Sprintf("error rate %s over maxErrorRate %s, but %s's is %s as well: holding the step, not blaming the new build (%s)", rate(s.ErrorRate), rate(a.MaxErrorRate), r.Target, rate(p.ErrorRate), figures)
 		}
-		return "failed", fmt.Sprintf("error rate %s over maxErrorRate %s (%s)", rate(s.ErrorRate), rate(a.MaxErrorRate), figures)
+		return "failed", "errors", fmt.Sprintf("error rate %s over maxErrorRate %s (%s)", rate(s.ErrorRate), rate(a.MaxErrorRate), figures)
 	}
 	if limit := time.Duration(a.MaxP95); limit > 0 && s.P95 > limit {
-		if p.Requests > 0 && p.P95 > limit {
-			return "held", fmt.Sprintf("p95 %s over maxP95 %s, but %s's is %s as well: holding the step, not blaming the new build (%s)", p95(s.P95), limit, r.Target, p95(p.P95), figures)
+		if p.Requests > 0 && p.P95 > limit && (p.P95 == metrics.Unbounded || s.P95 <= 2*p.P95) {
+			return "held", "outage-p95", fmt.Sprintf("p95 %s over maxP95 %s, but %s's is %s as well: holding the step, not blaming the new build (%s)", p95(s.P95), limit, r.Target, p95(p.P95), figures)
 		}
-		return "failed", fmt.Sprintf("p95 %s over maxP95 %s (%s)", p95(s.P95), limit, figures)
+		return "failed", "p95", fmt.Sprintf("p95 %s over maxP95 %s (%s)", p95(s.P95), limit, figures)
 	}
-	return "passed", figures
+	return "passed", "", figures
 }
 
 func rate(f float64) string { return hotswap.FormatPercent(f*100) + "%" }
@@ -470,11 +536,16 @@ func (e *Engine) swap(ctx context.Context, r hotswap.Rollout, now time.Time) (ho
 	default:
 		_, err := e.cfg.Ops.Swap(ctx, ops.SwapRequest{App: r.App, Source: r.Slot, Target: r.Target, Actor: r.Actor, Release: r.Release})
 		if err != nil {
-			if k := hotswap.ErrorKind(err); k == hotswap.Conflict || k == hotswap.Unavailable {
-				return r, false, nil // an operation on the app is running, or the store is away: next tick
+			k := hotswap.ErrorKind(err)
+			if k == hotswap.Unavailable {
+				return r, false, nil // the store is away: next tick
 			}
+			if k == hotswap.Conflict && e.patient(r.ID, now) {
+				return r, false, nil // an operation on the app is running: next tick
+			}
+			e.log.Warn("rollout: the swap failed", "id", r.ID, "app", r.App, "err", err)
 			r.State = hotswap.RolloutFailed
-			r.Reason = "the swap failed: " + err.Error()
+			r.Reason = "the swap failed: " + hotswap.ErrorMessage(err)
 			r, serr := e.save(ctx, r, now)
 			if serr != nil {
 				return r, false, serr
@@ -488,6 +559,19 @@ func (e *Engine) swap(ctx context.Context, r hotswap.Rollout, now time.Time) (ho
 	return r, false, err
 }
 
+// patient reports whether a swap refused with Conflict (first at the
+// time it records) is to be tried again: for swapPatience.
+func (e *Engine) patient(id string, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	first, ok := e.refused[id]
+	if !ok {
+		e.refused[id] = now
+		return true
+	}
+	return now.Sub(first) < swapPatience
+}
+
 // save writes r as read (compare-and-set on its version).
 func (e *Engine) save(ctx context.Context, r hotswap.Rollout, now time.Time) (hotswap.Rollout, error) {
 	r.Updated = now
@@ -496,6 +580,10 @@ func (e *Engine) save(ctx context.Context, r hotswap.Rollout, now time.Time) (ho
 		return r, err
 	}
 	if out.State.Done() {
+		e.mu.Lock()
+		delete(e.bases, out.ID)
+		delete(e.refused, out.ID)
+		e.mu.Unlock()
 		e.log.Info("rollout ended", "id", out.ID, "app", out.App, "slot", out.Slot, "state", out.State, "reason", out.Reason)
 	}
 	return out, nil

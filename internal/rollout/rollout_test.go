@@ -46,22 +46,35 @@ type fakeOps struct {
 	swaps       int
 	quarantined []string
 	swapErr     error
+	setShares   int // SetShare calls
+	writes      int // of them, those that changed the rules
 }
 
-func (f *fakeOps) Traffic(ctx context.Context, app string) ([]hotswap.TrafficShare, error) {
+func (f *fakeOps) SetShare(ctx context.Context, actor, app, slot string, percent float64) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.traffic), nil
-}
-
-func (f *fakeOps) SetTraffic(ctx context.Context, actor, app string, shares []hotswap.TrafficShare) error {
-	if err := hotswap.ValidateTraffic(shares); err != nil {
-		return err
+	f.setShares++
+	var next []hotswap.TrafficShare
+	var others float64
+	for _, x := range f.traffic {
+		if x.Slot != slot {
+			next = append(next, x)
+			others += x.Percent
+		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.traffic = slices.Clone(shares)
-	return nil
+	if percent = min(percent, max(0, 100-others)); percent > 0 {
+		next = append(next, hotswap.TrafficShare{Slot: slot, Percent: percent})
+	}
+	if err := hotswap.ValidateTraffic(next); err != nil {
+		return false, err
+	}
+	slices.SortFunc(next, func(a, b hotswap.TrafficShare) int { return strings.Compare(a.Slot, b.Slot) })
+	if slices.Equal(next, f.traffic) {
+		return false, nil
+	}
+	f.traffic = next
+	f.writes++
+	return true, nil
 }
 
 func (f *fakeOps) share(slot string) float64 {
@@ -131,7 +144,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.reg = &metrics.Registry{Now: f.clk.Now}
 	f.open = func() *Engine {
-		e, err := Open(ctx, Config{Store: db, Ops: f.ops, Metrics: f.reg, Now: f.clk.Now, Tick: -1})
+		e, err := Open(ctx, Config{Store: db, Ops: f.ops, Metrics: Local(f.reg), Now: f.clk.Now, Tick: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -506,5 +519,114 @@ func TestSwapFailure(t *testing.T) {
 	r := f.tick()
 	if r.State != hotswap.RolloutFailed || !strings.Contains(r.Reason, "the swap failed: staging is held by release r-1") || len(f.ops.traffic) != 0 {
 		t.Fatalf("%s %q traffic %v", r.State, r.Reason, f.ops.traffic)
+	}
+}
+
+// A held step writes its reason once, however its figures change, and a
+// rollout's results stay bounded.
+func TestHeldStepWritesOnce(t *testing.T) {
+	f := newFixture(t)
+	f.start("canary:10", "minRequests=100000")
+	f.tick()
+	var r hotswap.Rollout
+	for range 120 {
+		f.serve("staging", 7, 0, time.Millisecond, 5*time.Second)
+		r = f.tick()
+	}
+	if r.State != hotswap.RolloutRunning || len(r.Results) != 1 || r.Results[0].Code != "requests" {
+		t.Fatalf("after 10 minutes held: %s with %d results (%+v)", r.State, len(r.Results), r.Results[len(r.Results)-1])
+	}
+}
+
+// A build much worse than production fails even while production breaks
+// the limit too.
+func TestMuchWorseThanProductionFails(t *testing.T) {
+	f := newFixture(t)
+	f.start("canary:10", "maxErrorRate=1%,minRequests=50")
+	f.tick()
+	f.serve("production", 100, 2, time.Millisecond, 0)
+	f.serve("staging", 100, 50, time.Millisecond, 5*time.Second)
+	if r := f.tick(); r.State != hotswap.RolloutFailed || !strings.Contains(r.Reason, "error rate 50%") {
+		t.Fatalf("staging at 50%% errors, production at 2%%: %s (%s)", r.State, r.Reason)
+	}
+}
+
+// A step longer than the metrics' ten-minute window counts all its
+// requests.
+func TestLongStepCountsItsWholeTime(t *testing.T) {
+	f := newFixture(t)
+	st := hotswap.Strategy{Name: "canary:10", Steps: []hotswap.RolloutStep{{Percent: 10, Duration: hotswap.Duration(30 * time.Minute)}}}
+	if _, err := f.eng.Start(f.ctx, StartRequest{App: "orders", Slot: "staging", Actor: "alice", Strategy: st, Analysis: hotswap.Analysis{MinRequests: 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	f.tick()
+	var r hotswap.Rollout
+	for range 30 {
+		f.serve("staging", 80, 0, time.Millisecond, time.Minute)
+		r = f.tick()
+	}
+	f.clk.add(time.Second)
+	if r = f.tick(); r.State != hotswap.RolloutSucceeded {
+		t.Fatalf("a 30m step with 2,400 requests against minRequests=1000: %s %+v", r.State, r.Results)
+	}
+}
+
+// A share capped by another slot's rule is written once, not at each tick.
+func TestCappedShareWrittenOnce(t *testing.T) {
+	f := newFixture(t)
+	f.ops.traffic = []hotswap.TrafficShare{{Slot: "canary", Percent: 95}}
+	f.start("canary:10", "")
+	for range 20 {
+		f.tick()
+		f.clk.add(time.Second)
+	}
+	if f.ops.writes != 1 || f.ops.share("staging") != 5 {
+		t.Fatalf("%d writes of the rules, staging's share %v; want 1 write of 5%%", f.ops.writes, f.ops.share("staging"))
+	}
+}
+
+// A swap refused with Conflict (a release's hold, say) is tried for a
+// while, then fails the rollout with the reason.
+func TestSwapRefusedFails(t *testing.T) {
+	f := newFixture(t)
+	f.start("canary:10", "")
+	f.tick()
+	f.ops.swapErr = hotswap.Errorf(hotswap.Conflict, "staging is held by release r-1 (waiting for approval)")
+	f.clk.add(time.Minute)
+	if r := f.tick(); r.State != hotswap.RolloutSwapping {
+		t.Fatalf("first refusal: %s, want swapping (tried again)", r.State)
+	}
+	f.clk.add(swapPatience)
+	r := f.tick()
+	if r.State != hotswap.RolloutFailed || !strings.Contains(r.Reason, "held by release r-1") || len(f.ops.traffic) != 0 {
+		t.Fatalf("after %v of refusals: %s %q traffic %v", swapPatience, r.State, r.Reason, f.ops.traffic)
+	}
+}
+
+// A node that has just taken the lead waits before it acts: the old
+// leader may still be moving the rollout.
+func TestTakeoverDelay(t *testing.T) {
+	f := newFixture(t)
+	lead := false
+	e, err := Open(f.ctx, Config{Store: f.db, Ops: f.ops, Metrics: Local(f.reg), Now: f.clk.Now, Tick: -1, Leader: func() bool { return lead }, TakeoverDelay: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	f.eng = e
+	f.start("canary:10", "")
+	f.tick()
+	if f.ops.share("staging") != 0 {
+		t.Fatal("a node that does not lead set the share")
+	}
+	lead = true
+	f.tick()
+	if f.ops.share("staging") != 0 {
+		t.Fatal("a node that just took the lead acted at once")
+	}
+	time.Sleep(350 * time.Millisecond)
+	f.tick()
+	if f.ops.share("staging") != 10 {
+		t.Fatal("the leader did not act after the takeover delay")
 	}
 }
