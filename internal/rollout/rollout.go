@@ -91,7 +91,7 @@ type Config struct {
 	// old leader has noticed it lost the lead; zero is 2.5s (as the
 	// release engine's), negative none. Unused without a Leader.
 	TakeoverDelay time.Duration
-	Logger *slog.Logger
+	Logger        *slog.Logger
 	// CrashPoint, for crash-safety tests only, names a point between a
 	// move and its effect where the engine kills its process (SIGKILL):
 	// rollout.step-passed, rollout.failing, rollout.swapping,
