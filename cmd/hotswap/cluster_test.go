@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/pgtest"
 )
 
@@ -488,5 +489,45 @@ func TestClusterReleaseSurvivesNodeLoss(t *testing.T) {
 	}
 	if got := nc.api().release(created.ID).State; got != "succeeded" {
 		t.Errorf("release %s through %s is %s, want succeeded", r.Name, nc.name, got)
+	}
+}
+
+// TestClusterProgressiveSwapReadsEveryNode: on two nodes, production's
+// requests go to the node that does not run the rollouts only; the leader's
+// analysis still sees the new build's 5% 500s there (the nodes share their
+// request counts through the store) and rolls it back, and both nodes then
+// route everything to production.
+func TestClusterProgressiveSwapReadsEveryNode(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 2)
+	leader := releaseLeader(c)
+	other := c.nodes[0]
+	if other == leader {
+		other = c.nodes[1]
+	}
+	a := leader.api()
+	a.must(http.StatusCreated, "POST", "/api/v1/apps", map[string]string{"name": "shop"}, nil)
+	a.must(http.StatusCreated, "POST", "/api/v1/apps/shop/slots", map[string]string{"name": "staging"}, nil)
+	prod := a.deploy("shop", hotswap.ProductionSlot, zipDir(t, examplePackage(t, "envapp")))
+	bad := copyPackage(t, "envapp")
+	if err := os.WriteFile(filepath.Join(bad, "fail-every"), []byte("20\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	staging := a.deploy("shop", "staging", zipDir(t, bad))
+	l := startSteadyLoad(t, other.fnAddr, "shop.localhost", 6)
+	defer l.end()
+
+	var ro hotswap.Rollout
+	other.api().must(http.StatusCreated, "POST", "/api/v1/apps/shop/rollouts", map[string]any{
+		"slot": "staging", "strategy": "canary:20", "step": "2m", "analysis": "maxErrorRate=1%,minRequests=100",
+	}, &ro)
+	end := a.waitRollout("shop", ro.ID, 90*time.Second)
+	if end.State != hotswap.RolloutFailed || !strings.Contains(end.Reason, "over maxErrorRate 1%") {
+		t.Fatalf("rollout %s (%s): want failed on the error rate the other node saw", end.State, end.Reason)
+	}
+	t.Logf("failed after %v: %s", end.Updated.Sub(end.Created).Round(time.Millisecond), end.Reason)
+	for _, nd := range c.nodes {
+		nd.serves("shop.localhost", prod, "the rollback")
+		nd.serves("shop-staging.localhost", staging, "the rollback")
 	}
 }

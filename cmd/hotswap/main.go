@@ -154,26 +154,29 @@ type Main struct {
 	Config Config
 	Stdout io.Writer
 
-	logger      *slog.Logger
-	lock        *os.File // the data directory's lock, held while serving
-	db          store
-	cluster     *postgres.DB         // the same store, when it is PostgreSQL
-	leader      *postgres.Leadership // of the release engine and blob scans
-	drained     chan struct{}        // closed by a drain through the API
-	drainOnce   sync.Once
-	runtime     *runtime.Manager
-	ops         *ops.Service
-	triggers    *trigger.Manager
-	releases    *release.Engine
-	rollouts    *rollout.Engine
-	metrics     *metrics.Registry
-	router      *router.Handler
-	fnServer    *router.Server
-	apiServer   *http.Server
-	pprofServer *http.Server
-	fnLn        net.Listener
-	apiLn       net.Listener
-	closed      bool
+	logger    *slog.Logger
+	lock      *os.File // the data directory's lock, held while serving
+	db        store
+	cluster   *postgres.DB         // the same store, when it is PostgreSQL
+	leader    *postgres.Leadership // of the release engine and blob scans
+	drained   chan struct{}        // closed by a drain through the API
+	drainOnce sync.Once
+	runtime   *runtime.Manager
+	ops       *ops.Service
+	triggers  *trigger.Manager
+	releases  *release.Engine
+	rollouts  *rollout.Engine
+	// clusterMetrics sums every node's requests for the leader's
+	// progressive swaps and metric gates; nil on a single server.
+	clusterMetrics *rollout.ClusterMetrics
+	metrics        *metrics.Registry
+	router         *router.Handler
+	fnServer       *router.Server
+	apiServer      *http.Server
+	pprofServer    *http.Server
+	fnLn           net.Listener
+	apiLn          net.Listener
+	closed         bool
 }
 
 // NewMain returns a Main with the default configuration.
@@ -373,8 +376,16 @@ func (m *Main) Run(ctx context.Context) error {
 	m.router.SetHealth(m.ops.Health)
 	// Progressive swaps run on the node that runs the releases.
 	roc := rollout.Config{Store: m.db, Ops: m.ops, Metrics: rollout.Local(m.metrics), Logger: m.logger.With("component", "rollout"), CrashPoint: os.Getenv("HOTSWAP_TEST_CRASH_AT")}
+	var gates windower = m.metrics
 	if m.leader != nil {
 		roc.Leader = m.leader.IsLeader
+		m.clusterMetrics, err = rollout.OpenClusterMetrics(ctx, rollout.ClusterConfig{
+			Source: m.cluster, Active: m.leader.IsLeader, Logger: m.logger.With("component", "cluster-metrics"),
+		})
+		if err != nil {
+			return fmt.Errorf("start cluster metrics: %w", err)
+		}
+		roc.Metrics, gates = m.clusterMetrics, m.clusterMetrics
 	}
 	if m.rollouts, err = rollout.Open(ctx, roc); err != nil {
 		return fmt.Errorf("start progressive swaps: %w", err)
@@ -383,7 +394,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Store:    m.db,
 		Ops:      m.ops,
 		Rollouts: m.rollouts,
-		Metrics:  releaseMetrics{m.metrics},
+		Metrics:  releaseMetrics{gates},
 		Tick:     c.ReleaseTick,
 		Logger:   m.logger.With("component", "release"),
 	}
@@ -500,6 +511,9 @@ func (m *Main) Close() error {
 	}
 	if m.rollouts != nil {
 		errs = append(errs, m.rollouts.Close())
+	}
+	if m.clusterMetrics != nil {
+		errs = append(errs, m.clusterMetrics.Close())
 	}
 	if m.leader != nil {
 		m.leader.Close()
@@ -704,8 +718,14 @@ func adminHandler(api, web http.Handler, domain string) http.Handler {
 	})
 }
 
+// windower gives a slot's request metrics over the last d: this server's
+// registry, or a cluster's metrics.
+type windower interface {
+	Window(app, slot string, d time.Duration) metrics.Stats
+}
+
 // releaseMetrics lets metric gates read the request metrics.
-type releaseMetrics struct{ r *metrics.Registry }
+type releaseMetrics struct{ r windower }
 
 func (m releaseMetrics) Window(app, slot string, d time.Duration) release.Stats {
 	s := m.r.Window(app, slot, d)
