@@ -6,7 +6,7 @@ GO ?= go
 # ten seconds of fuzzing per target on a 2-core machine; artifact's target
 # does real file I/O (fsync) per exec, hence its small count. Minimizing a
 # new input is bounded the same way so it cannot eat the budget.
-FUZZ ?= internal/funcapp:150000 internal/artifact:10000 internal/pipeline:200000 internal/router:150000 internal/portal:150000 internal/azstorage:80000 internal/invoke:150000 internal/cli:150000
+FUZZ ?= .:100000 internal/funcapp:150000 internal/artifact:10000 internal/pipeline:200000 internal/router:150000 internal/portal:150000 internal/azstorage:80000 internal/invoke:150000 internal/cli:150000
 FUZZMINIMIZE ?= 200x
 
 .PHONY: build run test deps vet fuzz bench

@@ -235,6 +235,9 @@ func ParseAnalysis(s string) (Analysis, error) {
 			if err != nil || math.IsNaN(p) || p < 0 || p > 100 {
 				return Analysis{}, Errorf(Invalid, "analysis %q: maxErrorRate %q is not a percent from 0 to 100", s, v)
 			}
+			if p == 0 {
+				return Analysis{}, Errorf(Invalid, "analysis %q: maxErrorRate 0%% would fail a step on its first error; give a small rate such as 0.1%%, or leave it out not to check errors", s)
+			}
 			a.MaxErrorRate = p / 100
 		case "maxp95":
 			d, err := time.ParseDuration(v)

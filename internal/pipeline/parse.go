@@ -817,7 +817,11 @@ func (p *parser) swap(n *yaml.Node, path string) *Swap {
 		sw.Preview, _ = p.boolean(n, path)
 	}
 	p.progressive(f, sw) // strategy, step, analysis: strategy.go
-	if t.Slot != "" && sw.Target == t.Slot {
+	if len(sw.Strategy.Steps) > 0 && okTarget && sw.Target != hotswap.ProductionSlot {
+		// The steps share production's traffic: its host name is the one
+		// the traffic rules split.
+		p.addf(targetNode, targetPath, "a progressive swap (strategy %s) moves production's traffic, so its target is production, not %s", sw.Strategy.Name, quote(sw.Target))
+	} else if t.Slot != "" && sw.Target == t.Slot {
 		at, atPath := targetNode, targetPath
 		if at == nil {
 			at, atPath = f.vals["slot"], join(path, "slot")

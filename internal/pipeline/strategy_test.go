@@ -167,6 +167,11 @@ func TestParseSwapStrategyErrors(t *testing.T) {
 			want: []string{`line 9, column 16: stages[0].swap.preview: a progressive swap (strategy) and a swap with preview don't mix: a preview waits for its checks with no traffic moved, a strategy moves traffic step by step; leave one out`},
 		},
 		{
+			name: "strategy with a target other than production",
+			yaml: swapStage("target: qa", "strategy: canary:10"),
+			want: []string{`line 8, column 15: stages[0].swap.target: a progressive swap (strategy canary:10) moves production's traffic, so its target is production, not "qa"`},
+		},
+		{
 			name: "step without strategy",
 			yaml: swapStage("step: 2m"),
 			want: []string{`line 8, column 13: stages[0].swap.step: step goes with a strategy: add strategy: canary:P1,P2,... or leave step out`},
