@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/cli"
 )
 
 // slotState returns a slot's state as the API reports it.
@@ -61,6 +64,13 @@ func TestScaleToZero(t *testing.T) {
 	key := findKey(s.keys("web", "staging"), "host", "", "default")
 	for round := range 3 {
 		s.waitSlotState("web", "staging", "idle", 20*time.Second)
+		if round == 0 {
+			var out, errb bytes.Buffer
+			code := cli.Run(context.Background(), []string{"--server", s.api, "--token", s.token, "slot", "list", "web"}, cli.Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, WorkDir: t.TempDir()})
+			if code != 0 || !strings.Contains(out.String(), "idle (scaled to zero)") {
+				t.Errorf("slot list of an idle slot: exit %d\n%s%s", code, out.String(), errb.String())
+			}
+		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		pids := map[string]int{}

@@ -16,7 +16,7 @@ import (
 func newRolloutEnv(t testing.TB) (*env, *rollout.Engine) {
 	t.Helper()
 	e := newEnv(t)
-	eng, err := rollout.Open(context.Background(), rollout.Config{Store: e.db, Ops: e.ops, Metrics: metrics.New(), Tick: -1})
+	eng, err := rollout.Open(context.Background(), rollout.Config{Store: e.db, Ops: e.ops, Metrics: rollout.Local(metrics.New()), Tick: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

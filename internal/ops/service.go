@@ -325,6 +325,17 @@ func (s *Service) startDeployed(ctx context.Context, st *slotState) error {
 	if err != nil {
 		return err
 	}
+	// A slot that may idle starts asleep: a server with many slots starts
+	// only what production needs, and each other slot on its first
+	// request (or trigger, or warm-up).
+	if to, err := idleTimeout(st.settings, st.slot.Name, s.cfg.IdleTimeout); err == nil && to > 0 {
+		set, err := s.startSetMode(ctx, st.slot, d, s.cfg.Artifacts.Dir(d.Digest), pkg, st.settings, st.log, true)
+		if err != nil {
+			return err
+		}
+		st.pkg, st.routes, st.set, st.cfgKey, st.started = pkg, routes, set, configKey(st.slot.App, st.slot.Name, d.ID, st.settings), time.Now()
+		return nil
+	}
 	set, key, _, err := s.acquireSet(ctx, st.slot, d, pkg, st.settings, st.log)
 	if err != nil {
 		return err
@@ -349,6 +360,12 @@ func (s *Service) acquireSet(ctx context.Context, sl hotswap.Slot, d hotswap.Dep
 // startSet starts and waits for the handler process of deployment d (stored
 // in dir) with the slot's identity and settings.
 func (s *Service) startSet(ctx context.Context, sl hotswap.Slot, d hotswap.Deployment, dir string, pkg *funcapp.App, settings []hotswap.Setting, log *ring) (*runtime.Set, error) {
+	return s.startSetMode(ctx, sl, d, dir, pkg, settings, log, false)
+}
+
+// startSetMode is startSet, or with asleep a set started asleep (see
+// runtime.Manager.StartAsleep): nothing runs until its first Wake.
+func (s *Service) startSetMode(ctx context.Context, sl hotswap.Slot, d hotswap.Deployment, dir string, pkg *funcapp.App, settings []hotswap.Setting, log *ring, asleep bool) (*runtime.Set, error) {
 	env := make([]string, 0, len(settings)+8)
 	lookup := make(map[string]string, len(settings))
 	for _, st := range settings {
@@ -391,6 +408,14 @@ func (s *Service) startSet(ctx context.Context, sl hotswap.Slot, d hotswap.Deplo
 		Env:          env,
 		StartTimeout: s.cfg.StartTimeout,
 		Log:          log.add,
+	}
+	if asleep {
+		set, err := s.cfg.Runtime.StartAsleep(spec)
+		if err != nil {
+			return nil, hotswap.Errorf(hotswap.FailedPrecondition, "the handler of deployment %s: %v", d.ID, err)
+		}
+		log.add("host", fmt.Sprintf("handler of deployment %s idle (scaled to zero) until its first request", d.ID))
+		return set, nil
 	}
 	set, err := s.cfg.Runtime.Start(ctx, spec)
 	if err != nil {

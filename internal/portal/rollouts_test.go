@@ -53,7 +53,7 @@ func (e *env) withRollouts(clk *clock, reg *metrics.Registry) (*env, *rollout.En
 	e.t.Helper()
 	ctx := context.Background()
 	reg.Now = clk.Now
-	eng, err := rollout.Open(ctx, rollout.Config{Store: e.db, Ops: e.ops, Metrics: reg, Now: clk.Now, Tick: -1})
+	eng, err := rollout.Open(ctx, rollout.Config{Store: e.db, Ops: e.ops, Metrics: rollout.Local(reg), Now: clk.Now, Tick: -1})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -58,6 +58,7 @@ const (
 
 const (
 	readyPoll       = 15 * time.Millisecond
+	readyFirstPoll  = 500 * time.Microsecond
 	readyTryTimeout = time.Second
 	minBackoff      = 100 * time.Millisecond
 	maxBackoff      = 10 * time.Second
@@ -318,6 +319,27 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Set, error) {
 	m.mu.Unlock()
 	s.publish(p)
 	go s.supervise(p)
+	return s, nil
+}
+
+// StartAsleep returns a set of spec without starting its process: the set
+// is asleep (see Set.Sleep), and the first Wake starts it. A server
+// starting many slots that may idle starts them so, and pays each start
+// only when something needs it.
+func (m *Manager) StartAsleep(spec Spec) (*Set, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("start %s: %w", spec.name(), ErrClosed)
+	}
+	s := newSet(m, spec)
+	if err := s.makeHome(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.name(), err)
+	}
+	s.state.Store(asleep)
+	m.sets[s] = struct{}{}
+	m.wg.Add(1)
+	go s.supervise(nil)
 	return s, nil
 }
 

@@ -169,8 +169,12 @@ func (p *process) waitReady(ctx context.Context, client *http.Client, timeout ti
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, ErrStartTimeout)
 	defer cancel()
 	url := "http://" + p.addr + "/"
-	tick := time.NewTicker(readyPoll)
-	defer tick.Stop()
+	// The first probes come quickly, then less often: a small handler is
+	// ready within milliseconds (a cold start waits on this), a slow one
+	// is not probed more than every readyPoll.
+	wait := readyFirstPoll
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	for {
 		if p.probe(ctx, client, url) {
 			return nil
@@ -188,7 +192,9 @@ func (p *process) waitReady(ctx context.Context, client *http.Client, timeout ti
 				return fmt.Errorf("%w (%v)", ErrStartTimeout, timeout)
 			}
 			return context.Cause(ctx)
-		case <-tick.C:
+		case <-t.C:
+			wait = min(2*wait, readyPoll)
+			t.Reset(wait)
 		}
 	}
 }

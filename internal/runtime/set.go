@@ -118,6 +118,13 @@ func (s *Set) supervise(p *process) {
 	defer s.cancel()
 	defer s.finishRound(ErrStopped) // Wake's callers do not wait for a stopped set
 
+	if p == nil { // started asleep (StartAsleep)
+		np, ok := s.asleep(0)
+		if !ok {
+			return
+		}
+		p = np
+	}
 	backoff := minBackoff
 	for {
 		select {

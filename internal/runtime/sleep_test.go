@@ -147,3 +147,40 @@ func TestWakeFailure(t *testing.T) {
 }
 
 func writeFile(path string) error { return os.WriteFile(path, nil, 0o644) }
+
+// TestStartAsleep: a set started asleep runs nothing until its first Wake,
+// which starts the handler; Stop before any Wake ends it cleanly.
+func TestStartAsleep(t *testing.T) {
+	m := newManager(t)
+	s, err := m.StartAsleep(handlerSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PID() != 0 || !s.Idle() {
+		t.Fatalf("started asleep: pid %d, idle %v", s.PID(), s.Idle())
+	}
+	if _, ok := s.Addr(); ok {
+		t.Fatal("a set started asleep has an address")
+	}
+	addr, err := s.Wake(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, addr, "/"); got != "ok\n" || s.PID() == 0 || s.Idle() {
+		t.Fatalf("after Wake: GET / = %q, pid %d, idle %v", got, s.PID(), s.Idle())
+	}
+	if err := s.Stop(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := m.StartAsleep(handlerSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s2.Stop(time.Second) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop of a set that never woke did not return")
+	}
+}
