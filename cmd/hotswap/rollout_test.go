@@ -224,6 +224,17 @@ func TestProgressiveSwapBadBuild(t *testing.T) {
 	}
 	t.Logf("bad build served %d of %d requests (%d during the %v rollout)", badServed, total, during, took.Round(time.Millisecond))
 
+	var acts struct{ Activity []hotswap.Activity }
+	s.must(http.StatusOK, "GET", "/api/v1/apps/shop/activity?limit=50", nil, &acts)
+	var log []string
+	for _, a := range acts.Activity {
+		log = append(log, a.Action+" "+a.Result+" "+a.Detail)
+	}
+	for _, want := range []string{"rollout.start started progressive swap " + ro.ID, "rollout.end failed progressive swap " + ro.ID, "traffic.set succeeded traffic set staging=10%"} {
+		if !strings.Contains(strings.Join(log, "\n"), want) {
+			t.Errorf("the activity log lacks %q:\n%s", want, strings.Join(log, "\n"))
+		}
+	}
 	var q struct{ Quarantine *hotswap.Quarantine }
 	s.must(http.StatusOK, "GET", "/api/v1/apps/shop/deployments/"+staging, nil, &q)
 	if q.Quarantine == nil || !strings.Contains(q.Quarantine.Reason, ro.ID) {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hotswap/hotswap"
@@ -74,6 +75,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (hotswap.Rollout, 
 		return hotswap.Rollout{}, err
 	}
 	e.log.Info("rollout started", "id", r.ID, "app", r.App, "slot", r.Slot, "strategy", r.Strategy.Name, "analysis", r.Analysis.String(), "actor", r.Actor)
+	e.activity(ctx, r, "rollout.start", fmt.Sprintf("progressive swap %s of %s (%s) into %s: %s; analysis %s", r.ID, r.Slot, r.Deployment, r.Target, r.Strategy, r.Analysis), "started")
 	e.Wake()
 	return r, nil
 }
@@ -122,6 +124,7 @@ func (e *Engine) Command(ctx context.Context, actor, id string, cmd hotswap.Roll
 			return hotswap.Rollout{}, err
 		}
 		e.log.Info("rollout command", "id", id, "command", cmd, "actor", actor, "state", out.State)
+		e.activity(ctx, hotswap.Rollout{App: out.App, Slot: out.Slot, Actor: actor}, "rollout."+string(cmd), fmt.Sprintf("progressive swap %s: %s by %s", id, cmd, actor), string(out.State))
 		e.Wake()
 		return out, nil
 	}

@@ -43,6 +43,8 @@ type Store interface {
 	Rollout(ctx context.Context, id string) (hotswap.Rollout, error)
 	ActiveRollouts(ctx context.Context) ([]hotswap.Rollout, error)
 	Rollouts(ctx context.Context, app string, limit int) ([]hotswap.Rollout, error)
+	// AddActivity appends to the app's activity log.
+	AddActivity(ctx context.Context, a hotswap.Activity) error
 }
 
 // Ops is what a rollout changes: the traffic rules, the swap, quarantine.
@@ -584,9 +586,23 @@ func (e *Engine) save(ctx context.Context, r hotswap.Rollout, now time.Time) (ho
 		delete(e.bases, out.ID)
 		delete(e.refused, out.ID)
 		e.mu.Unlock()
+		detail := fmt.Sprintf("progressive swap %s of %s (%s) into %s %s", out.ID, out.Slot, out.Deployment, out.Target, out.State)
+		if out.Reason != "" {
+			detail += ": " + out.Reason
+		}
+		e.activity(ctx, out, "rollout.end", detail, string(out.State))
 		e.log.Info("rollout ended", "id", out.ID, "app", out.App, "slot", out.Slot, "state", out.State, "reason", out.Reason)
 	}
 	return out, nil
+}
+
+// activity records a rollout's start or end in its app's activity log; a
+// failure to is logged, not fatal.
+func (e *Engine) activity(ctx context.Context, r hotswap.Rollout, action, detail, result string) {
+	a := hotswap.Activity{App: r.App, Actor: r.Actor, Action: action, Slot: r.Slot, Detail: detail, Result: result}
+	if err := e.cfg.Store.AddActivity(context.WithoutCancel(ctx), a); err != nil {
+		e.log.Error("record rollout activity", "id", r.ID, "action", action, "err", err)
+	}
 }
 
 // crash kills the process at the named point when a crash-safety test asks
