@@ -91,6 +91,7 @@ func scenarios(e *env) []scenario {
 		{"Queue trigger: throughput and enqueue to invocation", queueTrigger},
 		{"Several nodes on PostgreSQL", severalNodes},
 		{"Traffic routing: a 10% rule against no rule", routing},
+		{"Scale to zero: cold start after idling (issue 14)", scaleToZeroCold},
 	}
 }
 
