@@ -195,6 +195,9 @@ type load struct {
 	// rate is the open-loop arrival rate in requests/s; 0 means closed loop
 	// (each connection sends its next request as soon as the answer is in).
 	rate float64
+	// reqs, when set, replaces req in the open loop: request i of the
+	// run sends reqs[i%len(reqs)] (requests spread over many host names).
+	reqs []request
 }
 
 // loadResult is what one measurement saw.
@@ -296,7 +299,11 @@ func (l load) run(ctx context.Context) (loadResult, error) {
 						}
 						break
 					}
-					err := cl.do(l.req)
+					req := l.req
+					if len(l.reqs) > 0 {
+						req = l.reqs[i%int64(len(l.reqs))]
+					}
+					err := cl.do(req)
 					done := time.Now()
 					switch {
 					case err != nil:

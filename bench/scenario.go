@@ -92,6 +92,7 @@ func scenarios(e *env) []scenario {
 		{"Several nodes on PostgreSQL", severalNodes},
 		{"Traffic routing: a 10% rule against no rule", routing},
 		{"Scale to zero: cold start after idling (issue 14)", scaleToZeroCold},
+		{"Scale to zero: density, 200 apps × 3 slots (issue 14)", density},
 	}
 }
 
