@@ -359,20 +359,13 @@ func (s *Service) fireTimer(j timerJob) {
 	}
 	defer set.Release()
 	addr, ok := set.Addr()
-	if !ok && set.Idle() {
-		// Scaled to zero: the timer wakes it, as a request would.
-		a, err := set.Wake(s.ctx)
-		if err != nil {
-			st.log.add("host", fmt.Sprintf("timer %s skipped: the handler did not start: %v", fn.Name, err))
-			return
-		}
-		addr, ok = a, true
-	}
-	if !ok {
+	if !ok && !set.Idle() {
 		st.log.add("host", fmt.Sprintf("timer %s skipped: the handler is down", fn.Name))
 		return
 	}
 	if j.claim {
+		// Claimed before a sleeping set is woken: on a cluster only the
+		// node that runs the occurrence starts its handler.
 		if !s.claimTimer(j) {
 			return
 		}
@@ -380,6 +373,15 @@ func (s *Service) fireTimer(j timerJob) {
 		if j.takeover {
 			st.log.add("host", fmt.Sprintf("timer %s: the run at %s is taken over from a node that claimed it and stopped", fn.Name, j.at.UTC().Format(time.RFC3339)))
 		}
+	}
+	if !ok {
+		// Scaled to zero: the timer wakes it, as a request would.
+		a, err := set.Wake(s.ctx)
+		if err != nil {
+			st.log.add("host", fmt.Sprintf("timer %s skipped: the handler did not start: %v", fn.Name, err))
+			return
+		}
+		addr = a
 	}
 	name := fn.TriggerName
 	if name == "" {

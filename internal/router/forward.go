@@ -35,7 +35,10 @@ func newProxy(s *Slot, transport http.RoundTripper) *proxy {
 		Transport:  transport,
 		BufferPool: bufPool,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			addr, _ := up.Addr()
+			addr, _ := pr.In.Context().Value(upstreamAddrKey{}).(string)
+			if addr == "" {
+				addr, _ = up.Addr()
+			}
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = addr
 			pr.Out.Host = pr.In.Host

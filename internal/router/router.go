@@ -7,6 +7,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -40,17 +41,34 @@ type Upstream interface {
 type Waker interface {
 	Idle() bool
 	Wake(ctx context.Context) (addr string, err error)
+	// Stopping reports whether the set is being retired: a request that
+	// finds it so looks up the routing table again.
+	Stopping() bool
 }
 
-// wake starts up if it sleeps and returns its address; ok=false if it is
-// not a Waker, not idle (down: crashed and restarting), or did not start.
-func wake(ctx context.Context, up Upstream) (addr string, ok bool) {
+// upstreamAddrKey keys, in a forwarded request's context, the handler
+// address the request holds.
+type upstreamAddrKey struct{}
+
+// errNotAsleep: the set is down, not asleep (crashed and restarting).
+var errNotAsleep = errors.New("the handler is down (restarting)")
+
+// errSetStopping: the set is being retired.
+var errSetStopping = errors.New("the process set is stopping")
+
+// wake starts up if it sleeps and returns its address: errNotAsleep if it
+// is not a Waker or not idle, errSetStopping if it is retired meanwhile,
+// or the start's error.
+func wake(ctx context.Context, up Upstream) (string, error) {
 	w, isWaker := up.(Waker)
 	if !isWaker || !w.Idle() {
-		return "", false
+		return "", errNotAsleep
 	}
 	addr, err := w.Wake(ctx)
-	return addr, err == nil
+	if err != nil && w.Stopping() {
+		return "", errSetStopping
+	}
+	return addr, err
 }
 
 // KeyStore changes a slot's keys for the host admin API. The implementation
@@ -382,16 +400,26 @@ func (h *Handler) serveSlotAs(w http.ResponseWriter, r *http.Request, s *Slot, k
 		return false
 	}
 	defer up.Release()
+	start := time.Now() // a cold start's wait counts in the request's time
 	addr, ok := up.Addr()
 	if !ok {
-		addr, ok = wake(r.Context(), up)
+		var err error
+		addr, err = wake(r.Context(), up)
+		switch {
+		case err == nil:
+			ok = true
+		case errors.Is(err, errSetStopping):
+			return false // retired meanwhile: the caller looks up the table again
+		case r.Context().Err() != nil:
+			h.observe(s, 499, time.Since(start)) // the client gave up during a cold start
+			return true
+		}
 	}
 	if !ok {
 		unavailable(w, up.RetryAfter())
-		h.observe(s, http.StatusServiceUnavailable, 0)
+		h.observe(s, http.StatusServiceUnavailable, time.Since(start))
 		return true
 	}
-	start := time.Now()
 	var status int
 	if fn.Forward && s.Package.Host.EnableForwarding {
 		// A handler may answer while it still reads the body (an echo does);
@@ -399,6 +427,10 @@ func (h *Handler) serveSlotAs(w http.ResponseWriter, r *http.Request, s *Slot, k
 		// response starts, and large bodies break.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		sw := statusWriter{ResponseWriter: w}
+		// The proxy sends to the address this request holds: the set may
+		// withdraw it meanwhile (falling asleep), while its process serves
+		// the requests it counted.
+		r = r.WithContext(context.WithValue(r.Context(), upstreamAddrKey{}, addr))
 		s.proxy.ServeHTTP(&sw, r)
 		status = sw.status
 	} else {

@@ -30,18 +30,19 @@ type Set struct {
 	stopping atomic.Bool
 	// inflight holds, in its low 32 bits, the requests in flight
 	// (Acquire, not yet Release) and, in the bits above, how many Acquire
-	// counted ever (mod 2^31): one atomic add per request tells the idle
+	// counted ever (mod 2^32): one atomic add per request tells the idle
 	// reaper both whether a request runs and whether one came since it
 	// last looked.
 	inflight atomic.Int64
 
 	// Scale to zero (see sleep.go): the set's state, and the channels by
 	// which Sleep and Wake ask the supervising goroutine.
-	state  atomic.Int32 // awake, dozing or asleep
-	sleepc chan struct{}
-	wakec  chan struct{}
-	round  atomic.Pointer[wakeRound] // what Wake's callers wait on
-	wakes  atomic.Int64
+	state   atomic.Int32 // awake, dozing or asleep
+	sleepc  chan struct{}
+	wakec   chan struct{}
+	round   atomic.Pointer[wakeRound] // what Wake's callers wait on
+	wakes   atomic.Int64
+	wakeErr atomic.Pointer[error] // why the last start after idling failed
 
 	ctx      context.Context // cancelled by Stop: aborts a restart in progress
 	cancel   context.CancelFunc
@@ -148,6 +149,15 @@ func (s *Set) supervise(p *process) {
 		s.addr.Store(nil)
 		s.pid.Store(0)
 		<-p.logged
+		if s.state.Load() != awake {
+			// Told to sleep as it crashed: it sleeps instead of restarting.
+			np, ok := s.crashAsleep(p)
+			if !ok {
+				return
+			}
+			p = np
+			continue
+		}
 		ran := time.Since(p.started)
 		if ran >= healthyRun {
 			backoff = minBackoff
@@ -168,6 +178,16 @@ func (s *Set) supervise(p *process) {
 			}
 			s.retryAt.Store(0)
 			backoff = min(2*backoff, maxBackoff)
+			if s.state.Load() != awake {
+				// Idle meanwhile (Sleep came while it was down): it sleeps
+				// until something needs it, instead of restarting now.
+				np, ok := s.crashAsleep(p)
+				if !ok {
+					return
+				}
+				p = np
+				break
+			}
 			np, err := s.startReady(s.ctx, port)
 			if err == nil {
 				p = np
@@ -209,6 +229,10 @@ func (s *Set) RetryAfter() time.Duration {
 	}
 	return max(0, time.Until(time.Unix(0, at)))
 }
+
+// Stopping reports whether Stop or Retire was called: the set takes no new
+// requests.
+func (s *Set) Stopping() bool { return s.stopping.Load() }
 
 // PID returns the pid of the current handler process, 0 while it is down.
 func (s *Set) PID() int { return int(s.pid.Load()) }

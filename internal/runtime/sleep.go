@@ -96,6 +96,14 @@ func (s *Set) Wake(ctx context.Context) (string, error) {
 		if s.state.Load() == awake {
 			return "", ErrDown
 		}
+		if at := s.retryAt.Load(); at != 0 && time.Now().UnixNano() < at {
+			// The last start failed: the next is not tried before its
+			// back-off, so a broken build is not forked at every request.
+			if e := s.wakeErr.Load(); e != nil {
+				return "", *e
+			}
+			return "", ErrDown
+		}
 		select {
 		case s.wakec <- struct{}{}:
 		default:
@@ -116,6 +124,7 @@ func (s *Set) Wake(ctx context.Context) (string, error) {
 // and published again, if a Wake came or the requests did not finish in
 // time; and false, leaving p to the caller, when the set is stopping.
 func (s *Set) doze(p *process) bool {
+	s.addr.Store(nil) // a restart may have published it since Sleep
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	deadline := time.NewTimer(dozeDrain)
@@ -153,10 +162,24 @@ func (s *Set) doze(p *process) bool {
 
 // awaken makes p the set's process again after a cancelled sleep.
 func (s *Set) awaken(p *process) {
+	s.publish(p) // the address first: a caller seeing awake finds it
 	s.state.Store(awake)
-	s.publish(p)
 	s.finishRound(nil)
 	s.drainWakes()
+}
+
+// crashAsleep puts a set whose process p exited (crashed) while it was
+// told to sleep to sleep at once, then waits as asleep does.
+func (s *Set) crashAsleep(p *process) (*process, bool) {
+	s.state.Store(asleep)
+	s.addr.Store(nil)
+	s.pid.Store(0)
+	select {
+	case <-s.sleepc:
+	default:
+	}
+	s.log.Info("handler asleep: it exited while idle", "pid", p.pid)
+	return s.asleep(p.port)
 }
 
 // drainWakes drops the wake signals of callers the round just finished has
@@ -172,11 +195,15 @@ func (s *Set) drainWakes() {
 // asleep waits, with no process, for Wake or Stop; on Wake it starts a
 // process (preferring port) and returns it, published. false: stopped.
 func (s *Set) asleep(port int) (*process, bool) {
+	backoff := minBackoff
 	for {
 		select {
 		case <-s.stopc:
 			return nil, false
 		case <-s.wakec:
+		}
+		if at := s.retryAt.Load(); at != 0 && time.Now().UnixNano() < at {
+			continue // a stale signal inside the back-off: Wake fails fast meanwhile
 		}
 		start := time.Now()
 		p, err := s.startReady(s.ctx, port)
@@ -184,16 +211,24 @@ func (s *Set) asleep(port int) (*process, bool) {
 			if s.stopping.Load() {
 				return nil, false
 			}
-			s.log.Error("wake: handler start failed", "err", err)
-			s.hostLog(fmt.Sprintf("handler start after idling failed: %v", err))
+			s.wakeErr.Store(&err)
+			s.retryAt.Store(time.Now().Add(backoff).UnixNano())
+			s.log.Error("wake: handler start failed", "err", err, "retry_in", backoff)
+			s.hostLog(fmt.Sprintf("handler start after idling failed: %v; the next request tries again after %s", err, backoff))
+			backoff = min(2*backoff, maxBackoff)
 			s.finishRound(err)
 			continue
 		}
+		s.retryAt.Store(0)
 		s.wakes.Add(1)
+		s.publish(p) // the address first: a caller seeing awake finds it
 		s.state.Store(awake)
-		s.publish(p)
 		s.finishRound(nil)
 		s.drainWakes()
+		select { // a Sleep asked before the process exited is over
+		case <-s.sleepc:
+		default:
+		}
 		s.hostLog(fmt.Sprintf("handler started again after idling (pid %d) in %s", p.pid, time.Since(start).Round(time.Millisecond)))
 		return p, true
 	}

@@ -3,8 +3,11 @@ package runtime
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -182,5 +185,83 @@ func TestStartAsleep(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Stop of a set that never woke did not return")
+	}
+}
+
+// TestSleepWhileDown: the reaper may put a set to sleep while its handler
+// is down after a crash. Whether the restart succeeds or keeps failing,
+// the set then sleeps with no address published, and the next Wake starts
+// a handler that answers (or fails fast with why), instead of handing out
+// a dead address or blocking.
+func TestSleepWhileDown(t *testing.T) {
+	t.Run("the restart would succeed", func(t *testing.T) {
+		m := newManager(t)
+		s := start(t, m, handlerSpec())
+		http.Get("http://" + mustAddr(t, s) + "/crash")
+		waitFor(t, 5*time.Second, "down", func() bool { _, ok := s.Addr(); return !ok })
+		if !s.Sleep() {
+			t.Fatal("Sleep of a crashed set: false")
+		}
+		waitFor(t, 10*time.Second, "asleep", func() bool { return s.PID() == 0 && s.Idle() })
+		time.Sleep(300 * time.Millisecond) // past the restart back-off
+		if a, ok := s.Addr(); ok {
+			t.Fatalf("asleep with address %s published", a)
+		}
+		addr, err := s.Wake(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := get(t, addr, "/"); got != "ok\n" {
+			t.Fatalf("GET / after waking = %q", got)
+		}
+	})
+	t.Run("the restart keeps failing", func(t *testing.T) {
+		m := newManager(t)
+		flag := t.TempDir() + "/exit"
+		s := start(t, m, handlerSpec("HANDLER_EXIT_IF="+flag))
+		addr := mustAddr(t, s)
+		if err := writeFile(flag); err != nil {
+			t.Fatal(err)
+		}
+		http.Get("http://" + addr + "/crash")
+		waitFor(t, 5*time.Second, "down", func() bool { _, ok := s.Addr(); return !ok })
+		s.Sleep()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		if _, err := s.Wake(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Wake of a set whose handler cannot start = %v after %v, want the start's error", err, time.Since(start))
+		}
+	})
+}
+
+// TestWakeFailureBacksOff: a build that cannot start is not forked at
+// every Wake: after a failed start, Wakes fail fast until the back-off.
+func TestWakeFailureBacksOff(t *testing.T) {
+	m := newManager(t)
+	var starts atomic.Int64
+	spec := handlerSpec("HANDLER_EXIT=3")
+	spec.Log = func(stream, line string) {
+		if stream == "stderr" && strings.Contains(line, "exiting with 3") {
+			starts.Add(1)
+		}
+	}
+	s, err := m.StartAsleep(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(0) })
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := s.Wake(context.Background()); err == nil {
+			t.Fatal("a handler that exits at once woke")
+		}
+	}
+	// Back-off from 100ms doubling: 100+200+400+800ms fit in 2s.
+	if n := starts.Load(); n < 2 || n > 6 {
+		t.Errorf("%d starts in 2s of Wakes, want a handful (back-off)", n)
+	}
+	if s.RetryAfter() <= 0 {
+		t.Error("RetryAfter after a failed start is 0, want the back-off left")
 	}
 }

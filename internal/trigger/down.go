@@ -64,10 +64,11 @@ func handlerAddr(ctx context.Context, set handlerSet) (string, error) {
 }
 
 // readyWait returns a func telling how long to wait before fetching work
-// for set: zero while its handler is up or asleep (the work wakes it).
+// for set: zero while its handler is up or asleep (the work wakes it),
+// unless its last start failed and the next waits for its back-off.
 func readyWait(set handlerSet) func() time.Duration {
 	return func() time.Duration {
-		if _, ok := set.Addr(); ok || set.Idle() {
+		if _, ok := set.Addr(); ok || set.Idle() && set.RetryAfter() == 0 {
 			return 0
 		}
 		return min(max(set.RetryAfter(), 100*time.Millisecond), time.Second)
