@@ -49,9 +49,9 @@ type memSample struct {
 func density(ctx context.Context, b *bench) (*section, error) {
 	c := b.cfg
 	e := b.env
-	apps, rate := 200, 5000.0
+	apps, rates := 200, []float64{1000, 5000}
 	if c.smoke {
-		apps, rate = 5, 500
+		apps, rates = 5, []float64{500}
 	}
 	const name = "density"
 	fn, admin, err := freePort2()
@@ -142,20 +142,34 @@ func density(ctx context.Context, b *bench) (*section, error) {
 	b.logf("  after restart: server %d KiB, %d handlers %d KiB RSS, %d KiB PSS", afterStart.server, afterStart.handlers, afterStart.rss, afterStart.pss)
 
 	// Latency: an open loop over every production slot in turn, against the
-	// same rate on one app, alternating round by round.
+	// same rate on one app, alternating round by round, at each rate. The
+	// CPU time the server and the handlers used during each run, per
+	// request, says what spreading costs beyond latency.
 	one := []request{prod[0]}
-	var spreadP50, spreadP99, spreadRPS, oneP50, oneP99, oneRPS series
+	type run struct {
+		rate              float64
+		what              string
+		reqs              []request
+		p50, p99, rps     series
+		cpuSrv, cpuHandle series // µs of CPU per request sent
+		sockets           series // handler sockets open after the run
+	}
+	var runs []*run
+	for _, r := range rates {
+		runs = append(runs, &run{rate: r, what: fmt.Sprintf("spread over %d apps", apps), reqs: prod},
+			&run{rate: r, what: "one app (d001)", reqs: one})
+	}
 	var failed int64
+	pid := srv.proc.cmd.Process.Pid
 	for round := range c.rounds {
-		for _, k := range []struct {
-			reqs          []request
-			p50, p99, rps *series
-			what          string
-		}{{prod, &spreadP50, &spreadP99, &spreadRPS, "spread"}, {one, &oneP50, &oneP99, &oneRPS, "one app"}} {
-			res, err := load{addr: fn, req: k.reqs[0], reqs: k.reqs, conns: c.conns, warmup: c.warmup, dur: c.duration, rate: rate}.run(ctx)
+		for _, k := range runs {
+			srv0, hnd0 := cpuTicks(pid)
+			res, err := load{addr: fn, req: k.reqs[0], reqs: k.reqs, conns: c.conns, warmup: c.warmup, dur: c.duration, rate: k.rate}.run(ctx)
 			if err != nil {
 				return nil, err
 			}
+			srv1, hnd1 := cpuTicks(pid)
+			sent := k.rate * (c.warmup + c.duration).Seconds()
 			failed += res.failed
 			if res.firstErr != nil {
 				b.logf("  %s: %d failed, first: %v", k.what, res.failed, res.firstErr)
@@ -163,11 +177,14 @@ func density(ctx context.Context, b *bench) (*section, error) {
 			if len(res.lat) == 0 {
 				return nil, fmt.Errorf("open loop (%s): no answer in the window", k.what)
 			}
-			*k.p50 = append(*k.p50, us(percentile(res.lat, 0.5)))
-			*k.p99 = append(*k.p99, us(percentile(res.lat, 0.99)))
-			*k.rps = append(*k.rps, res.rps)
-			b.logf("  round %d/%d %-8s p50 %s p99 %s, %.0f req/s answered", round+1, c.rounds, k.what,
-				fmtUS(us(percentile(res.lat, 0.5))), fmtUS(us(percentile(res.lat, 0.99))), res.rps)
+			k.p50 = append(k.p50, us(percentile(res.lat, 0.5)))
+			k.p99 = append(k.p99, us(percentile(res.lat, 0.99)))
+			k.rps = append(k.rps, res.rps)
+			k.cpuSrv = append(k.cpuSrv, float64(srv1-srv0)*tickUS/sent)
+			k.cpuHandle = append(k.cpuHandle, float64(hnd1-hnd0)*tickUS/sent)
+			k.sockets = append(k.sockets, float64(handlerSockets(pid)))
+			b.logf("  round %d/%d @ %.0f %-20s p50 %s p99 %s, %.0f req/s answered, CPU/request server %.0f µs handlers %.0f µs, %d handler sockets", round+1, c.rounds, k.rate, k.what,
+				fmtUS(us(percentile(res.lat, 0.5))), fmtUS(us(percentile(res.lat, 0.99))), res.rps, k.cpuSrv[round], k.cpuHandle[round], int(k.sockets[round]))
 		}
 	}
 	// The load woke nothing but production.
@@ -207,13 +224,17 @@ func density(ctx context.Context, b *bench) (*section, error) {
 		fmt.Sprintf("| server start → every one of the %d production slots answered `GET /api/small` | %s |", apps, fmtMS(startup)),
 		fmt.Sprintf("| server start → first production answer | %s |", fmtMS(first)),
 		fmt.Sprintf("| setup: create %d apps, %d slots, %d deploys of the same zip (4 apps at a time) | %s |", apps, apps*3, apps*3, setup.Round(time.Millisecond)),
-		fmt.Sprintf("| open loop @ %.0f req/s spread over the %d production slots: p50 | %s |", rate, apps, mm(spreadP50)),
-		fmt.Sprintf("| open loop @ %.0f req/s spread over the %d production slots: p99 | %s |", rate, apps, mm(spreadP99)),
-		fmt.Sprintf("| same, answered req/s | %s |", mmRPS(spreadRPS)),
-		fmt.Sprintf("| open loop @ %.0f req/s on one app (d001): p50 | %s |", rate, mm(oneP50)),
-		fmt.Sprintf("| open loop @ %.0f req/s on one app (d001): p99 | %s |", rate, mm(oneP99)),
-		fmt.Sprintf("| p99 spread / p99 one app (medians) | %.2f |", spreadP99.median()/oneP99.median()),
 		fmt.Sprintf("| failed requests (all runs) | %d |", failed),
+	}
+	lt = append(lt, "", "| open loop | rate req/s | p50 | p99 | answered req/s | server CPU per request | handlers' CPU per request | handler sockets open after the run | p99 / one app's p99 |",
+		"|---|---|---|---|---|---|---|---|---|")
+	for i, k := range runs {
+		ratio := "1.00"
+		if i%2 == 0 {
+			ratio = fmt.Sprintf("%.2f", k.p99.median()/runs[i+1].p99.median())
+		}
+		lt = append(lt, fmt.Sprintf("| %s | %.0f | %s | %s | %s | %s | %s | %.0f | %s |", k.what, k.rate, mm(k.p50), mm(k.p99), mmRPS(k.rps),
+			mm(k.cpuSrv), mm(k.cpuHandle), k.sockets.median(), ratio))
 	}
 	s.text = strings.Join(lt, "\n") + "\n"
 	load1, _ := os.ReadFile("/proc/loadavg")
@@ -225,7 +246,9 @@ func density(ctx context.Context, b *bench) (*section, error) {
 		"Memory: the server's VmRSS, and its warden's private memory (the warden is the same binary re-executed to kill handlers if the server dies). Handlers are every other process below the server. "+
 			"RSS counts pages shared between handlers (the same binary's text, mapped by all of them) once per process, so the RSS sum overstates; PSS divides each shared page among the processes mapping it, so the PSS sum is what they hold together, and PSS per handler is the figure to multiply by a number of awake slots.",
 		fmt.Sprintf("Start-up: SIGTERM to the server, wait until its data directory lock is free (its warden done), then exec it again on the same data directory and new ports; from just before the exec, each production host name is requested every 2 ms (4 clients, each its own share of the apps) until it answers 200. Slots that may idle start asleep, so %d handlers start, not %d.", apps, apps*3),
-		fmt.Sprintf("Latency: the bench's open-loop load generator (%d keep-alive connections, latency from each request's scheduled send time), request i going to production slot i mod %d, %d rounds of %v warm-up + %v measured, alternating with the same rate on app d001 alone, to show what spreading over many apps costs.",
+		fmt.Sprintf("Latency: the bench's open-loop load generator (%d keep-alive connections, latency from each request's scheduled send time), request i going to production slot i mod %d, %d rounds of %v warm-up + %v measured, alternating with the same rate on app d001 alone, to show what spreading over many apps costs. "+
+			"Cells: median over rounds (min–max). CPU per request: the utime+stime the server (with its warden) and the handler processes used during the run (/proc/<pid>/stat, 10 ms ticks), divided by the requests sent in it, warm-up included. "+
+			"Handler sockets: the sockets the handler processes hold open (listeners included, one per handler), i.e. the server's pooled connections to them.",
 			c.conns, apps, c.rounds, c.warmup, c.duration),
 		"Load average at the end (1, 5, 15 min, running/total): "+strings.TrimSpace(string(load1))+", on 2 cores shared with other engineers' test runs.",
 	)
@@ -478,4 +501,56 @@ func pssKiB(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no Pss for pid %d", pid)
+}
+
+// tickUS is one clock tick of /proc/<pid>/stat times in µs (USER_HZ is 100
+// on Linux).
+const tickUS = 10000
+
+// cpuTicks returns the CPU time (utime+stime, in ticks) of the server with
+// its warden, and of every other process below it.
+func cpuTicks(server int) (srv, handlers int64) {
+	srv = procTicks(server)
+	for _, pid := range descendants(server) {
+		if isWarden(pid) {
+			srv += procTicks(pid)
+		} else {
+			handlers += procTicks(pid)
+		}
+	}
+	return srv, handlers
+}
+
+func procTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:]) // state ppid ... utime is the 12th, stime the 13th
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + st
+}
+
+// handlerSockets counts the sockets open in the processes below the server
+// other than its warden.
+func handlerSockets(server int) int {
+	n := 0
+	for _, pid := range handlerPIDs(server) {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+				n++
+			}
+		}
+	}
+	return n
 }
