@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,6 +35,7 @@ type dpResult struct {
 	p50, p99     []series
 	lag99        []series
 	openRPS      []series // answers per second of the open loop's window
+	cpu, cpuOpen []series // CPU time per answer in the target's processes, µs: closed and open loop
 	failed       []int64
 	rpsRatio     series // hotswap / best peer, per round
 	p99Ratio     series // hotswap / best peer, per round
@@ -85,6 +87,10 @@ func dataPlane(ctx context.Context, b *bench) (*section, error) {
 	}
 
 	targets := []target{{tDirect, e.direct, e.hostHeader}, {tHotswap, srv.fn, e.hostHeader}}
+	// pids lists, for each target, the processes whose CPU time is its
+	// cost: the proxy's (nginx's master and workers; hotswap's server
+	// alone, not its handler), and for direct the handler's own.
+	pids := []func() []int{func() []int { return []int{e.procPID("handler")} }, func() []int { return []int{srv.proc.cmd.Process.Pid} }}
 	var setup, skipped []string
 	skip := func(name string, err error) error {
 		if !c.smoke {
@@ -96,18 +102,21 @@ func dataPlane(ctx context.Context, b *bench) (*section, error) {
 	}
 	if e.nginx != "" {
 		targets = append(targets, target{tNginx, e.nginx, e.hostHeader})
+		pids = append(pids, func() []int { return withChildren(e.procPID("nginx")) })
 		setup = append(setup, "nginx: "+e.nginxNote)
 	} else if err := skip(tNginx, fmt.Errorf("%s", e.nginxNote)); err != nil {
 		return nil, err
 	}
 	if p, err := e.startHAProxy(ctx, !c.smoke, b.logf); err == nil {
 		targets = append(targets, target{tHAProxy, p.addr, e.hostHeader})
+		pids = append(pids, func() []int { return []int{p.pid} })
 		setup = append(setup, "HAProxy: "+p.note)
 	} else if err := skip(tHAProxy, err); err != nil {
 		return nil, err
 	}
 	if p, err := e.startCaddy(ctx, !c.smoke, c.conns, b.logf); err == nil {
 		targets = append(targets, target{tCaddy, p.addr, e.hostHeader})
+		pids = append(pids, func() []int { return []int{p.pid} })
 		setup = append(setup, "Caddy: "+p.note)
 	} else {
 		if c.smoke {
@@ -129,7 +138,7 @@ func dataPlane(ctx context.Context, b *bench) (*section, error) {
 	s := &section{}
 	results := make([]dpResult, len(sizes))
 	for k, sz := range sizes {
-		r, err := dataPlaneSize(ctx, b, targets, sz, warmup, dur)
+		r, err := dataPlaneSize(ctx, b, targets, pids, sz, warmup, dur)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", sz.name, err)
 		}
@@ -176,6 +185,8 @@ func dataPlane(ctx context.Context, b *bench) (*section, error) {
 			{fmt.Sprintf("%s (`%s`): closed loop, %d conns, req/s", sz.name, reqName, c.conns), r.rps, fmtRPS, true, r.rpsRatio},
 			{fmt.Sprintf("%s: open loop @ %.0f req/s, p99", sz.name, r.rate), r.p99, fmtUS, false, r.p99Ratio},
 			{fmt.Sprintf("%s: open loop @ %.0f req/s, p50", sz.name, r.rate), r.p50, fmtUS, false, nil},
+			{fmt.Sprintf("%s: CPU per request in the proxy (direct: in the handler), closed loop, µs", sz.name), r.cpu, fmtCPU, false, nil},
+			{fmt.Sprintf("%s: CPU per request in the proxy (direct: in the handler), open loop, µs", sz.name), r.cpuOpen, fmtCPU, false, nil},
 		}
 		for _, f := range figs {
 			cells := []string{f.name}
@@ -238,6 +249,8 @@ func dataPlane(ctx context.Context, b *bench) (*section, error) {
 			"Closed loop: each connection sends its next request when the answer is in. Open loop: one fixed rate for every target, %s, sends scheduled on a timer and latency measured from each request's scheduled time, so waiting behind a slow answer counts (no coordinated omission). "+
 			"Ratios divide hotswap's median by the best peer's (nginx, HAProxy, Caddy; not direct): above 1 is ahead for req/s, below 1 is ahead for p99; the per-round column divides hotswap's figure by the best peer's of the same round.",
 			c.rounds, warmup, dur, c.conns, rateNote(c.rate)),
+		"CPU per request: the user and system CPU time of the target's processes in the measured window (/proc/PID/stat, in 10 ms ticks) divided by the answers in it: hotswap's server process alone (not the handler it runs), nginx's master and workers, HAProxy's and Caddy's process; for direct, the handler's own, the upstream cost every proxy adds to. "+
+			"It counts only the proxy's own work, so it moves less with the other processes on the machine than req/s does (they still cost it cache misses and scheduling).",
 		"Open loop, p99 of the send delay (actual minus scheduled send time, median over rounds; the generator's timer and waiting for a free connection) and answers per second in the window, which show every target kept up: "+strings.Join(lags, "; ")+".",
 		fmt.Sprintf("Machine: %d cores shared by the load generator, every proxy and the handler over loopback, and by other engineers' builds and tests; load average (1, 5, 15 min) at the start %s, after the small runs %s, after the 64 KiB runs %s, at the end %s.",
 			runtime.NumCPU(), loadStart, results[0].loadAfterRun, results[len(results)-1].loadAfterRun, loadEnd),
@@ -248,6 +261,8 @@ func dataPlane(ctx context.Context, b *bench) (*section, error) {
 	s.text = profiles
 	return s, nil
 }
+
+func fmtCPU(v float64) string { return fmt.Sprintf("%.1f", v) }
 
 func rateNote(fixed float64) string {
 	if fixed > 0 {
@@ -265,13 +280,14 @@ func rateNote(fixed float64) string {
 const openShare = 1.0 / 3
 
 // dataPlaneSize runs the closed and the open loops of one request kind.
-func dataPlaneSize(ctx context.Context, b *bench, targets []target, sz dpSize, warmup, dur time.Duration) (dpResult, error) {
+func dataPlaneSize(ctx context.Context, b *bench, targets []target, pids []func() []int, sz dpSize, warmup, dur time.Duration) (dpResult, error) {
 	c := b.cfg
 	n := len(targets)
 	ref := slices.IndexFunc(targets, func(t target) bool { return t.name == tHotswap })
 	r := dpResult{
 		rps: make([]series, n), p50: make([]series, n), p99: make([]series, n),
 		lag99: make([]series, n), openRPS: make([]series, n), failed: make([]int64, n),
+		cpu: make([]series, n), cpuOpen: make([]series, n),
 	}
 	reqs := make([]request, n)
 	for i, t := range targets {
@@ -302,13 +318,14 @@ func dataPlaneSize(ctx context.Context, b *bench, targets []target, sz dpSize, w
 	for round := range c.rounds {
 		for k := range n {
 			i := (round + k) % n
-			res, err := load{addr: targets[i].addr, req: reqs[i], conns: c.conns, warmup: warmup, dur: dur}.run(ctx)
+			res, cpu, err := measureCPU(ctx, load{addr: targets[i].addr, req: reqs[i], conns: c.conns, warmup: warmup, dur: dur}, pids[i])
 			if err != nil {
 				return r, err
 			}
 			record(i, res)
 			r.rps[i] = append(r.rps[i], res.rps)
-			b.logf("  %s closed round %d/%d %-8s %8.0f req/s", sz.name, round+1, c.rounds, targets[i].name, res.rps)
+			r.cpu[i] = append(r.cpu[i], cpu)
+			b.logf("  %s closed round %d/%d %-8s %8.0f req/s, %5.1f µs CPU per request", sz.name, round+1, c.rounds, targets[i].name, res.rps, cpu)
 		}
 		if best, ok := bestOfRound(r.rps, round, true); ok {
 			r.rpsRatio = append(r.rpsRatio, r.rps[ref][round]/best)
@@ -334,7 +351,7 @@ func dataPlaneSize(ctx context.Context, b *bench, targets []target, sz dpSize, w
 	for round := range c.rounds {
 		for k := range n {
 			i := (round + k) % n
-			res, err := load{addr: targets[i].addr, req: reqs[i], conns: c.conns, warmup: warmup, dur: dur, rate: r.rate}.run(ctx)
+			res, cpu, err := measureCPU(ctx, load{addr: targets[i].addr, req: reqs[i], conns: c.conns, warmup: warmup, dur: dur, rate: r.rate}, pids[i])
 			if err != nil {
 				return r, err
 			}
@@ -346,6 +363,7 @@ func dataPlaneSize(ctx context.Context, b *bench, targets []target, sz dpSize, w
 			r.p99[i] = append(r.p99[i], us(percentile(res.lat, 0.99)))
 			r.lag99[i] = append(r.lag99[i], us(percentile(res.lag, 0.99)))
 			r.openRPS[i] = append(r.openRPS[i], res.rps)
+			r.cpuOpen[i] = append(r.cpuOpen[i], cpu)
 			b.logf("  %s open   round %d/%d %-8s @ %.0f req/s: p50 %s p99 %s", sz.name, round+1, c.rounds, targets[i].name, r.rate,
 				fmtUS(r.p50[i][round]), fmtUS(r.p99[i][round]))
 		}
@@ -355,6 +373,77 @@ func dataPlaneSize(ctx context.Context, b *bench, targets []target, sz dpSize, w
 	}
 	r.loadAfterRun = loadAvg()
 	return r, nil
+}
+
+// measureCPU runs l and returns, beside its result, the CPU time (user and
+// system) that the processes pids returns used in the measured window, per
+// good answer, in µs. The kernel counts it in ticks of 10 ms (USER_HZ), so a
+// window of seconds resolves it to about 1%.
+func measureCPU(ctx context.Context, l load, pids func() []int) (loadResult, float64, error) {
+	// load.run starts its window 50 ms after it is called, then warms up.
+	from := time.Now().Add(50*time.Millisecond + l.warmup)
+	end := from.Add(l.dur)
+	var before, after int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if sleep(ctx, time.Until(from)) != nil {
+			return
+		}
+		before = ticksOf(pids())
+		if sleep(ctx, time.Until(end)) != nil {
+			return
+		}
+		after = ticksOf(pids())
+	}()
+	res, err := l.run(ctx)
+	<-done
+	if err != nil || res.ok == 0 {
+		return res, 0, err
+	}
+	return res, float64(after-before) * 1e4 / float64(res.ok), nil
+}
+
+func ticksOf(pids []int) int64 {
+	var t int64
+	for _, pid := range pids {
+		t += procTicks(pid)
+	}
+	return t
+}
+
+// procPID returns the process id of the harness' child named name, or 0.
+func (e *env) procPID(name string) int {
+	for _, p := range e.procs {
+		if p.name == name {
+			return p.cmd.Process.Pid
+		}
+	}
+	return 0
+}
+
+// withChildren returns pid and its child processes (nginx's workers).
+func withChildren(pid int) []int {
+	out := []int{pid}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(s[i+1:]) // state ppid ...
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			if child, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
 }
 
 // dataPlaneProfiles takes a CPU profile of the hotswap server at addr

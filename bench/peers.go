@@ -83,6 +83,7 @@ http://:%[1]s {
 type peer struct {
 	addr string
 	note string
+	pid  int
 }
 
 // startHAProxy starts HAProxy in front of the direct handler. install says
@@ -109,14 +110,15 @@ func (e *env) startHAProxy(ctx context.Context, install bool, logf func(string, 
 	if out, err := exec.CommandContext(ctx, bin, "-c", "-q", "-f", conf).CombinedOutput(); err != nil {
 		return peer{}, fmt.Errorf("haproxy refused its config: %w: %s", err, strings.TrimSpace(string(out)))
 	}
-	if _, err := e.start("haproxy", bin, dir, nil, "-db", "-f", conf); err != nil {
+	pr, err := e.start("haproxy", bin, dir, nil, "-db", "-f", conf)
+	if err != nil {
 		return peer{}, err
 	}
 	if err := waitHTTP(ctx, "http://"+listen+"/api/small", "", ""); err != nil {
 		return peer{}, fmt.Errorf("haproxy does not answer: %w", err)
 	}
 	v := firstLine(version)
-	return peer{listen, fmt.Sprintf("%s (`%s`), nbthread %d (one per core), http-reuse always, client and server keep-alive, no logging", v, bin, threads)}, nil
+	return peer{listen, fmt.Sprintf("%s (`%s`), nbthread %d (one per core), http-reuse always, client and server keep-alive, no logging", v, bin, threads), pr.cmd.Process.Pid}, nil
 }
 
 // startCaddy starts Caddy's reverse_proxy in front of the direct handler.
@@ -148,14 +150,15 @@ func (e *env) startCaddy(ctx context.Context, install bool, conns int, logf func
 	if out, err := validate.CombinedOutput(); err != nil {
 		return peer{}, fmt.Errorf("caddy refused its config: %w: %s", err, lastLines(out, 3))
 	}
-	if _, err := e.start("caddy", bin, dir, envs, "run", "--adapter", "caddyfile", "--config", conf); err != nil {
+	pr, err := e.start("caddy", bin, dir, envs, "run", "--adapter", "caddyfile", "--config", conf)
+	if err != nil {
 		return peer{}, err
 	}
 	if err := waitHTTP(ctx, "http://"+listen+"/api/small", "", ""); err != nil {
 		return peer{}, fmt.Errorf("caddy does not answer: %w", err)
 	}
 	return peer{listen, fmt.Sprintf("Caddy %s (`%s`), reverse_proxy with upstream keep-alive (%d idle connections per host), buffer_requests (request bodies read whole first, as nginx does; streamed, Caddy 2.6 cut 64 KiB echoes short), GOMAXPROCS = cores, admin off, auto_https off, no access log",
-		firstLine(version), bin, max(conns, 64))}, nil
+		firstLine(version), bin, max(conns, 64)), pr.cmd.Process.Pid}, nil
 }
 
 // findOrInstall returns the path of bin, from PATH or /usr/sbin, installing
