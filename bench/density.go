@@ -161,7 +161,29 @@ func density(ctx context.Context, b *bench) (*section, error) {
 	}
 	var failed int64
 	pid := srv.proc.cmd.Process.Pid
+	// Closed loop first in each round: the peak, spread and on one app.
+	peaks := []*run{{what: fmt.Sprintf("spread over %d apps", apps), reqs: prod}, {what: "one app (d001)", reqs: one}}
 	for round := range c.rounds {
+		for _, k := range peaks {
+			srv0, hnd0 := cpuTicks(pid)
+			res, err := load{addr: fn, req: k.reqs[0], reqs: k.reqs, conns: c.conns, warmup: c.warmup, dur: c.duration}.run(ctx)
+			if err != nil {
+				return nil, err
+			}
+			srv1, hnd1 := cpuTicks(pid)
+			failed += res.failed
+			if res.firstErr != nil {
+				b.logf("  %s: %d failed, first: %v", k.what, res.failed, res.firstErr)
+			}
+			// Requests in the whole run, warm-up included, estimated
+			// from the measured window's rate.
+			sent := res.rps * (c.warmup + c.duration).Seconds()
+			k.rps = append(k.rps, res.rps)
+			k.cpuSrv = append(k.cpuSrv, float64(srv1-srv0)*tickUS/max(sent, 1))
+			k.cpuHandle = append(k.cpuHandle, float64(hnd1-hnd0)*tickUS/max(sent, 1))
+			b.logf("  round %d/%d closed %-20s %.0f req/s, CPU/request server %.0f µs handlers %.0f µs", round+1, c.rounds, k.what,
+				res.rps, k.cpuSrv[round], k.cpuHandle[round])
+		}
 		for _, k := range runs {
 			srv0, hnd0 := cpuTicks(pid)
 			res, err := load{addr: fn, req: k.reqs[0], reqs: k.reqs, conns: c.conns, warmup: c.warmup, dur: c.duration, rate: k.rate}.run(ctx)
@@ -236,6 +258,10 @@ func density(ctx context.Context, b *bench) (*section, error) {
 		lt = append(lt, fmt.Sprintf("| %s | %.0f | %s | %s | %s | %s | %s | %.0f | %s |", k.what, k.rate, mm(k.p50), mm(k.p99), mmRPS(k.rps),
 			mm(k.cpuSrv), mm(k.cpuHandle), k.sockets.median(), ratio))
 	}
+	lt = append(lt, "", fmt.Sprintf("| closed loop, %d conns | peak req/s | server CPU per request | handlers' CPU per request | peak / one app's peak |", c.conns), "|---|---|---|---|---|")
+	for _, k := range peaks {
+		lt = append(lt, fmt.Sprintf("| %s | %s | %s | %s | %.2f |", k.what, mmRPS(k.rps), mm(k.cpuSrv), mm(k.cpuHandle), k.rps.median()/peaks[1].rps.median()))
+	}
 	s.text = strings.Join(lt, "\n") + "\n"
 	load1, _ := os.ReadFile("/proc/loadavg")
 	s.notes = append(s.notes,
@@ -246,7 +272,7 @@ func density(ctx context.Context, b *bench) (*section, error) {
 		"Memory: the server's VmRSS, and its warden's private memory (the warden is the same binary re-executed to kill handlers if the server dies). Handlers are every other process below the server. "+
 			"RSS counts pages shared between handlers (the same binary's text, mapped by all of them) once per process, so the RSS sum overstates; PSS divides each shared page among the processes mapping it, so the PSS sum is what they hold together, and PSS per handler is the figure to multiply by a number of awake slots.",
 		fmt.Sprintf("Start-up: SIGTERM to the server, wait until its data directory lock is free (its warden done), then exec it again on the same data directory and new ports; from just before the exec, each production host name is requested every 2 ms (4 clients, each its own share of the apps) until it answers 200. Slots that may idle start asleep, so %d handlers start, not %d.", apps, apps*3),
-		fmt.Sprintf("Latency: the bench's open-loop load generator (%d keep-alive connections, latency from each request's scheduled send time), request i going to production slot i mod %d, %d rounds of %v warm-up + %v measured, alternating with the same rate on app d001 alone, to show what spreading over many apps costs. "+
+		fmt.Sprintf("Latency: the bench's open-loop load generator (%d keep-alive connections, latency from each request's scheduled send time), request i going to production slot i mod %d, %d rounds of %v warm-up + %v measured, alternating with the same rate on app d001 alone, to show what spreading over many apps costs; each round begins with a closed loop (each connection sends its next request when the answer is in) spread and on d001, for the peak. "+
 			"Cells: median over rounds (min–max). CPU per request: the utime+stime the server (with its warden) and the handler processes used during the run (/proc/<pid>/stat, 10 ms ticks), divided by the requests sent in it, warm-up included. "+
 			"Handler sockets: the sockets the handler processes hold open (listeners included, one per handler), i.e. the server's pooled connections to them.",
 			c.conns, apps, c.rounds, c.warmup, c.duration),

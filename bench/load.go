@@ -195,8 +195,8 @@ type load struct {
 	// rate is the open-loop arrival rate in requests/s; 0 means closed loop
 	// (each connection sends its next request as soon as the answer is in).
 	rate float64
-	// reqs, when set, replaces req in the open loop: request i of the
-	// run sends reqs[i%len(reqs)] (requests spread over many host names).
+	// reqs, when set, replaces req: request i of the run sends
+	// reqs[i%len(reqs)] (requests spread over many host names).
 	reqs []request
 }
 
@@ -268,7 +268,11 @@ func (l load) run(ctx context.Context) (loadResult, error) {
 			time.Sleep(time.Until(start))
 			if l.rate == 0 {
 				for ctx.Err() == nil {
-					err := cl.do(l.req)
+					req := l.req
+					if len(l.reqs) > 0 {
+						req = l.reqs[(next.Add(1)-1)%int64(len(l.reqs))]
+					}
+					err := cl.do(req)
 					now := time.Now()
 					if now.After(end) {
 						break
