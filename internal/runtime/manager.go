@@ -59,6 +59,7 @@ const (
 const (
 	readyPoll       = 15 * time.Millisecond
 	readyFirstPoll  = 500 * time.Microsecond
+	readyFastFor    = 100 * time.Millisecond
 	readyTryTimeout = time.Second
 	minBackoff      = 100 * time.Millisecond
 	maxBackoff      = 10 * time.Second

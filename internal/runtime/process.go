@@ -171,7 +171,8 @@ func (p *process) waitReady(ctx context.Context, client *http.Client, timeout ti
 	url := "http://" + p.addr + "/"
 	// The first probes come quickly, then less often: a small handler is
 	// ready within milliseconds (a cold start waits on this), a slow one
-	// is not probed more than every readyPoll.
+	// is not probed more than every readyPoll. A probe of a port nobody
+	// listens on yet is refused at once and costs microseconds.
 	wait := readyFirstPoll
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -193,7 +194,12 @@ func (p *process) waitReady(ctx context.Context, client *http.Client, timeout ti
 			}
 			return context.Cause(ctx)
 		case <-t.C:
-			wait = min(2*wait, readyPoll)
+			// Every readyFirstPoll for the first readyFastFor (a small
+			// handler is ready by then: a cold start waits on at most one
+			// such interval), then less often, up to readyPoll.
+			if time.Since(p.started) > readyFastFor {
+				wait = min(2*wait, readyPoll)
+			}
 			t.Reset(wait)
 		}
 	}
