@@ -352,6 +352,9 @@ type Rollout struct {
 	// the step again, since the step's metrics so far are not in its
 	// memory. "" until an engine takes the new rollout up.
 	Runner string `json:"runner,omitempty"`
+	// SwapBegun is set, in state swapping, while the engine is about to
+	// swap or swapping: until then an abort still stops the rollout.
+	SwapBegun bool `json:"swapBegun,omitempty"`
 	// Reason says why a rollout failed or was aborted: for a failed
 	// analysis, which figure, its value and the limit.
 	Reason  string       `json:"reason,omitempty"`

@@ -528,16 +528,7 @@ func (e *Engine) abandon(ctx context.Context, actor Actor, idOrName string) (*Re
 	if err != nil {
 		return nil, err
 	}
-	// A progressive swap the release started is aborted with it: it
-	// would otherwise swap the abandoned build on once its steps passed.
-	for _, id := range rollouts {
-		if e.cfg.Rollouts == nil {
-			break
-		}
-		if _, err := e.cfg.Rollouts.Command(context.WithoutCancel(ctx), actor.Name+" (abandoning release "+r.Name+")", id, hotswap.RolloutAbort); err != nil && hotswap.ErrorKind(err) != hotswap.FailedPrecondition {
-			e.log.Error("abort the progressive swap of an abandoned release", "release", r.Name, "rollout", id, "err", err)
-		}
-	}
+	e.abortRollouts(ctx, r.Name, actor.Name+" (abandoning release "+r.Name+")", rollouts)
 	if len(apps) == 0 {
 		apps = []string{""} // the all-apps activity log still shows it
 	}
@@ -548,4 +539,23 @@ func (e *Engine) abandon(ctx context.Context, actor Actor, idOrName string) (*Re
 		}
 	}
 	return r, nil
+}
+
+// abortRollouts aborts the progressive swaps an abandoned release's stages
+// started: they would otherwise swap the abandoned build on once their
+// steps passed. One that ended, or whose swap has begun, stays as it is.
+func (e *Engine) abortRollouts(ctx context.Context, release, actor string, ids []string) {
+	if e.cfg.Rollouts == nil {
+		return
+	}
+	for _, id := range ids {
+		ro, err := e.cfg.Rollouts.Command(context.WithoutCancel(ctx), actor, id, hotswap.RolloutAbort)
+		switch {
+		case err == nil:
+		case hotswap.ErrorKind(err) == hotswap.FailedPrecondition:
+			e.log.Warn("the progressive swap of an abandoned release was not aborted", "release", release, "rollout", id, "state", ro.State, "err", err)
+		default:
+			e.log.Error("abort the progressive swap of an abandoned release", "release", release, "rollout", id, "err", err)
+		}
+	}
 }

@@ -59,7 +59,8 @@ func (e *Engine) ForceRelease(ctx context.Context, releaseID, actor, action, app
 }
 
 func (e *Engine) forceRelease(ctx context.Context, releaseID, actor, action, app, slot string) error {
-	_, err := e.withActive(ctx, releaseID, func(r *Release, _ *pipeline.Pipeline) error {
+	var rollouts []string
+	r, err := e.withActive(ctx, releaseID, func(r *Release, _ *pipeline.Pipeline) error {
 		now := e.now()
 		why := fmt.Sprintf("abandoned: %s forced a %s to %s/%s, which this release held", actor, action, app, slot)
 		for _, st := range r.Stages {
@@ -67,10 +68,16 @@ func (e *Engine) forceRelease(ctx context.Context, releaseID, actor, action, app
 			case StageSucceeded, StageFailed, StageRejected, StageCancelled:
 			default:
 				st.logf(now, why)
+				if st.State == StageRunning && st.RolloutID != "" {
+					rollouts = append(rollouts, st.RolloutID)
+				}
 			}
 		}
 		e.endLocked(r, Abandoned, why)
 		return nil
 	})
+	if err == nil {
+		e.abortRollouts(ctx, r.Name, actor+" (forcing a "+action+" on a slot release "+r.Name+" held)", rollouts)
+	}
 	return err
 }

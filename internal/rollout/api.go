@@ -91,7 +91,8 @@ func (e *Engine) Command(ctx context.Context, actor, id string, cmd hotswap.Roll
 			return hotswap.Rollout{}, err
 		}
 		now := e.now()
-		changeable := r.State == hotswap.RolloutRunning || r.State == hotswap.RolloutPaused
+		changeable := r.State == hotswap.RolloutRunning || r.State == hotswap.RolloutPaused ||
+			cmd == hotswap.RolloutAbort && r.State == hotswap.RolloutSwapping && !r.SwapBegun
 		switch {
 		case cmd == hotswap.RolloutPause && r.State == hotswap.RolloutPaused,
 			cmd == hotswap.RolloutResume && r.State == hotswap.RolloutRunning,
@@ -99,7 +100,7 @@ func (e *Engine) Command(ctx context.Context, actor, id string, cmd hotswap.Roll
 			cmd == hotswap.RolloutAbort && r.State == hotswap.RolloutAborting:
 			return r, nil
 		case !changeable:
-			return r, hotswap.Errorf(hotswap.FailedPrecondition, "progressive swap %s is %s; only a running or paused one can be told to %s", r.ID, r.State, cmd)
+			return r, hotswap.Errorf(hotswap.FailedPrecondition, "progressive swap %s is %s; only a running or paused one can be told to %s (or aborted before its swap begins)", r.ID, r.State, cmd)
 		case cmd == hotswap.RolloutPause:
 			if r.State != hotswap.RolloutRunning {
 				return r, hotswap.Errorf(hotswap.FailedPrecondition, "progressive swap %s is %s, not running", r.ID, r.State)

@@ -536,14 +536,26 @@ func (e *Engine) swap(ctx context.Context, r hotswap.Rollout, now time.Time) (ho
 		r, err := e.save(ctx, r, now)
 		return r, false, err
 	default:
+		if !r.SwapBegun {
+			// Claim the swap in the store first: an abort that came
+			// meanwhile wins (this write fails), one that comes after is
+			// refused, so a rollout is never both aborted and swapped.
+			r.SwapBegun = true
+			var err error
+			if r, err = e.save(ctx, r, now); err != nil {
+				return r, false, err
+			}
+		}
 		_, err := e.cfg.Ops.Swap(ctx, ops.SwapRequest{App: r.App, Source: r.Slot, Target: r.Target, Actor: r.Actor, Release: r.Release})
 		if err != nil {
 			k := hotswap.ErrorKind(err)
-			if k == hotswap.Unavailable {
-				return r, false, nil // the store is away: next tick
-			}
-			if k == hotswap.Conflict && e.patient(r.ID, now) {
-				return r, false, nil // an operation on the app is running: next tick
+			if k == hotswap.Unavailable || k == hotswap.Conflict && e.patient(r.ID, now) {
+				// The store is away, or an operation on the app runs (or
+				// a hold refuses it): next tick. Until then an abort may
+				// still stop it.
+				r.SwapBegun = false
+				r, err := e.save(ctx, r, now)
+				return r, false, err
 			}
 			e.log.Warn("rollout: the swap failed", "id", r.ID, "app", r.App, "err", err)
 			r.State = hotswap.RolloutFailed

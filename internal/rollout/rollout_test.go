@@ -630,3 +630,37 @@ func TestTakeoverDelay(t *testing.T) {
 		t.Fatal("the leader did not act after the takeover delay")
 	}
 }
+
+// An abort while the final swap is refused (and retried) stops the
+// rollout; once the engine has claimed the swap, an abort is refused, so a
+// rollout is never both aborted and swapped.
+func TestAbortWhileSwapRefused(t *testing.T) {
+	f := newFixture(t)
+	r := f.start("canary:10", "")
+	f.tick()
+	f.ops.swapErr = hotswap.Errorf(hotswap.Conflict, "an operation on orders is running")
+	f.clk.add(time.Minute)
+	if r = f.tick(); r.State != hotswap.RolloutSwapping || r.SwapBegun {
+		t.Fatalf("after a refused swap: %s, swap begun %v", r.State, r.SwapBegun)
+	}
+	if _, err := f.eng.Command(f.ctx, "bob", r.ID, hotswap.RolloutAbort); err != nil {
+		t.Fatalf("abort while the swap is refused: %v", err)
+	}
+	f.ops.swapErr = nil
+	if r = f.tick(); r.State != hotswap.RolloutAborted || f.ops.swaps != 0 {
+		t.Fatalf("after the abort: %s, swaps %d; want aborted, none", r.State, f.ops.swaps)
+	}
+
+	// A claimed swap refuses the abort.
+	g := newFixture(t)
+	r = g.start("canary:10", "")
+	g.tick()
+	r, _ = g.db.Rollout(g.ctx, r.ID)
+	r.State, r.SwapBegun = hotswap.RolloutSwapping, true
+	if _, err := g.db.UpdateRollout(g.ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.eng.Command(g.ctx, "bob", r.ID, hotswap.RolloutAbort); hotswap.ErrorKind(err) != hotswap.FailedPrecondition {
+		t.Fatalf("abort of a rollout whose swap began: %v, want FailedPrecondition", err)
+	}
+}

@@ -411,7 +411,10 @@ func (h *Handler) serveSlotAs(w http.ResponseWriter, r *http.Request, s *Slot, k
 		case errors.Is(err, errSetStopping):
 			return false // retired meanwhile: the caller looks up the table again
 		case r.Context().Err() != nil:
-			h.observe(s, 499, time.Since(start)) // the client gave up during a cold start
+			// The client gave up during a cold start: counted as such; the
+			// answer (if it still reads) says why nothing came.
+			unavailable(w, up.RetryAfter())
+			h.observe(s, 499, time.Since(start))
 			return true
 		}
 	}

@@ -99,7 +99,7 @@ func (s *Set) Wake(ctx context.Context) (string, error) {
 		if at := s.retryAt.Load(); at != 0 && time.Now().UnixNano() < at {
 			// The last start failed: the next is not tried before its
 			// back-off, so a broken build is not forked at every request.
-			if e := s.wakeErr.Load(); e != nil {
+			if e := s.wakeErr.Load(); e != nil && s.state.Load() == asleep {
 				return "", *e
 			}
 			return "", ErrDown
@@ -220,6 +220,7 @@ func (s *Set) asleep(port int) (*process, bool) {
 			continue
 		}
 		s.retryAt.Store(0)
+		s.wakeErr.Store(nil)
 		s.wakes.Add(1)
 		s.publish(p) // the address first: a caller seeing awake finds it
 		s.state.Store(awake)
