@@ -165,7 +165,7 @@ func scaleToZeroCold(ctx context.Context, b *bench) (*section, error) {
 			"It runs as the bench's user in the bench's environment; hotswap runs its handler as the unprivileged handler user with a private home and its slot's environment (setuid and a fresh home directory are part of the cold start).",
 			bareProbeEvery),
 		fmt.Sprintf("The server's wake is what it logs for the slot (\"handler started again after idling (pid N) in X\"): exec to the readiness probe's first answer, rounded to the millisecond; "+
-			"its readiness probe tries after 0.5 ms, then waits twice as long each time up to 15 ms (tries at 0.5, 1.5, 3.5, 7.5, 15.5, 30.5 ms ...), so a handler ready after 8 ms is seen at 15.5 ms. "+
+			"its readiness probe tries every 0.5 ms for the start's first 100 ms, then twice as long each time up to 15 ms, so a small handler's readiness is seen within about half a millisecond. "+
 			"The rest of a cold start is outside that logged start: dial and request to the server, the hand-over of the wake to the slot's supervising goroutine, and after readiness the forward on a new connection to the handler; the log's rounding to 1 ms is in it too. "+
 			"p99 over %d samples is the value ranked %d; treat it as the tail of this run, not a stable percentile.", len(cold), int(0.99*float64(len(cold))+0.5)),
 		"Load average at the end (1, 5, 15 min, running/total): "+strings.TrimSpace(string(load1))+" on 2 cores shared with other engineers' test runs, so both columns include waiting for a core.",
