@@ -311,10 +311,12 @@ func TestPollerRenewsLease(t *testing.T) {
 	t.Parallel()
 	q, poison := testQueue(t, "long")
 	var calls atomic.Int32
-	p := &poller{fn: "Long", queue: "long", q: q, poison: poison, opts: testOptions(), lease: 6 * time.Second, stats: new(Stats), log: func(string) {},
+	// A 10s lease renewed half way leaves 5s of slack for a renewal late
+	// on a loaded machine (6s failed once in CI there).
+	p := &poller{fn: "Long", queue: "long", q: q, poison: poison, opts: testOptions(), lease: 10 * time.Second, stats: new(Stats), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error {
 			calls.Add(1)
-			time.Sleep(14 * time.Second) // more than two leases
+			time.Sleep(22 * time.Second) // more than two leases
 			return nil
 		}}
 	runPoller(t, p)
