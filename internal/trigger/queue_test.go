@@ -311,8 +311,8 @@ func TestPollerRenewsLease(t *testing.T) {
 	t.Parallel()
 	q, poison := testQueue(t, "long")
 	var calls atomic.Int32
-	// A 10s lease renewed half way leaves 5s of slack for a renewal late
-	// on a loaded machine (6s failed once in CI there).
+	// A 10s lease, renewed every third, leaves over 6s for a renewal late
+	// on a loaded machine (a 6s lease failed once in CI there).
 	p := &poller{fn: "Long", queue: "long", q: q, poison: poison, opts: testOptions(), lease: 10 * time.Second, stats: new(Stats), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error {
 			calls.Add(1)
