@@ -106,6 +106,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		lc := &leanConn{c: c}
 		lc.rd.c = c
+		lc.rd.raw.init(c)
 		s.mu.Lock()
 		if s.shutdown.Load() {
 			s.mu.Unlock()
@@ -186,6 +187,9 @@ type leanConn struct {
 	// pool is the pool of the handler address last used, kept to skip the
 	// lookup while the address stays the same.
 	pool *connPool
+	// done is when the last request's answer was sent (or the connection
+	// accepted): the clock the lean path reads instead of asking again.
+	done time.Time
 }
 
 const leanBufSize = 16 << 10
@@ -284,7 +288,7 @@ func (s *Server) serve(lc *leanConn) {
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(&lc.rd)
 	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(c)
+	bw.Reset(&lc.rd.raw)
 	hd := headPool.Get().(*head)
 	handedOff := false
 	defer func() {
@@ -299,28 +303,33 @@ func (s *Server) serve(lc *leanConn) {
 	clientIP := clientAddr(c.RemoteAddr())
 	// A new connection gets the header timeout for its first byte too: a
 	// client that connects and sends nothing is not an idle keep-alive.
-	wait := s.readHeaderTimeout()
-	for {
+	// Later waits get the idle timeout, whose deadline stays armed while
+	// a request is served (the client's reads then are the body's, which
+	// set their own, and the checks of upReader.rearm, which keep it
+	// ahead).
+	lc.done = time.Now()
+	lc.rd.setDeadline(lc.done.Add(s.readHeaderTimeout()))
+	for first := true; ; first = false {
 		lc.idle.Store(true)
 		if s.shutdown.Load() {
 			return
 		}
-		c.SetReadDeadline(time.Now().Add(wait))
+		if !first {
+			lc.rd.armIdle(lc.done, s.idleTimeout())
+		}
 		if _, err := br.Peek(1); err != nil {
 			return
 		}
-		wait = s.idleTimeout()
 		lc.idle.Store(false)
 		// Most heads arrive whole in the first read; only a partial one
 		// needs the (shorter) header deadline while the rest comes.
 		b, _ := br.Peek(br.Buffered())
 		err := parseHead(b, hd)
 		if err == errIncomplete {
-			c.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+			lc.rd.setDeadline(time.Now().Add(s.readHeaderTimeout()))
 			err = readHead(br, hd)
 		}
 		if err == nil {
-			c.SetReadDeadline(time.Time{})
 			var done bool
 			done, err = s.forward(lc, br, bw, hd, clientIP)
 			if err == nil {
@@ -332,7 +341,7 @@ func (s *Server) serve(lc *leanConn) {
 		}
 		if errors.Is(err, errFallback) {
 			// net/http takes the connection from here, with what was read.
-			c.SetReadDeadline(time.Time{})
+			lc.rd.setDeadline(time.Time{})
 			handedOff = true
 			s.handoff.put(&bufferedConn{Conn: c, r: br})
 			return
@@ -425,20 +434,24 @@ func (s *Server) forward(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *h
 	// From here the request is ours: the head is consumed.
 	isHead := len(hd.method) == 4 && string(hd.method) == "HEAD"
 	clientClose := hd.close
-	status, err := s.exchange(lc, br, bw, hd, s.pool(lc, addr), clientIP, isHead, clientClose)
+	status, err := s.exchange(lc, br, bw, hd, s.pool(lc, addr), clientIP, isHead, clientClose, start)
 	if err != nil {
 		if status == 0 {
 			// Nothing was sent to the client yet: answer for the handler.
 			status = s.answerFailure(bw, sl, err)
 			bw.Flush()
 		}
+		lc.done = time.Now()
 		if sl.Metrics != nil {
-			sl.Metrics.Observe(status, time.Since(start))
+			sl.Metrics.Observe(status, lc.done.Sub(start))
 		}
 		return true, nil
 	}
+	if lc.done.Before(start) {
+		lc.done = time.Now() // not set by exchange on this way
+	}
 	if sl.Metrics != nil {
-		sl.Metrics.Observe(status, time.Since(start))
+		sl.Metrics.Observe(status, lc.done.Sub(start))
 	}
 	return clientClose, nil
 }
@@ -472,8 +485,9 @@ func (s *Server) answerFailure(bw *bufio.Writer, sl *Slot, err error) int {
 
 // exchange sends the request to the handler on a connection from p and
 // relays its response. status is 0 while nothing was written to the
-// client; an error means the client connection must close.
-func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *head, p *connPool, clientIP string, isHead, clientClose bool) (status int, err error) {
+// client; an error means the client connection must close. start is when
+// the request began; lc.done is set when the answer is sent.
+func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *head, p *connPool, clientIP string, isHead, clientClose bool, start time.Time) (status int, err error) {
 	hasBody := hd.chunked || hd.length > 0
 	headLen := len(hd.raw)
 	wait := s.h.limits.ResponseHeaderTimeout
@@ -481,7 +495,7 @@ func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *
 	// the client, so it can be written again for a retry.
 	br.Discard(headLen)
 	for attempt := 0; ; attempt++ {
-		pc, fresh, err := p.get(wait, s.done)
+		pc, fresh, err := p.get(wait, s.done, start)
 		if err != nil {
 			return 0, err
 		}
@@ -493,10 +507,12 @@ func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *
 			p.discard(pc)
 			continue
 		}
-		pc.rd.client = lc.c
+		pc.rd.client = &lc.rd
 		pc.rd.headBy.Store(0)
 		pc.rd.watch.Store(!hasBody)
-		pc.c.SetReadDeadline(time.Now().Add(watchInterval))
+		if pc.rd.armed <= start.UnixNano() {
+			pc.rd.arm(start) // else the last request's is still ahead: a wake-up comes soon enough
+		}
 		writeRequestHead(pc.bw, hd, clientIP)
 		if hasBody {
 			return s.exchangeBody(lc, br, bw, hd, pc, isHead, clientClose)
@@ -504,11 +520,12 @@ func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *
 		var upClose bool
 		err = pc.bw.Flush()
 		if err == nil {
-			pc.rd.headBy.Store(time.Now().Add(wait).UnixNano())
-			status, upClose, err = s.relayResponse(lc.c, bw, pc, hd.scratch[:0], isHead, clientClose, hd.setCookie)
+			pc.rd.headBy.Store(start.Add(wait).UnixNano())
+			status, upClose, err = s.relayResponse(lc, bw, pc, hd.scratch[:0], isHead, clientClose, hd.setCookie)
 		}
 		if err == nil || status != 0 || fresh || errors.Is(err, errResponseTimeout) || errors.Is(err, errClientGone) {
-			release(pc, upClose || err != nil)
+			lc.done = time.Now()
+			release(pc, upClose || err != nil, lc.done)
 			return status, err
 		}
 		// A kept-alive connection the handler closed: retry.
@@ -534,7 +551,7 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 			err = pc.bw.Flush()
 		}
 		if err != nil {
-			release(pc, true)
+			release(pc, true, time.Time{})
 			return 0, err
 		}
 		bodyDone()
@@ -558,7 +575,7 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 			bodyErr <- err
 		}()
 	}
-	status, upClose, err := s.relayResponse(lc.c, bw, pc, hd.scratch[:0], isHead, clientClose, hd.setCookie)
+	status, upClose, err := s.relayResponse(lc, bw, pc, hd.scratch[:0], isHead, clientClose, hd.setCookie)
 	// The body's sender reports exactly once; got says whether that report
 	// was taken (a nil report is a body sent in full, not a missing one).
 	var berr error
@@ -583,6 +600,8 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 		// Stop the body: wake its reads and writes.
 		pc.c.Close()
 		lc.rd.abort.Store(true)
+		// Not lc.rd.setDeadline: the body's sender may be setting one
+		// now, and the connection closes after this anyway.
 		lc.c.SetReadDeadline(aLongTimeAgo)
 		berr = <-bodyErr
 		if berr == nil {
@@ -599,7 +618,8 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 		// connection is out of step, so it closes.
 		err = errBodyUnread
 	}
-	release(pc, upClose || err != nil || berr != nil)
+	lc.done = time.Now()
+	release(pc, upClose || err != nil || berr != nil, lc.done)
 	return status, err
 }
 
@@ -608,14 +628,14 @@ var (
 	aLongTimeAgo  = time.Unix(1, 0)
 )
 
-// release gives a handler connection back to its pool, or closes it when
-// it is out of step.
-func release(pc *pconn, bad bool) {
+// release gives a handler connection back to its pool at now, or closes
+// it when it is out of step.
+func release(pc *pconn, bad bool, now time.Time) {
 	if bad {
 		pc.pool.discard(pc)
 		return
 	}
-	pc.pool.put(pc)
+	pc.pool.put(pc, now)
 }
 
 // writeRequestHead writes the request head for the handler: the request
@@ -807,13 +827,14 @@ func readResponseHeadCookie(dst *bufio.Writer, src *bufio.Reader, scratch []byte
 }
 
 // relayResponse reads the handler's response and writes it to the client.
-func (s *Server) relayResponse(c net.Conn, bw *bufio.Writer, pc *pconn, scratch []byte, isHead, clientClose bool, setCookie string) (status int, upClose bool, err error) {
+func (s *Server) relayResponse(lc *leanConn, bw *bufio.Writer, pc *pconn, scratch []byte, isHead, clientClose bool, setCookie string) (status int, upClose bool, err error) {
+	c := lc.c
 	rh, n, err := readResponseHeadCookie(bw, pc.br, scratch, isHead, clientClose, setCookie)
 	pc.rd.headBy.Store(0) // the head is in: the body may take its time
 	if err != nil {
 		if bw.Buffered() == n {
 			// Nothing of it reached the client: answer for the handler.
-			bw.Reset(c)
+			bw.Reset(&lc.rd.raw)
 			return 0, true, err
 		}
 		return rh.status, true, err

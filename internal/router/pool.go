@@ -51,11 +51,17 @@ type rearmer interface {
 }
 
 // upReader reads from a handler connection for one request. Its reads
-// wake every watchInterval to notice a client that went away and a
-// response head that is overdue.
+// wake at least every watchInterval to notice a client that went away and
+// a response head that is overdue.
 type upReader struct {
-	c      net.Conn
-	client net.Conn // the client of the request under way; nil between requests
+	c   net.Conn
+	raw rawIO // reads c
+	// client is the client of the request under way; nil between requests.
+	client *clientReader
+	// armed is c's read deadline (UnixNano). It stays armed between
+	// requests and is moved only once it has passed, so a busy connection
+	// does not set a deadline for every request.
+	armed int64
 	// headBy is when the response head must have come (UnixNano); zero
 	// while the request body is still being sent, and after the head.
 	headBy atomic.Int64
@@ -66,7 +72,7 @@ type upReader struct {
 
 func (r *upReader) Read(p []byte) (int, error) {
 	for {
-		n, err := r.c.Read(p)
+		n, err := r.raw.Read(p)
 		if n > 0 || err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || r.client == nil {
 			return n, err
 		}
@@ -76,24 +82,47 @@ func (r *upReader) Read(p []byte) (int, error) {
 	}
 }
 
-// rearm ends the wait when the client went away or the head is overdue,
-// and sets the next wake-up otherwise.
-func (r *upReader) rearm(bool) error {
-	if r.client != nil && r.watch.Load() && !peerOpen(r.client) {
-		return errClientGone
-	}
+// rearm, after a wait that timed out (progressed false), ends the wait
+// when the client went away or the head is overdue; it then sets the next
+// wake-up unless one is still ahead.
+func (r *upReader) rearm(progressed bool) error {
 	now := time.Now()
-	if by := r.headBy.Load(); by != 0 && now.UnixNano() > by {
-		return errResponseTimeout
+	if !progressed {
+		if cr := r.client; cr != nil && r.watch.Load() {
+			// The client's idle deadline stays armed through a request: a
+			// long wait must not let it pass, or peerOpen reads the
+			// expired deadline as the client gone.
+			cr.keepPast(now, 2*watchInterval)
+			if !peerOpen(cr.c) {
+				return errClientGone
+			}
+		}
+		if by := r.headBy.Load(); by != 0 && now.UnixNano() > by {
+			return errResponseTimeout
+		}
+	} else if r.armed > now.UnixNano() {
+		return nil
 	}
-	return r.c.SetReadDeadline(now.Add(watchInterval))
+	return r.arm(now)
+}
+
+// arm sets c's read deadline watchInterval after now.
+func (r *upReader) arm(now time.Time) error {
+	t := now.Add(watchInterval)
+	r.armed = t.UnixNano()
+	return r.c.SetReadDeadline(t)
 }
 
 // clientReader reads from a client connection. While a request body is
 // read, every read must make progress within bodyTimeout.
 type clientReader struct {
 	c           net.Conn
+	raw         rawIO         // reads and writes c
 	bodyTimeout time.Duration // zero outside request bodies
+	// deadline is c's read deadline (UnixNano), zero for none. Between
+	// request heads the idle deadline stays armed, and is moved only when
+	// less than the idle timeout is left (see armIdle).
+	deadline int64
 	// abort is set when the body is cut short on purpose, so the timeout
 	// that wakes its reader is not the client's fault.
 	abort atomic.Bool
@@ -101,10 +130,10 @@ type clientReader struct {
 
 func (r *clientReader) Read(p []byte) (int, error) {
 	if r.bodyTimeout <= 0 {
-		return r.c.Read(p)
+		return r.raw.Read(p)
 	}
 	r.rearm(true)
-	n, err := r.c.Read(p)
+	n, err := r.raw.Read(p)
 	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		return 0, r.rearm(false)
 	}
@@ -118,7 +147,35 @@ func (r *clientReader) rearm(progressed bool) error {
 	case !progressed:
 		return errBodyTimeout
 	}
-	return r.c.SetReadDeadline(time.Now().Add(r.bodyTimeout))
+	r.setDeadline(time.Now().Add(r.bodyTimeout))
+	return nil
+}
+
+// setDeadline sets c's read deadline to t (zero: none).
+func (r *clientReader) setDeadline(t time.Time) {
+	r.deadline = 0
+	if !t.IsZero() {
+		r.deadline = t.UnixNano()
+	}
+	r.c.SetReadDeadline(t)
+}
+
+// armIdle makes the wait for the next request end between d and d*9/8
+// after now. The deadline is moved only when less than d is left, so a
+// busy connection sets it once per d/8 rather than once per request.
+func (r *clientReader) armIdle(now time.Time, d time.Duration) {
+	left := r.deadline - now.UnixNano()
+	if r.deadline != 0 && left >= int64(d) && left <= int64(d+d/8) {
+		return
+	}
+	r.setDeadline(now.Add(d + d/8))
+}
+
+// keepPast moves c's read deadline, if armed, to at least d after now.
+func (r *clientReader) keepPast(now time.Time, d time.Duration) {
+	if r.deadline != 0 && r.deadline-now.UnixNano() < int64(d) {
+		r.setDeadline(now.Add(d))
+	}
 }
 
 // bodyTimeoutHandler serves the net/http side with the lean path's body
@@ -190,6 +247,10 @@ func (pc *pconn) alive() bool {
 	if pc.br.Buffered() > 0 {
 		return false // unexpected bytes: out of step
 	}
+	// A deadline left from the last request has likely passed, and the
+	// read below would fail on it.
+	pc.c.SetReadDeadline(time.Time{})
+	pc.rd.armed = 0
 	sc, ok := pc.c.(syscall.Conn)
 	if !ok {
 		return true
@@ -242,8 +303,8 @@ func newConnPool(addr string, l ConnLimits) *connPool {
 // pool has room; otherwise it waits until one comes free, until wait
 // passes (errResponseTimeout) or until done is closed. fresh reports a
 // new connection.
-func (p *connPool) get(wait time.Duration, done <-chan struct{}) (pc *pconn, fresh bool, err error) {
-	if pc, ok := p.popIdle(); ok {
+func (p *connPool) get(wait time.Duration, done <-chan struct{}, now time.Time) (pc *pconn, fresh bool, err error) {
+	if pc, ok := p.popIdle(now); ok {
 		return pc, false, nil
 	}
 	select {
@@ -252,7 +313,7 @@ func (p *connPool) get(wait time.Duration, done <-chan struct{}) (pc *pconn, fre
 		if err := p.waitToken(wait, done); err != nil {
 			return nil, false, err
 		}
-		if pc, ok := p.popIdle(); ok {
+		if pc, ok := p.popIdle(time.Now()); ok {
 			<-p.tokens // the idle connection has its own
 			return pc, false, nil
 		}
@@ -265,13 +326,13 @@ func (p *connPool) get(wait time.Duration, done <-chan struct{}) (pc *pconn, fre
 	return pc, true, nil
 }
 
-func (p *connPool) popIdle() (*pconn, bool) {
+func (p *connPool) popIdle(now time.Time) (*pconn, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, false
 	}
-	p.last = time.Now()
+	p.last = now
 	if n := len(p.idle); n > 0 {
 		pc := p.idle[n-1]
 		p.idle[n-1] = nil
@@ -297,7 +358,7 @@ func (p *connPool) waitToken(wait time.Duration, done <-chan struct{}) error {
 		case p.tokens <- struct{}{}:
 			return nil
 		case <-tick.C:
-			if pc, ok := p.popIdle(); ok {
+			if pc, ok := p.popIdle(time.Now()); ok {
 				p.discard(pc)
 			}
 		case <-deadline.C:
@@ -318,8 +379,9 @@ func (p *connPool) dial() (*pconn, error) {
 	}
 	pc := &pconn{c: c, pool: p}
 	pc.rd.c = c
+	pc.rd.raw.init(c)
 	pc.br = bufio.NewReaderSize(&pc.rd, leanBufSize)
-	pc.bw = bufio.NewWriterSize(c, leanBufSize)
+	pc.bw = bufio.NewWriterSize(&pc.rd.raw, leanBufSize)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -331,10 +393,11 @@ func (p *connPool) dial() (*pconn, error) {
 	return pc, nil
 }
 
-// put gives back a connection after a request that left it in step.
-func (p *connPool) put(pc *pconn) {
+// put gives back a connection after a request that left it in step, at
+// now.
+func (p *connPool) put(pc *pconn, now time.Time) {
 	pc.rd.client = nil
-	pc.used = time.Now()
+	pc.used = now
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= p.maxIdle || p.waiting.Load() > 0 {
 		p.mu.Unlock()

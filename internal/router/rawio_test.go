@@ -1,0 +1,144 @@
+package router
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (a, b net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = <-acc
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestRawIOMovesBytesBothWays: a write far larger than the socket buffers
+// waits on the poller (EAGAIN) while the peer reads slowly, and arrives
+// whole and in order; reads see every byte, then EOF when the peer closes.
+func TestRawIOMovesBytesBothWays(t *testing.T) {
+	a, b := tcpPair(t)
+	var r rawIO
+	r.init(a)
+	if r.rc == nil {
+		t.Fatal("a TCP connection has no RawConn: the raw path is not taken")
+	}
+	want := make([]byte, 8<<20)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		var buf bytes.Buffer
+		chunk := make([]byte, 64<<10)
+		for buf.Len() < len(want) {
+			n, err := b.Read(chunk)
+			buf.Write(chunk[:n])
+			if err != nil {
+				break
+			}
+			if buf.Len() < 1<<20 {
+				time.Sleep(time.Millisecond) // slow at first: the writer's buffer fills
+			}
+		}
+		got <- buf.Bytes()
+	}()
+	if n, err := r.Write(want); n != len(want) || err != nil {
+		t.Fatalf("Write = %d, %v, want %d, nil", n, err, len(want))
+	}
+	if g := <-got; !bytes.Equal(g, want) {
+		t.Fatalf("peer got %d bytes, not the %d written in order", len(g), len(want))
+	}
+
+	go func() {
+		b.Write([]byte("hello"))
+		time.Sleep(20 * time.Millisecond) // the reader parks on the poller meanwhile
+		b.Write([]byte(" world"))
+		b.Close()
+	}()
+	all, err := io.ReadAll(&r)
+	if err != nil || string(all) != "hello world" {
+		t.Fatalf("ReadAll = %q, %v, want \"hello world\", nil", all, err)
+	}
+}
+
+// TestRawIODeadlineAndClose: a read past its deadline fails with
+// os.ErrDeadlineExceeded, as net.Conn's does, and a read parked on the
+// poller ends with an error when the connection is closed under it
+// (the descriptor is held by RawConn, so it is never reused meanwhile).
+func TestRawIODeadlineAndClose(t *testing.T) {
+	a, _ := tcpPair(t)
+	var r rawIO
+	r.init(a)
+	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	start := time.Now()
+	if _, err := r.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the deadline ended the read after %v", d)
+	}
+	a.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Read(make([]byte, 10))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	a.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Read on a closed connection: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake a parked read")
+	}
+	if _, err := r.Write([]byte("x")); err == nil {
+		t.Error("Write on a closed connection succeeded")
+	}
+}
+
+// TestRawIOWithoutDescriptor: a connection with no descriptor (a pipe)
+// is read and written through its own methods.
+func TestRawIOWithoutDescriptor(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	var r rawIO
+	r.init(a)
+	if r.rc != nil {
+		t.Fatal("a pipe has a RawConn?")
+	}
+	go b.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(&r, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	go io.ReadFull(b, buf)
+	if n, err := r.Write([]byte("pong")); n != 4 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+}
