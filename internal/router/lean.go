@@ -190,6 +190,23 @@ type leanConn struct {
 	// done is when the last request's answer was sent (or the connection
 	// accepted): the clock the lean path reads instead of asking again.
 	done time.Time
+	// The body sender: a goroutine of the connection's own, started by
+	// its first request whose body is not all read yet, sends such bodies
+	// to the handler while the response is relayed (see exchangeBody).
+	// send gives it the body of job; sent reports how it went, once per
+	// body. Made once, so a request allocates none of them.
+	send      chan struct{}
+	sent      chan error
+	job       bodyJob
+	bodyTimer *time.Timer
+}
+
+// bodyJob is a request body for the body sender.
+type bodyJob struct {
+	br   *bufio.Reader
+	hd   *head
+	pc   *pconn
+	wait time.Duration // the response header timeout, from the body's end
 }
 
 const leanBufSize = 16 << 10
@@ -297,6 +314,9 @@ func (s *Server) serve(lc *leanConn) {
 		if !handedOff {
 			c.Close()
 			readerPool.Put(br)
+		}
+		if lc.send != nil {
+			close(lc.send) // idle: every body it took has been reported
 		}
 		s.forget(lc)
 	}()
@@ -540,13 +560,11 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 	lc.rd.abort.Store(false)
 	lc.rd.bodyTimeout = s.bodyReadTimeout()
 	defer func() { lc.rd.bodyTimeout = 0 }()
-	bodyDone := func() {
-		pc.rd.headBy.Store(time.Now().Add(wait).UnixNano())
-		pc.rd.watch.Store(true)
-	}
-	bodyErr := make(chan error, 1)
-	if !hd.chunked && hd.length <= int64(br.Buffered()) {
-		_, err := io.CopyN(pc.bw, br, hd.length)
+	inline := !hd.chunked && hd.length <= int64(br.Buffered())
+	if inline {
+		b, _ := br.Peek(int(hd.length)) // all buffered
+		_, err := pc.bw.Write(b)
+		br.Discard(len(b))
 		if err == nil {
 			err = pc.bw.Flush()
 		}
@@ -554,47 +572,41 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 			release(pc, true, time.Time{})
 			return 0, err
 		}
-		bodyDone()
-		bodyErr <- nil
+		pc.rd.bodySent(wait)
 	} else {
-		go func() {
-			var err error
-			if hd.chunked {
-				err = relayChunked(pc.bw, br, pc.bw.Flush)
-			} else {
-				err = spliceN(pc.bw, pc.c, br, lc.c, hd.length, &lc.rd)
-			}
-			if err == nil {
-				err = pc.bw.Flush()
-			}
-			if err == nil {
-				bodyDone()
-			} else {
-				pc.c.Close() // the handler must not wait for the rest, nor we for its answer
-			}
-			bodyErr <- err
-		}()
+		if lc.send == nil {
+			lc.send, lc.sent = make(chan struct{}), make(chan error, 1)
+			go lc.sendBodies()
+		}
+		lc.job = bodyJob{br: br, hd: hd, pc: pc, wait: wait}
+		lc.send <- struct{}{}
 	}
 	status, upClose, err := s.relayResponse(lc, bw, pc, hd.scratch[:0], isHead, clientClose, hd.setCookie)
 	// The body's sender reports exactly once; got says whether that report
 	// was taken (a nil report is a body sent in full, not a missing one).
 	var berr error
-	got := false
-	select {
-	case berr = <-bodyErr:
-		got = true
-	default:
+	got := inline
+	if !got {
+		select {
+		case berr = <-lc.sent:
+			got = true
+		default:
+		}
 	}
 	if !got && err == nil {
 		// The response is whole; the rest of the body is on its way
 		// unless the handler answered without reading it.
-		t := time.NewTimer(time.Second)
-		select {
-		case berr = <-bodyErr:
-			got = true
-		case <-t.C:
+		if lc.bodyTimer == nil {
+			lc.bodyTimer = time.NewTimer(time.Second)
+		} else {
+			lc.bodyTimer.Reset(time.Second)
 		}
-		t.Stop()
+		select {
+		case berr = <-lc.sent:
+			got = true
+		case <-lc.bodyTimer.C:
+		}
+		lc.bodyTimer.Stop()
 	}
 	if !got {
 		// Stop the body: wake its reads and writes.
@@ -603,7 +615,7 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 		// Not lc.rd.setDeadline: the body's sender may be setting one
 		// now, and the connection closes after this anyway.
 		lc.c.SetReadDeadline(aLongTimeAgo)
-		berr = <-bodyErr
+		berr = <-lc.sent
 		if berr == nil {
 			berr = errBodyUnread
 		}
@@ -627,6 +639,30 @@ var (
 	errBodyUnread = errors.New("request body not fully sent")
 	aLongTimeAgo  = time.Unix(1, 0)
 )
+
+// sendBodies is the connection's body sender: it sends the body of
+// lc.job each time it is told to, until lc.send closes.
+func (lc *leanConn) sendBodies() {
+	for range lc.send {
+		j := &lc.job
+		var err error
+		if j.hd.chunked {
+			err = relayChunked(j.pc.bw, j.br, j.pc.bw.Flush)
+		} else {
+			err = spliceN(j.pc.bw, j.pc.c, j.br, lc.c, j.hd.length, &lc.rd, &lc.rd.lr)
+		}
+		if err == nil {
+			err = j.pc.bw.Flush()
+		}
+		if err == nil {
+			j.pc.rd.bodySent(j.wait)
+		} else {
+			j.pc.c.Close() // the handler must not wait for the rest, nor we for its answer
+		}
+		*j = bodyJob{}
+		lc.sent <- err
+	}
+}
 
 // release gives a handler connection back to its pool at now, or closes
 // it when it is out of step.
@@ -845,7 +881,7 @@ func (s *Server) relayResponse(lc *leanConn, bw *bufio.Writer, pc *pconn, scratc
 	case rh.chunked:
 		err = relayChunked(bw, pc.br, func() error { return flushIfIdle(bw, pc.br) })
 	case rh.length >= 0:
-		err = spliceN(bw, c, pc.br, pc.c, rh.length, &pc.rd)
+		err = spliceN(bw, c, pc.br, pc.c, rh.length, &pc.rd, &pc.rd.lr)
 	default:
 		_, err = io.Copy(bw, pc.br)
 		if err == nil {
@@ -886,8 +922,8 @@ const spliceMin = 32 << 10
 // they drain so streams keep flowing; large ones send what is buffered, then
 // let the kernel move the rest between the sockets without copying it
 // through user space. w sets srcConn's read deadlines and decides what a
-// read that timed out means.
-func spliceN(dst *bufio.Writer, dstConn net.Conn, src *bufio.Reader, srcConn net.Conn, n int64, w rearmer) error {
+// read that timed out means; lr is the caller's, so no call allocates one.
+func spliceN(dst *bufio.Writer, dstConn net.Conn, src *bufio.Reader, srcConn net.Conn, n int64, w rearmer, lr *io.LimitedReader) error {
 	rf, ok := dstConn.(io.ReaderFrom)
 	if n < spliceMin || !ok || int64(src.Buffered()) >= n {
 		return copyNFlush(dst, src, n)
@@ -904,7 +940,8 @@ func spliceN(dst *bufio.Writer, dstConn net.Conn, src *bufio.Reader, srcConn net
 	if err := w.rearm(true); err != nil {
 		return err
 	}
-	lr := &io.LimitedReader{R: srcConn}
+	lr.R = srcConn
+	defer func() { lr.R = nil }()
 	for n > 0 {
 		lr.N = n
 		written, err := rf.ReadFrom(lr)

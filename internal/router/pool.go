@@ -55,7 +55,8 @@ type rearmer interface {
 // a response head that is overdue.
 type upReader struct {
 	c   net.Conn
-	raw rawIO // reads c
+	raw rawIO            // reads c
+	lr  io.LimitedReader // for spliceN
 	// client is the client of the request under way; nil between requests.
 	client *clientReader
 	// armed is c's read deadline (UnixNano). It stays armed between
@@ -106,6 +107,13 @@ func (r *upReader) rearm(progressed bool) error {
 	return r.arm(now)
 }
 
+// bodySent records that the request body is sent: the response head is
+// due within wait, and the client may be watched.
+func (r *upReader) bodySent(wait time.Duration) {
+	r.headBy.Store(time.Now().Add(wait).UnixNano())
+	r.watch.Store(true)
+}
+
 // arm sets c's read deadline watchInterval after now.
 func (r *upReader) arm(now time.Time) error {
 	t := now.Add(watchInterval)
@@ -117,8 +125,9 @@ func (r *upReader) arm(now time.Time) error {
 // read, every read must make progress within bodyTimeout.
 type clientReader struct {
 	c           net.Conn
-	raw         rawIO         // reads and writes c
-	bodyTimeout time.Duration // zero outside request bodies
+	raw         rawIO            // reads and writes c
+	lr          io.LimitedReader // for spliceN
+	bodyTimeout time.Duration    // zero outside request bodies
 	// deadline is c's read deadline (UnixNano), zero for none. Between
 	// request heads the idle deadline stays armed, and is moved only when
 	// less than the idle timeout is left (see armIdle).
