@@ -292,8 +292,8 @@ type connPool struct {
 	waiting atomic.Int32
 
 	mu     sync.Mutex
-	idle   []*pconn // most recently used last
-	active map[*pconn]struct{}
+	idle   []*pconn            // most recently used last
+	open   map[*pconn]struct{} // every connection not yet discarded, idle or not
 	closed bool
 	last   time.Time // last get or put, for dropping unused pools
 }
@@ -303,7 +303,7 @@ func newConnPool(addr string, l ConnLimits) *connPool {
 		addr:    addr,
 		maxIdle: l.MaxIdleConnsPerSet,
 		tokens:  make(chan struct{}, l.MaxConnsPerSet),
-		active:  make(map[*pconn]struct{}),
+		open:    make(map[*pconn]struct{}),
 		last:    time.Now(),
 	}
 }
@@ -346,7 +346,6 @@ func (p *connPool) popIdle(now time.Time) (*pconn, bool) {
 		pc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		p.active[pc] = struct{}{}
 		return pc, true
 	}
 	return nil, false
@@ -397,7 +396,7 @@ func (p *connPool) dial() (*pconn, error) {
 		c.Close()
 		return nil, errPoolClosed
 	}
-	p.active[pc] = struct{}{}
+	p.open[pc] = struct{}{}
 	p.mu.Unlock()
 	return pc, nil
 }
@@ -413,7 +412,6 @@ func (p *connPool) put(pc *pconn, now time.Time) {
 		p.discard(pc)
 		return
 	}
-	delete(p.active, pc)
 	p.idle = append(p.idle, pc)
 	p.last = pc.used
 	p.mu.Unlock()
@@ -427,7 +425,7 @@ func (p *connPool) discard(pc *pconn) {
 		return
 	}
 	pc.done = true
-	delete(p.active, pc)
+	delete(p.open, pc)
 	p.mu.Unlock()
 	pc.c.Close()
 	<-p.tokens
@@ -448,10 +446,7 @@ func (p *connPool) sweep(cutoff time.Time) (unused bool) {
 	}
 	clear(p.idle[len(kept):])
 	p.idle = kept
-	for _, pc := range stale {
-		p.active[pc] = struct{}{} // discard takes it from active
-	}
-	unused = len(p.idle) == 0 && len(p.active) == len(stale) && p.last.Before(cutoff)
+	unused = len(p.idle) == 0 && len(p.open) == len(stale) && p.last.Before(cutoff)
 	p.mu.Unlock()
 	for _, pc := range stale {
 		p.discard(pc)
@@ -465,13 +460,10 @@ func (p *connPool) close(all bool) {
 	p.mu.Lock()
 	p.closed = p.closed || all
 	conns := append([]*pconn(nil), p.idle...)
-	for _, pc := range conns {
-		p.active[pc] = struct{}{}
-	}
 	p.idle = nil
 	if all {
 		conns = conns[:0]
-		for pc := range p.active {
+		for pc := range p.open {
 			conns = append(conns, pc)
 		}
 	}
