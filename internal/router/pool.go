@@ -55,8 +55,7 @@ type rearmer interface {
 // a response head that is overdue.
 type upReader struct {
 	c   net.Conn
-	raw rawIO            // reads c
-	lr  io.LimitedReader // for spliceN
+	raw rawIO // reads c
 	// client is the client of the request under way; nil between requests.
 	client *clientReader
 	// armed is c's read deadline (UnixNano). It stays armed between
@@ -125,9 +124,8 @@ func (r *upReader) arm(now time.Time) error {
 // read, every read must make progress within bodyTimeout.
 type clientReader struct {
 	c           net.Conn
-	raw         rawIO            // reads and writes c
-	lr          io.LimitedReader // for spliceN
-	bodyTimeout time.Duration    // zero outside request bodies
+	raw         rawIO         // reads and writes c
+	bodyTimeout time.Duration // zero outside request bodies
 	// deadline is c's read deadline (UnixNano), zero for none. Between
 	// request heads the idle deadline stays armed, and is moved only when
 	// less than the idle timeout is left (see armIdle).

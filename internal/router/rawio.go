@@ -4,6 +4,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
+	"sync"
 	"syscall"
 )
 
@@ -39,6 +41,17 @@ type rawIO struct {
 	wn   int
 	werr error
 	wfn  func(fd uintptr) bool
+
+	// Splices: into a pipe under the read side, out of one under the
+	// write side, so a body can come in while another goes out.
+	sp     *splicePipe
+	sn     int
+	sres   int
+	serr   error
+	sinFn  func(fd uintptr) bool
+	wsp    *splicePipe
+	wserr  error
+	soutFn func(fd uintptr) bool
 }
 
 // init sets r up for c; a connection that has no descriptor (a pipe in
@@ -56,6 +69,8 @@ func (r *rawIO) init(c net.Conn) {
 	r.rc = rc
 	r.rfn = r.readFD
 	r.wfn = r.writeFD
+	r.sinFn = r.spliceInFD
+	r.soutFn = r.spliceOutFD
 }
 
 func (r *rawIO) Read(p []byte) (int, error) {
@@ -126,4 +141,111 @@ func (r *rawIO) writeFD(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// spliceIn moves up to n bytes from r's socket into p, waiting on the
+// poller until some are there. 0 bytes with no error is the peer's EOF.
+func (r *rawIO) spliceIn(p *splicePipe, n int) (int, error) {
+	r.sp, r.sn, r.sres, r.serr = p, n, 0, nil
+	err := r.rc.Read(r.sinFn)
+	r.sp = nil
+	if err != nil {
+		return 0, err
+	}
+	return r.sres, r.serr
+}
+
+func (r *rawIO) spliceInFD(fd uintptr) bool {
+	for {
+		n, e := sysSplice(fd, uintptr(r.sp.w), r.sn)
+		switch e {
+		case 0:
+			r.sres = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // nothing to read (the pipe is empty): wait
+		}
+		r.serr = &net.OpError{Op: "splice", Net: "tcp", Addr: r.c.RemoteAddr(), Err: os.NewSyscallError("splice", e)}
+		return true
+	}
+}
+
+// spliceOut moves everything in p to w's socket, waiting on the poller
+// while the socket's buffer is full.
+func (w *rawIO) spliceOut(p *splicePipe) error {
+	w.wsp, w.wserr = p, nil
+	err := w.rc.Write(w.soutFn)
+	w.wsp = nil
+	if err == nil {
+		err = w.wserr
+	}
+	return err
+}
+
+func (w *rawIO) spliceOutFD(fd uintptr) bool {
+	p := w.wsp
+	for p.data > 0 {
+		n, e := sysSplice(uintptr(p.r), fd, p.data)
+		switch e {
+		case 0:
+			if n == 0 {
+				w.wserr = io.ErrUnexpectedEOF // the pipe said it held more
+				return true
+			}
+			p.data -= n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // the socket's buffer is full: wait
+		default:
+			w.wserr = &net.OpError{Op: "splice", Net: "tcp", Addr: w.c.RemoteAddr(), Err: os.NewSyscallError("splice", e)}
+			return true
+		}
+	}
+	return true
+}
+
+// splicePipe is a pipe(2) that bodies are spliced through, socket to
+// pipe to socket, without coming to user space. data is what it holds.
+type splicePipe struct {
+	r, w int
+	data int
+}
+
+// pipeCap is what a pipe holds by default (16 pages): the most one
+// splice into it moves.
+const pipeCap = 64 << 10
+
+// pipes keeps splicePipes for reuse; one the pool drops is closed by its
+// finalizer (as package net's own splice pipes are).
+var pipes = sync.Pool{New: func() any {
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		return nil
+	}
+	p := &splicePipe{r: fds[0], w: fds[1]}
+	runtime.SetFinalizer(p, (*splicePipe).close)
+	return p
+}}
+
+func getPipe() *splicePipe {
+	p, _ := pipes.Get().(*splicePipe)
+	return p
+}
+
+// putPipe gives p back for reuse when it is empty, and closes it when a
+// failed splice left bytes in it.
+func putPipe(p *splicePipe) {
+	if p.data != 0 {
+		runtime.SetFinalizer(p, nil)
+		p.close()
+		return
+	}
+	pipes.Put(p)
+}
+
+func (p *splicePipe) close() {
+	syscall.Close(p.r)
+	syscall.Close(p.w)
 }

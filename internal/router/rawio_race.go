@@ -28,3 +28,9 @@ func errno(err error) syscall.Errno {
 	}
 	return syscall.EIO
 }
+
+// sysSplice is splice(2) of up to n bytes, non-blocking on the pipe too.
+func sysSplice(in, out uintptr, n int) (int, syscall.Errno) {
+	m, err := syscall.Splice(int(in), nil, int(out), nil, n, spliceFlags)
+	return max(int(m), 0), errno(err)
+}

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -140,5 +141,66 @@ func TestRawIOWithoutDescriptor(t *testing.T) {
 	go io.ReadFull(b, buf)
 	if n, err := r.Write([]byte("pong")); n != 4 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
+	}
+}
+
+// nopRearmer lets every timed-out wait go on.
+type nopRearmer struct{}
+
+func (nopRearmer) rearm(bool) error { return nil }
+
+// TestSpliceN: a body larger than the buffers goes socket to pipe to
+// socket, whole and in order, while the receiver reads slowly (the pipe
+// waits on a full socket) and the sender writes in bursts (the splice in
+// waits on an empty one); a sender that stops short ends it with
+// io.ErrUnexpectedEOF.
+func TestSpliceN(t *testing.T) {
+	srcPeer, src := tcpPair(t)
+	dst, dstPeer := tcpPair(t)
+	var in, out rawIO
+	in.init(src)
+	out.init(dst)
+	want := make([]byte, 5<<20+123)
+	for i := range want {
+		want[i] = byte(i * 13)
+	}
+	go func() {
+		for b := want; len(b) > 0; {
+			k := min(len(b), 700<<10)
+			srcPeer.Write(b[:k])
+			b = b[k:]
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	got := make(chan []byte, 1)
+	go func() {
+		var buf bytes.Buffer
+		chunk := make([]byte, 32<<10)
+		for buf.Len() < len(want) {
+			n, err := dstPeer.Read(chunk)
+			buf.Write(chunk[:n])
+			if err != nil {
+				break
+			}
+			if buf.Len() < 1<<20 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		got <- buf.Bytes()
+	}()
+	br := bufio.NewReaderSize(&in, 16<<10)
+	bw := bufio.NewWriterSize(&out, 16<<10)
+	if err := spliceN(bw, &out, br, &in, int64(len(want)), nopRearmer{}); err != nil {
+		t.Fatalf("spliceN: %v", err)
+	}
+	if g := <-got; !bytes.Equal(g, want) {
+		t.Fatalf("received %d bytes, not the %d sent in order", len(g), len(want))
+	}
+
+	srcPeer.Write(make([]byte, 100<<10))
+	srcPeer.Close()
+	go io.Copy(io.Discard, dstPeer)
+	if err := spliceN(bw, &out, br, &in, 1<<20, nopRearmer{}); err != io.ErrUnexpectedEOF {
+		t.Fatalf("spliceN of a body cut short: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
