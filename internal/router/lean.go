@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -530,7 +531,7 @@ func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *
 		pc.rd.client = &lc.rd
 		pc.rd.headBy.Store(0)
 		pc.rd.watch.Store(!hasBody)
-		if pc.rd.armed <= start.UnixNano() {
+		if !pc.rd.armed.After(start) {
 			pc.rd.arm(start) // else the last request's is still ahead: a wake-up comes soon enough
 		}
 		writeRequestHead(pc.bw, hd, clientIP)
@@ -540,7 +541,9 @@ func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *
 		var upClose bool
 		err = pc.bw.Flush()
 		if err == nil {
-			pc.rd.headBy.Store(start.Add(wait).UnixNano())
+			// From now, not start: the wait for a free connection is not
+			// the handler's.
+			pc.rd.headBy.Store(time.Now().Add(wait).UnixNano())
 			status, upClose, err = s.relayResponse(lc, bw, pc, hd.scratch[:0], isHead, clientClose, hd.setCookie)
 		}
 		if err == nil || status != 0 || fresh || errors.Is(err, errResponseTimeout) || errors.Is(err, errClientGone) {
@@ -946,9 +949,13 @@ func spliceN(dst *bufio.Writer, dstIO *rawIO, src *bufio.Reader, srcIO *rawIO, n
 	if err := w.rearm(true); err != nil {
 		return err
 	}
-	progressed := false
+	progressed, first := false, true
 	for n > 0 {
 		got, err := srcIO.spliceIn(p, int(min(n, pipeCap)))
+		if first && (errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS)) {
+			return copyNFlush(dst, src, n) // splice refused: nothing was taken yet
+		}
+		first = false
 		switch {
 		case err == nil && got == 0:
 			return io.ErrUnexpectedEOF

@@ -58,10 +58,11 @@ type upReader struct {
 	raw rawIO // reads c
 	// client is the client of the request under way; nil between requests.
 	client *clientReader
-	// armed is c's read deadline (UnixNano). It stays armed between
-	// requests and is moved only once it has passed, so a busy connection
-	// does not set a deadline for every request.
-	armed int64
+	// armed is c's read deadline (with the monotonic clock reading, as
+	// the deadline itself is kept). It stays armed between requests and
+	// is moved only once it has passed, so a busy connection does not set
+	// a deadline for every request.
+	armed time.Time
 	// headBy is when the response head must have come (UnixNano); zero
 	// while the request body is still being sent, and after the head.
 	headBy atomic.Int64
@@ -100,7 +101,7 @@ func (r *upReader) rearm(progressed bool) error {
 		if by := r.headBy.Load(); by != 0 && now.UnixNano() > by {
 			return errResponseTimeout
 		}
-	} else if r.armed > now.UnixNano() {
+	} else if r.armed.After(now) {
 		return nil
 	}
 	return r.arm(now)
@@ -115,9 +116,8 @@ func (r *upReader) bodySent(wait time.Duration) {
 
 // arm sets c's read deadline watchInterval after now.
 func (r *upReader) arm(now time.Time) error {
-	t := now.Add(watchInterval)
-	r.armed = t.UnixNano()
-	return r.c.SetReadDeadline(t)
+	r.armed = now.Add(watchInterval)
+	return r.c.SetReadDeadline(r.armed)
 }
 
 // clientReader reads from a client connection. While a request body is
@@ -126,10 +126,12 @@ type clientReader struct {
 	c           net.Conn
 	raw         rawIO         // reads and writes c
 	bodyTimeout time.Duration // zero outside request bodies
-	// deadline is c's read deadline (UnixNano), zero for none. Between
-	// request heads the idle deadline stays armed, and is moved only when
-	// less than the idle timeout is left (see armIdle).
-	deadline int64
+	// deadline is c's read deadline, zero for none. Between request
+	// heads the idle deadline stays armed, and is moved only when less
+	// than the idle timeout is left (see armIdle). Times keep their
+	// monotonic clock reading, so a step of the wall clock cannot make
+	// an expired deadline look ahead.
+	deadline time.Time
 	// abort is set when the body is cut short on purpose, so the timeout
 	// that wakes its reader is not the client's fault.
 	abort atomic.Bool
@@ -139,7 +141,9 @@ func (r *clientReader) Read(p []byte) (int, error) {
 	if r.bodyTimeout <= 0 {
 		return r.raw.Read(p)
 	}
-	r.rearm(true)
+	if err := r.rearm(true); err != nil {
+		return 0, err
+	}
 	n, err := r.raw.Read(p)
 	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		return 0, r.rearm(false)
@@ -155,15 +159,18 @@ func (r *clientReader) rearm(progressed bool) error {
 		return errBodyTimeout
 	}
 	r.setDeadline(time.Now().Add(r.bodyTimeout))
+	if r.abort.Load() {
+		// Cut short while the deadline was set: the deadline that was to
+		// wake this reader may have just been replaced.
+		r.c.SetReadDeadline(aLongTimeAgo)
+		return errBodyUnread
+	}
 	return nil
 }
 
 // setDeadline sets c's read deadline to t (zero: none).
 func (r *clientReader) setDeadline(t time.Time) {
-	r.deadline = 0
-	if !t.IsZero() {
-		r.deadline = t.UnixNano()
-	}
+	r.deadline = t
 	r.c.SetReadDeadline(t)
 }
 
@@ -171,8 +178,8 @@ func (r *clientReader) setDeadline(t time.Time) {
 // after now. The deadline is moved only when less than d is left, so a
 // busy connection sets it once per d/8 rather than once per request.
 func (r *clientReader) armIdle(now time.Time, d time.Duration) {
-	left := r.deadline - now.UnixNano()
-	if r.deadline != 0 && left >= int64(d) && left <= int64(d+d/8) {
+	left := r.deadline.Sub(now)
+	if !r.deadline.IsZero() && left >= d && left <= d+d/8 {
 		return
 	}
 	r.setDeadline(now.Add(d + d/8))
@@ -180,7 +187,7 @@ func (r *clientReader) armIdle(now time.Time, d time.Duration) {
 
 // keepPast moves c's read deadline, if armed, to at least d after now.
 func (r *clientReader) keepPast(now time.Time, d time.Duration) {
-	if r.deadline != 0 && r.deadline-now.UnixNano() < int64(d) {
+	if !r.deadline.IsZero() && r.deadline.Sub(now) < d {
 		r.setDeadline(now.Add(d))
 	}
 }
@@ -257,7 +264,7 @@ func (pc *pconn) alive() bool {
 	// A deadline left from the last request has likely passed, and the
 	// read below would fail on it.
 	pc.c.SetReadDeadline(time.Time{})
-	pc.rd.armed = 0
+	pc.rd.armed = time.Time{}
 	sc, ok := pc.c.(syscall.Conn)
 	if !ok {
 		return true

@@ -84,7 +84,7 @@ func (r *rawIO) Read(p []byte) (int, error) {
 	err := r.rc.Read(r.rfn)
 	r.rp = nil
 	if err != nil {
-		return 0, err // closed, or the read deadline passed
+		return 0, opName(err, "read") // closed, or the read deadline passed
 	}
 	return r.rn, r.rerr
 }
@@ -120,10 +120,10 @@ func (r *rawIO) Write(p []byte) (int, error) {
 	err := r.rc.Write(r.wfn)
 	n := r.wn
 	r.wp = nil
-	if err == nil {
-		err = r.werr
+	if err != nil {
+		return n, opName(err, "write")
 	}
-	return n, err
+	return n, r.werr
 }
 
 func (r *rawIO) writeFD(fd uintptr) bool {
@@ -141,6 +141,16 @@ func (r *rawIO) writeFD(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// opName names err's operation op, as net.Conn's Read and Write do
+// ("raw-read" and "raw-write" for RawConn's): net/http, serving handed-off
+// connections, tells a closed connection's read by it.
+func opName(err error, op string) error {
+	if oe, ok := err.(*net.OpError); ok {
+		oe.Op = op
+	}
+	return err
 }
 
 // spliceIn moves up to n bytes from r's socket into p, waiting on the

@@ -197,8 +197,10 @@ func TestSpliceN(t *testing.T) {
 		t.Fatalf("received %d bytes, not the %d sent in order", len(g), len(want))
 	}
 
-	srcPeer.Write(make([]byte, 100<<10))
-	srcPeer.Close()
+	go func() {
+		srcPeer.Write(make([]byte, 100<<10))
+		srcPeer.Close()
+	}()
 	go io.Copy(io.Discard, dstPeer)
 	if err := spliceN(bw, &out, br, &in, 1<<20, nopRearmer{}); err != io.ErrUnexpectedEOF {
 		t.Fatalf("spliceN of a body cut short: %v, want io.ErrUnexpectedEOF", err)
