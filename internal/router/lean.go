@@ -539,11 +539,15 @@ func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *
 			return s.exchangeBody(lc, br, bw, hd, pc, isHead, clientClose)
 		}
 		var upClose bool
+		// From now, not start: the wait for a free connection is not the
+		// handler's.
+		pc.rd.headBy.Store(time.Now().Add(wait).UnixNano())
+		// The flush returns once the answer is there to read (or the watch
+		// deadline passed): see rawIO.writeAwait.
+		pc.rd.raw.awaitReply = true
 		err = pc.bw.Flush()
+		pc.rd.raw.awaitReply = false
 		if err == nil {
-			// From now, not start: the wait for a free connection is not
-			// the handler's.
-			pc.rd.headBy.Store(time.Now().Add(wait).UnixNano())
 			status, upClose, err = s.relayResponse(lc, bw, pc, hd.scratch[:0], isHead, clientClose, hd.setCookie)
 		}
 		if err == nil || status != 0 || fresh || errors.Is(err, errResponseTimeout) || errors.Is(err, errClientGone) {

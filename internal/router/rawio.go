@@ -52,6 +52,13 @@ type rawIO struct {
 	wsp    *splicePipe
 	wserr  error
 	soutFn func(fd uintptr) bool
+
+	// awaitReply, while set, makes Write wait until the socket has
+	// something to read before it returns (see writeAwait); await is
+	// the state of writeAwait's callback.
+	awaitReply bool
+	await      int
+	awaitFn    func(fd uintptr) bool
 }
 
 // init sets r up for c; a connection that has no descriptor (a pipe in
@@ -71,6 +78,7 @@ func (r *rawIO) init(c net.Conn) {
 	r.wfn = r.writeFD
 	r.sinFn = r.spliceInFD
 	r.soutFn = r.spliceOutFD
+	r.awaitFn = r.awaitFD
 }
 
 func (r *rawIO) Read(p []byte) (int, error) {
@@ -116,6 +124,15 @@ func (r *rawIO) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if r.awaitReply {
+		if n, ok, err := r.writeAwait(p); ok {
+			return n, err
+		}
+	}
+	return r.writePlain(p)
+}
+
+func (r *rawIO) writePlain(p []byte) (int, error) {
 	r.wp, r.wn, r.werr = p, 0, nil
 	err := r.rc.Write(r.wfn)
 	n := r.wn
@@ -124,6 +141,55 @@ func (r *rawIO) Write(p []byte) (int, error) {
 		return n, opName(err, "write")
 	}
 	return n, r.werr
+}
+
+// writeAwait writes p from inside RawConn.Read, then waits there until
+// the socket is readable: the reply to what was written has come (or the
+// peer closed, or the read deadline passed). Written after the read side
+// is prepared for waiting, the request cannot be answered before the wait
+// begins, so no readiness is lost, and the wait needs no read that finds
+// nothing first (package net tries one, EAGAIN, before it parks): a reply
+// costs one read(2), not two. Only for a peer that sends nothing unasked
+// (a handler): a client may have sent its next request already.
+//
+// ok is false when nothing was written (the read side was closed or its
+// deadline had passed): the caller writes the usual way.
+func (r *rawIO) writeAwait(p []byte) (n int, ok bool, err error) {
+	r.wp, r.wn, r.werr, r.await = p, 0, nil, 0
+	r.rc.Read(r.awaitFn) // a deadline or close while waiting: the reader meets it next
+	n, err, written := r.wn, r.werr, r.await != 0
+	r.wp = nil
+	switch {
+	case err != nil:
+		return n, true, opName(err, "write")
+	case !written:
+		return 0, false, nil
+	case n < len(p): // the socket's buffer is full: the rest goes the usual way
+		m, err := r.writePlain(p[n:])
+		return n + m, true, err
+	}
+	return n, true, nil
+}
+
+func (r *rawIO) awaitFD(fd uintptr) bool {
+	if r.await != 0 {
+		return true // readable: the reader takes it from here
+	}
+	r.await = 1
+	for r.wn < len(r.wp) {
+		n, e := sysWrite(fd, r.wp[r.wn:])
+		switch e {
+		case 0:
+			r.wn += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return true // not all written: no waiting for a reply yet
+		default:
+			r.werr = &net.OpError{Op: "write", Net: "tcp", Addr: r.c.RemoteAddr(), Err: os.NewSyscallError("write", e)}
+			return true
+		}
+	}
+	return false // written: wait until the reply is readable
 }
 
 func (r *rawIO) writeFD(fd uintptr) bool {

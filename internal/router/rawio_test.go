@@ -206,3 +206,44 @@ func TestSpliceN(t *testing.T) {
 		t.Fatalf("spliceN of a body cut short: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
+
+// TestRawIOWriteAwaitsReply: with awaitReply set, Write returns once the
+// reply is there to read, which the next Read then takes; when the read
+// deadline passes first, Write still reports the request written.
+func TestRawIOWriteAwaitsReply(t *testing.T) {
+	a, b := tcpPair(t)
+	var r rawIO
+	r.init(a)
+	r.awaitReply = true
+	go func() {
+		buf := make([]byte, 4)
+		io.ReadFull(b, buf)
+		time.Sleep(100 * time.Millisecond)
+		b.Write([]byte("pong"))
+		io.ReadFull(b, buf) // the second request gets no reply
+	}()
+	start := time.Now()
+	if n, err := r.Write([]byte("ping")); n != 4 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if d := time.Since(start); d < 90*time.Millisecond {
+		t.Errorf("Write returned after %v, before the reply (sent after 100ms)", d)
+	}
+	buf := make([]byte, 4)
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "pong" {
+		t.Fatalf("Read = %q, %v, want the reply", buf[:n], err)
+	}
+
+	a.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := r.Write([]byte("ping")); n != 4 || err != nil {
+		t.Fatalf("Write with no reply before the deadline = %d, %v, want 4, nil", n, err)
+	}
+	if _, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read after the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+	// With the deadline already passed nothing is written inside the
+	// wait; the write goes the usual way and still succeeds.
+	if n, err := r.Write([]byte("ping")); n != 4 || err != nil {
+		t.Fatalf("Write past the deadline = %d, %v, want 4, nil", n, err)
+	}
+}
