@@ -543,8 +543,10 @@ func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *
 		// handler's.
 		pc.rd.headBy.Store(time.Now().Add(wait).UnixNano())
 		// The flush returns once the answer is there to read (or the watch
-		// deadline passed): see rawIO.writeAwait.
-		pc.rd.raw.awaitReply = true
+		// deadline, armed above, passed): see rawIO.writeAwait. Not on a
+		// connection idle a while: a handler that half-closed it sends no
+		// reset to wake the wait, and its end of file came before it.
+		pc.rd.raw.awaitReply = fresh || start.Sub(pc.used) < time.Second
 		err = pc.bw.Flush()
 		pc.rd.raw.awaitReply = false
 		if err == nil {

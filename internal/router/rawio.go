@@ -152,6 +152,11 @@ func (r *rawIO) writePlain(p []byte) (int, error) {
 // costs one read(2), not two. Only for a peer that sends nothing unasked
 // (a handler): a client may have sent its next request already.
 //
+// The peer must answer, or reset the connection, or a read deadline
+// must be armed: readiness that came before the wait (an end of file, or
+// bytes the peer sent unasked) is not seen until something new arrives.
+// Nothing else may be reading the connection meanwhile.
+//
 // ok is false when nothing was written (the read side was closed or its
 // deadline had passed): the caller writes the usual way.
 func (r *rawIO) writeAwait(p []byte) (n int, ok bool, err error) {

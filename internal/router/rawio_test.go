@@ -209,7 +209,8 @@ func TestSpliceN(t *testing.T) {
 
 // TestRawIOWriteAwaitsReply: with awaitReply set, Write returns once the
 // reply is there to read, which the next Read then takes; when the read
-// deadline passes first, Write still reports the request written.
+// deadline passes first, Write waits for it and still reports the request
+// written; a peer that closes on the request wakes it at once.
 func TestRawIOWriteAwaitsReply(t *testing.T) {
 	a, b := tcpPair(t)
 	var r rawIO
@@ -221,13 +222,16 @@ func TestRawIOWriteAwaitsReply(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		b.Write([]byte("pong"))
 		io.ReadFull(b, buf) // the second request gets no reply
+		io.ReadFull(b, buf)
+		b.Close() // the third is answered by a close
 	}()
+	a.SetReadDeadline(time.Now().Add(10 * time.Second)) // a lost wake-up fails, not hangs
 	start := time.Now()
 	if n, err := r.Write([]byte("ping")); n != 4 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
-	if d := time.Since(start); d < 90*time.Millisecond {
-		t.Errorf("Write returned after %v, before the reply (sent after 100ms)", d)
+	if d := time.Since(start); d < 90*time.Millisecond || d > 5*time.Second {
+		t.Errorf("Write returned after %v, want when the reply came (100ms)", d)
 	}
 	buf := make([]byte, 4)
 	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "pong" {
@@ -235,8 +239,12 @@ func TestRawIOWriteAwaitsReply(t *testing.T) {
 	}
 
 	a.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	start = time.Now()
 	if n, err := r.Write([]byte("ping")); n != 4 || err != nil {
 		t.Fatalf("Write with no reply before the deadline = %d, %v, want 4, nil", n, err)
+	}
+	if d := time.Since(start); d < 90*time.Millisecond {
+		t.Errorf("Write returned after %v, before the deadline (100ms)", d)
 	}
 	if _, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read after the deadline: %v, want os.ErrDeadlineExceeded", err)
@@ -245,5 +253,18 @@ func TestRawIOWriteAwaitsReply(t *testing.T) {
 	// wait; the write goes the usual way and still succeeds.
 	if n, err := r.Write([]byte("ping")); n != 4 || err != nil {
 		t.Fatalf("Write past the deadline = %d, %v, want 4, nil", n, err)
+	}
+
+	a.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start = time.Now()
+	if n, err := r.Write([]byte("ping")); n != 4 || err != nil {
+		t.Fatalf("Write answered by a close = %d, %v, want 4, nil", n, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a close woke the wait after %v", d)
+	}
+	// EOF, or a reset when the close met this request unread.
+	if n, err := r.Read(buf); err == nil {
+		t.Fatalf("Read after the peer closed: %q, want EOF or a reset", buf[:n])
 	}
 }
