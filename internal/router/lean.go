@@ -874,7 +874,7 @@ func readResponseHeadCookie(dst *bufio.Writer, src *bufio.Reader, scratch []byte
 // relayResponse reads the handler's response and writes it to the client.
 func (s *Server) relayResponse(lc *leanConn, bw *bufio.Writer, pc *pconn, scratch []byte, isHead, clientClose bool, setCookie string) (status int, upClose bool, err error) {
 	rh, n, err := readResponseHeadCookie(bw, pc.br, scratch, isHead, clientClose, setCookie)
-	pc.rd.headBy.Store(0) // the head is in: the body may take its time
+	pc.rd.headBy.Store(headIn) // the body may take its time
 	if err != nil {
 		if bw.Buffered() == n {
 			// Nothing of it reached the client: answer for the handler.

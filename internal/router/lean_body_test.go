@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // rawEchoUpstream answers every request with its body, echoed as it is
@@ -118,5 +121,49 @@ func TestLeanBodyAllocs(t *testing.T) {
 				t.Errorf("%v allocs/op for a %d-byte body, want %v", allocs, size, want)
 			}
 		})
+	}
+}
+
+// TestLeanEarlyAnswerStreamsPastHeaderTimeout: a handler that answers
+// before it has read the whole body (full duplex), then streams for
+// longer than the response header timeout, is relayed to the end: the
+// end of the body must not start a response header timeout for a head
+// that came already.
+func TestLeanEarlyAnswerStreamsPastHeaderTimeout(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).EnableFullDuplex()
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond) // the head reaches the client before the body is read
+		io.Copy(io.Discard, r.Body)
+		for range 4 {
+			io.WriteString(w, "tick\n")
+			w.(http.Flusher).Flush()
+			time.Sleep(600 * time.Millisecond) // longer than a watch interval: the wait wakes with nothing read
+		}
+	})
+	var lean int
+	f := newLeanFixtureWith(t, h, ConnLimits{ResponseHeaderTimeout: 300 * time.Millisecond}, func(s *Server) { s.leanHook = func() { lean++ } })
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := make([]byte, 32<<20) // more than the sockets buffer: the body ends after the head is relayed
+	go func() {
+		io.WriteString(c, "POST /api/echo/x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+		c.Write(body)
+	}()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || strings.Count(string(got), "tick\n") != 4 {
+		t.Fatalf("streamed answer: %d ticks, %v; want all 4", strings.Count(string(got), "tick\n"), err)
+	}
+	if lean != 1 {
+		t.Fatalf("the lean path took %d requests, want 1", lean)
 	}
 }

@@ -64,7 +64,8 @@ type upReader struct {
 	// a deadline for every request.
 	armed time.Time
 	// headBy is when the response head must have come (UnixNano); zero
-	// while the request body is still being sent, and after the head.
+	// while the request body is still being sent, headIn once the head
+	// is in (a full-duplex handler may answer before the body's end).
 	headBy atomic.Int64
 	// watch is set once nothing else reads from the client (the body, if
 	// any, is sent), so the client can be looked at without waiting.
@@ -86,6 +87,9 @@ func (r *upReader) Read(p []byte) (int, error) {
 // rearm, after a wait that timed out (progressed false), ends the wait
 // when the client went away or the head is overdue; it then sets the next
 // wake-up unless one is still ahead.
+// headIn is headBy's value once the response head is in.
+const headIn = -1
+
 func (r *upReader) rearm(progressed bool) error {
 	now := time.Now()
 	if !progressed {
@@ -98,7 +102,7 @@ func (r *upReader) rearm(progressed bool) error {
 				return errClientGone
 			}
 		}
-		if by := r.headBy.Load(); by != 0 && now.UnixNano() > by {
+		if by := r.headBy.Load(); by > 0 && now.UnixNano() > by {
 			return errResponseTimeout
 		}
 	} else if r.armed.After(now) {
@@ -110,7 +114,8 @@ func (r *upReader) rearm(progressed bool) error {
 // bodySent records that the request body is sent: the response head is
 // due within wait, and the client may be watched.
 func (r *upReader) bodySent(wait time.Duration) {
-	r.headBy.Store(time.Now().Add(wait).UnixNano())
+	// Unless the head came already: then nothing is due.
+	r.headBy.CompareAndSwap(0, time.Now().Add(wait).UnixNano())
 	r.watch.Store(true)
 }
 
