@@ -17,55 +17,39 @@ import (
 // test's allocations are the forwarding path's own.
 func rawEchoUpstream(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
+	return rawHandler(tb, func(br *bufio.Reader, c net.Conn) {
+		bw := bufio.NewWriterSize(c, 16<<10)
+		var num [20]byte
+		buf := make([]byte, 16<<10)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			n := int64(0)
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(line) <= 2 {
+					break
+				}
+				if len(line) > 17 && equalFold(line[:15], "content-length:") {
+					n, _ = parseUint(trimOWS(line[15 : len(line)-2]))
+				}
+			}
+			bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: ")
+			bw.Write(strconv.AppendInt(num[:0], n, 10))
+			bw.WriteString("\r\n\r\n")
+			for n > 0 {
+				k, err := br.Read(buf[:min(n, int64(len(buf)))])
+				if _, werr := bw.Write(buf[:k]); err != nil || werr != nil {
+					return
+				}
+				n -= int64(k)
+			}
+			if bw.Flush() != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReaderSize(c, 16<<10)
-				bw := bufio.NewWriterSize(c, 16<<10)
-				var num [20]byte
-				buf := make([]byte, 16<<10)
-				for {
-					n := int64(0)
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-						if len(line) > 17 && equalFold(line[:15], "content-length:") {
-							n, _ = parseUint(trimOWS(line[15 : len(line)-2]))
-						}
-					}
-					bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: ")
-					bw.Write(strconv.AppendInt(num[:0], n, 10))
-					bw.WriteString("\r\n\r\n")
-					for n > 0 {
-						k, err := br.Read(buf[:min(n, int64(len(buf)))])
-						if _, werr := bw.Write(buf[:k]); err != nil || werr != nil {
-							return
-						}
-						n -= int64(k)
-					}
-					if bw.Flush() != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // TestLeanBodyAllocs: a 64 KiB request body, too large for the read
