@@ -7,17 +7,21 @@ import (
 	"unsafe"
 )
 
-// sysRead and sysWrite are read(2) and write(2) on a non-blocking socket,
+// sysRead and sysWrite are recv(2) and send(2) on a non-blocking socket,
 // without telling the runtime a system call is under way (see rawIO).
-// p is not empty.
+// p is not empty. recvfrom and sendto go to the socket directly, where
+// read and write pass the file layer first (fdget_pos, rw_verify_area,
+// the iov_iter set-up of sock_read_iter): about 3% of the server's CPU
+// under a small GET in perf. MSG_NOSIGNAL makes a write to a connection
+// the peer reset fail with EPIPE without raising SIGPIPE first.
 
 func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
 	return int(n), e
 }
 
 func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), syscall.MSG_NOSIGNAL, 0, 0)
 	return int(n), e
 }
 
