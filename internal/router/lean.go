@@ -568,7 +568,11 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 	wait := s.h.limits.ResponseHeaderTimeout
 	lc.rd.abort.Store(false)
 	lc.rd.bodyTimeout = s.bodyReadTimeout()
-	defer func() { lc.rd.bodyTimeout = 0 }()
+	// A handler that takes none of the body for as long as it may take
+	// to answer has not answered in time (upReader.rearm).
+	pc.rd.raw.fullSince.Store(0)
+	pc.rd.stall = wait
+	defer func() { lc.rd.bodyTimeout, pc.rd.stall = 0, 0 }()
 	inline := !hd.chunked && hd.length <= int64(br.Buffered())
 	if inline {
 		b, _ := br.Peek(int(hd.length)) // all buffered

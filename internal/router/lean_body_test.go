@@ -151,3 +151,94 @@ func TestLeanEarlyAnswerStreamsPastHeaderTimeout(t *testing.T) {
 		t.Fatalf("the lean path took %d requests, want 1", lean)
 	}
 }
+
+// TestLeanStalledHandlerReleasesClient: a handler that neither reads a
+// large body nor answers does not hold the client for ever. Once the
+// handler has taken no body for the response header timeout, the client
+// gets 504 and both connections close.
+func TestLeanStalledHandlerReleasesClient(t *testing.T) {
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // neither reads the body nor answers
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	var lean int
+	f := newLeanFixtureWith(t, h, ConnLimits{ResponseHeaderTimeout: 300 * time.Millisecond}, func(s *Server) { s.leanHook = func() { lean++ } })
+	t.Cleanup(func() { close(release) }) // before the fixture's: its handler must end
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := make([]byte, 64<<20) // more than the sockets and the pipe buffer
+	go func() {
+		io.WriteString(c, "POST /api/echo/x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+		c.Write(body)
+	}()
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("after %v: %v; want a 504", time.Since(start).Round(time.Millisecond), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout || !resp.Close {
+		t.Fatalf("status %d, close %v; want 504 and the connection closed", resp.StatusCode, resp.Close)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the answer took %v, want about the response header timeout", took)
+	}
+	if lean != 1 {
+		t.Fatalf("the lean path took %d requests, want 1", lean)
+	}
+}
+
+// TestLeanSlowReaderIsNotStalled: a handler that takes a large body in
+// bursts, pausing less than the response header timeout each time, is
+// not cut off, however long the whole body takes. It pauses in the
+// first six bursts only: the timeout also counts from the body's end,
+// as the Transport's does, and the sockets then still hold up to about
+// 10 MiB on loopback, which it reads at once.
+func TestLeanSlowReaderIsNotStalled(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 4<<20)
+		var n int64
+		for i := 0; ; i++ {
+			m, err := io.ReadFull(r.Body, buf)
+			n += int64(m)
+			if err != nil {
+				break
+			}
+			if i < 6 {
+				time.Sleep(600 * time.Millisecond) // the sockets fill meanwhile
+			}
+		}
+		io.WriteString(w, strconv.FormatInt(n, 10))
+	})
+	var lean int
+	f := newLeanFixtureWith(t, h, ConnLimits{ResponseHeaderTimeout: 2 * time.Second}, func(s *Server) { s.leanHook = func() { lean++ } })
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := make([]byte, 40<<20) // 3.6 s of pauses in all, more than the timeout
+	go func() {
+		io.WriteString(c, "POST /api/echo/x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+		c.Write(body)
+	}()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || string(got) != strconv.Itoa(len(body)) {
+		t.Fatalf("status %d, %q, %v; want 200 and the body's length", resp.StatusCode, got, err)
+	}
+	if lean != 1 {
+		t.Fatalf("the lean path took %d requests, want 1", lean)
+	}
+}

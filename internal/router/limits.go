@@ -8,9 +8,11 @@ import "time"
 // process listens on one address). Zero fields take the defaults below.
 type ConnLimits struct {
 	// ResponseHeaderTimeout bounds the wait for a handler's response head
-	// once the request is sent (and for a free connection before that);
-	// the client gets 504 when it passes. Zero: 230 s, the limit Azure's
-	// front end sets on an HTTP-triggered function.
+	// once the request is sent (and for a free connection before that),
+	// and on the lean path also how long a handler may leave a request
+	// body unread while it has not answered; the client gets 504 when it
+	// passes. Zero: 230 s, the limit Azure's front end sets on an
+	// HTTP-triggered function.
 	ResponseHeaderTimeout time.Duration
 	// MaxConnsPerSet bounds the connections open at once to one handler
 	// process; further requests wait for one to come free. Zero: 512.

@@ -70,6 +70,10 @@ type upReader struct {
 	// watch is set once nothing else reads from the client (the body, if
 	// any, is sent), so the client can be looked at without waiting.
 	watch atomic.Bool
+	// stall, while a request body is being sent, is how long the handler
+	// may leave it unread (its socket's buffer full) before the request
+	// fails as unanswered; zero otherwise.
+	stall time.Duration
 }
 
 func (r *upReader) Read(p []byte) (int, error) {
@@ -102,8 +106,17 @@ func (r *upReader) rearm(progressed bool) error {
 				return errClientGone
 			}
 		}
-		if by := r.headBy.Load(); by > 0 && now.UnixNano() > by {
+		switch by := r.headBy.Load(); {
+		case by > 0 && now.UnixNano() > by:
 			return errResponseTimeout
+		case by == 0 && r.stall > 0:
+			// The body is still being sent: the handler has neither
+			// answered nor taken any of it for the response header
+			// timeout. Without this, a handler that reads no body and
+			// never answers would hold the client for ever.
+			if since := r.raw.fullSince.Load(); since != 0 && now.UnixNano()-since > int64(r.stall) {
+				return errResponseTimeout
+			}
 		}
 	} else if r.armed.After(now) {
 		return nil
