@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -285,10 +286,34 @@ func newTransport(l ConnLimits) *http.Transport {
 		DisableCompression:    true,
 		ExpectContinueTimeout: 0,
 		ForceAttemptHTTP2:     false,
-		DialContext:           dialer.DialContext,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &stallConn{Conn: c, stall: l.ResponseHeaderTimeout}, nil
+		},
+		WriteBufferSize: 32 << 10,
+		ReadBufferSize:  32 << 10,
 	}
+}
+
+// stallConn is a connection to a handler process on the net/http path:
+// each write must be taken within stall. The Transport's response header
+// timeout starts only once the request is written, so without it a
+// handler that reads none of a large body and never answers would hold
+// the request, and its client, for ever. The lean path bounds the same
+// wait in upReader.rearm.
+type stallConn struct {
+	net.Conn
+	stall time.Duration
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.stall)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 // hostLabel extracts the slot label from a Host header under the domain.
