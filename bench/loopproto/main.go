@@ -1,3 +1,5 @@
+//go:build linux && !386
+
 // Command loopproto is a measurement, not part of hotswap: the least a
 // forwarding proxy written in Go can do per request, to tell how much of
 // hotswap's data-plane cost is its own work and how much the runtime's way
