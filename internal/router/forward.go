@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"sync"
 	"time"
@@ -44,6 +45,7 @@ func newProxy(s *Slot, transport http.RoundTripper) *proxy {
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 			pr.Out.Header.Set("X-Azure-Functions-InvocationId", invoke.NewID())
+			pr.Out = pr.Out.WithContext(httptrace.WithClientTrace(pr.Out.Context(), stallTrace()))
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) || r.Context().Err() != nil {

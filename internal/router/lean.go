@@ -531,6 +531,12 @@ func (s *Server) exchange(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, hd *
 		pc.rd.client = &lc.rd
 		pc.rd.headBy.Store(0)
 		pc.rd.watch.Store(!hasBody)
+		if hasBody {
+			// A handler that takes none of the body for as long as it
+			// may take to answer has not answered in time (see
+			// upReader.rearm). Set here, while no one else has pc.
+			pc.rd.bodyStarted(wait)
+		}
 		if !pc.rd.armed.After(start) {
 			pc.rd.arm(start) // else the last request's is still ahead: a wake-up comes soon enough
 		}
@@ -568,11 +574,7 @@ func (s *Server) exchangeBody(lc *leanConn, br *bufio.Reader, bw *bufio.Writer, 
 	wait := s.h.limits.ResponseHeaderTimeout
 	lc.rd.abort.Store(false)
 	lc.rd.bodyTimeout = s.bodyReadTimeout()
-	// A handler that takes none of the body for as long as it may take
-	// to answer has not answered in time (upReader.rearm).
-	pc.rd.raw.fullSince.Store(0)
-	pc.rd.stall = wait
-	defer func() { lc.rd.bodyTimeout, pc.rd.stall = 0, 0 }()
+	defer func() { lc.rd.bodyTimeout = 0 }()
 	inline := !hd.chunked && hd.length <= int64(br.Buffered())
 	if inline {
 		b, _ := br.Peek(int(hd.length)) // all buffered

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -206,50 +207,185 @@ func TestStalledHandlerReleasesClient(t *testing.T) {
 	}
 }
 
-// TestLeanSlowReaderIsNotStalled: a handler that takes a large body in
-// bursts, pausing less than the response header timeout each time, is
-// not cut off, however long the whole body takes. It pauses in the
-// first six bursts only: the timeout also counts from the body's end,
-// as the Transport's does, and the sockets then still hold up to about
-// 10 MiB on loopback, which it reads at once.
+// TestLeanSlowReaderIsNotStalled: a handler that takes a large body
+// slowly is not cut off, however long the whole body takes, as long as
+// it keeps taking it: in bursts, pausing less than the response header
+// timeout each time (each burst wakes the body's writes), or steadily,
+// in pieces too small to wake them (the send queue shrinks). The pauses
+// stop before the body's end: the timeout also counts from there, as the
+// Transport's does, and the sockets then still hold up to about 10 MiB
+// on loopback, which the handler reads at once.
 func TestLeanSlowReaderIsNotStalled(t *testing.T) {
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		buf := make([]byte, 4<<20)
-		var n int64
-		for i := 0; ; i++ {
-			m, err := io.ReadFull(r.Body, buf)
-			n += int64(m)
+	for _, tc := range []struct {
+		name    string
+		piece   int
+		pause   time.Duration
+		pauses  int
+		timeout time.Duration
+		body    int
+	}{
+		{"bursts", 4 << 20, 600 * time.Millisecond, 6, 2 * time.Second, 40 << 20},          // 3.6 s of pauses
+		{"steady", 16 << 10, 10 * time.Millisecond, 300, 500 * time.Millisecond, 24 << 20}, // 3 s of pauses
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				buf := make([]byte, tc.piece)
+				var n int64
+				for i := 0; ; i++ {
+					m, err := io.ReadFull(r.Body, buf)
+					n += int64(m)
+					if err != nil {
+						break
+					}
+					if i < tc.pauses {
+						time.Sleep(tc.pause) // the sockets fill meanwhile
+					}
+				}
+				io.WriteString(w, strconv.FormatInt(n, 10))
+			})
+			var lean int
+			f := newLeanFixtureWith(t, h, ConnLimits{ResponseHeaderTimeout: tc.timeout}, func(s *Server) { s.leanHook = func() { lean++ } })
+			c, err := net.Dial("tcp", f.addr)
 			if err != nil {
-				break
+				t.Fatal(err)
 			}
-			if i < 6 {
-				time.Sleep(600 * time.Millisecond) // the sockets fill meanwhile
+			defer c.Close()
+			body := make([]byte, tc.body)
+			go func() {
+				io.WriteString(c, "POST /api/echo/x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+				c.Write(body)
+			}()
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
 			}
+			got, err := io.ReadAll(resp.Body)
+			if err != nil || resp.StatusCode != 200 || string(got) != strconv.Itoa(len(body)) {
+				t.Fatalf("status %d, %q, %v; want 200 and the body's length", resp.StatusCode, got, err)
+			}
+			if lean != 1 {
+				t.Fatalf("the lean path took %d requests, want 1", lean)
+			}
+		})
+	}
+}
+
+// TestEarlyAnswerStreamsWhileBodyUnread: a full-duplex handler that
+// answers at once and streams for longer than the response header
+// timeout before it reads the body is relayed whole on both paths: the
+// stall check ends where the answer begins.
+func TestEarlyAnswerStreamsWhileBodyUnread(t *testing.T) {
+	for _, tc := range []struct{ name, extra string }{
+		{"lean", ""},
+		{"net/http", "X-Big: " + strings.Repeat("a", leanBufSize) + "\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.NewResponseController(w).EnableFullDuplex()
+				w.WriteHeader(200)
+				w.(http.Flusher).Flush()
+				for range 4 {
+					io.WriteString(w, "tick\n")
+					w.(http.Flusher).Flush()
+					time.Sleep(400 * time.Millisecond) // the body waits meanwhile
+				}
+				io.Copy(io.Discard, r.Body)
+				io.WriteString(w, "end\n")
+			})
+			f := newLeanFixtureWith(t, h, ConnLimits{ResponseHeaderTimeout: 300 * time.Millisecond}, nil)
+			c, err := net.Dial("tcp", f.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			body := make([]byte, 32<<20)
+			go func() {
+				io.WriteString(c, "POST /api/echo/x HTTP/1.1\r\nHost: shop.test\r\n"+tc.extra+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+				c.Write(body)
+			}()
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			if want := strings.Repeat("tick\n", 4) + "end\n"; err != nil || string(got) != want {
+				t.Fatalf("answer %q, %v; want %q", got, err, want)
+			}
+		})
+	}
+}
+
+// TestUpgradeHalfClose: an upgraded connection to a handler passes the
+// client's half-close on (the handler connection's wrapper keeps
+// CloseWrite), and the handler's reply after it comes back.
+func TestUpgradeHalfClose(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
 		}
-		io.WriteString(w, strconv.FormatInt(n, 10))
+		defer c.Close()
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+		b, _ := io.ReadAll(brw) // until the client's half-close
+		io.WriteString(c, "got "+strconv.Itoa(len(b)))
 	})
-	var lean int
-	f := newLeanFixtureWith(t, h, ConnLimits{ResponseHeaderTimeout: 2 * time.Second}, func(s *Server) { s.leanHook = func() { lean++ } })
+	f := newLeanFixtureWith(t, h, ConnLimits{ResponseHeaderTimeout: 300 * time.Millisecond}, nil)
 	c, err := net.Dial("tcp", f.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	body := make([]byte, 40<<20) // 3.6 s of pauses in all, more than the timeout
-	go func() {
-		io.WriteString(c, "POST /api/echo/x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
-		c.Write(body)
-	}()
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
+	io.WriteString(c, "GET /api/echo/x HTTP/1.1\r\nHost: shop.test\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v, %v", resp, err)
 	}
-	got, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 || string(got) != strconv.Itoa(len(body)) {
-		t.Fatalf("status %d, %q, %v; want 200 and the body's length", resp.StatusCode, got, err)
+	time.Sleep(500 * time.Millisecond) // longer than the response header timeout
+	io.WriteString(c, "hello")
+	c.(*net.TCPConn).CloseWrite()
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != "got 5" {
+		t.Fatalf("after the half-close: %q, %v; want %q", rest, err, "got 5")
 	}
-	if lean != 1 {
-		t.Fatalf("the lean path took %d requests, want 1", lean)
+}
+
+// TestLeanBodiesShareHandlerConn: requests with bodies from several
+// clients take turns on one handler connection; what one request sets
+// on it for its body must not outlive its turn (a race before).
+func TestLeanBodiesShareHandlerConn(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	})
+	f := newLeanFixtureWith(t, h, ConnLimits{MaxConnsPerSet: 1, MaxIdleConnsPerSet: 1}, nil)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", f.addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for range 100 {
+				io.WriteString(c, "POST /api/echo/x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\n\r\nhello")
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				if err != nil || string(b) != "ok" {
+					t.Errorf("answer %q, %v", b, err)
+					return
+				}
+			}
+		})
 	}
+	wg.Wait()
 }

@@ -72,8 +72,36 @@ type upReader struct {
 	watch atomic.Bool
 	// stall, while a request body is being sent, is how long the handler
 	// may leave it unread (its socket's buffer full) before the request
-	// fails as unanswered; zero otherwise.
+	// fails as unanswered. outq is the socket's send queue when last
+	// looked at, -1 for not yet. Both belong to the request's goroutine.
 	stall time.Duration
+	outq  int
+}
+
+// bodyStarted notes that a request body is about to be sent: the
+// handler may leave it unread for stall.
+func (r *upReader) bodyStarted(stall time.Duration) {
+	r.stall, r.outq = stall, -1
+	r.raw.fullSince.Store(0)
+}
+
+// stalled reports whether the body's sender has found the socket's
+// buffer full, with nothing taken by the handler, for longer than stall.
+// The sender's writes wake only once the handler has drained a good part
+// of the buffers (megabytes on loopback), so a handler that reads slowly
+// but steadily is told by the send queue shrinking instead: that resets
+// the clock.
+func (r *upReader) stalled(now time.Time) bool {
+	since := r.raw.fullSince.Load()
+	if since == 0 {
+		return false
+	}
+	if q, ok := r.raw.sendQueue(); ok && q != r.outq {
+		r.outq = q
+		r.raw.fullSince.CompareAndSwap(since, now.UnixNano())
+		return false
+	}
+	return now.UnixNano()-since > int64(r.stall)
 }
 
 func (r *upReader) Read(p []byte) (int, error) {
@@ -109,14 +137,12 @@ func (r *upReader) rearm(progressed bool) error {
 		switch by := r.headBy.Load(); {
 		case by > 0 && now.UnixNano() > by:
 			return errResponseTimeout
-		case by == 0 && r.stall > 0:
+		case by == 0 && r.stall > 0 && r.stalled(now):
 			// The body is still being sent: the handler has neither
 			// answered nor taken any of it for the response header
 			// timeout. Without this, a handler that reads no body and
 			// never answers would hold the client for ever.
-			if since := r.raw.fullSince.Load(); since != 0 && now.UnixNano()-since > int64(r.stall) {
-				return errResponseTimeout
-			}
+			return errResponseTimeout
 		}
 	} else if r.armed.After(now) {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // rawIO reads and writes a socket of the lean path with raw, non-blocking
@@ -73,6 +74,23 @@ func (r *rawIO) wrote() {
 	if r.fullSince.Load() != 0 {
 		r.fullSince.Store(0)
 	}
+}
+
+// sendQueue returns the bytes in the socket's send queue that the peer
+// has not acknowledged (SIOCOUTQ): it shrinks as the peer reads.
+func (r *rawIO) sendQueue() (int, bool) {
+	if r.rc == nil {
+		return 0, false
+	}
+	var q int32
+	var e syscall.Errno
+	err := r.rc.Control(func(fd uintptr) {
+		_, _, e = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&q)))
+	})
+	if err != nil || e != 0 {
+		return 0, false
+	}
+	return int(q), true
 }
 
 // full notes that a write found the socket's buffer full, unless it was

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -298,22 +300,78 @@ func newTransport(l ConnLimits) *http.Transport {
 	}
 }
 
-// stallConn is a connection to a handler process on the net/http path:
-// each write must be taken within stall. The Transport's response header
-// timeout starts only once the request is written, so without it a
-// handler that reads none of a large body and never answers would hold
-// the request, and its client, for ever. The lean path bounds the same
-// wait in upReader.rearm.
+// stallConn is a connection to a handler process on the net/http path.
+// While a proxied request awaits its response head, each write must be
+// taken within stall: the Transport's response header timeout starts
+// only once the request is written, so without it a handler that reads
+// none of a large body and never answers would hold the request, and
+// its client, for ever. Once the head begins, writes wait as long as
+// they must (a full-duplex body, an upgraded connection), as on the lean
+// path, which bounds the same wait in upReader.rearm.
 type stallConn struct {
 	net.Conn
 	stall time.Duration
+
+	mu    sync.Mutex
+	armed bool // writes get a deadline
+	set   bool // a write deadline is set on Conn
 }
 
 func (c *stallConn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.stall)); err != nil {
+	c.mu.Lock()
+	var err error
+	switch {
+	case c.armed:
+		err = c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
+		c.set = true
+	case c.set:
+		err = c.Conn.SetWriteDeadline(time.Time{})
+		c.set = false
+	}
+	c.mu.Unlock()
+	if err != nil {
 		return 0, err
 	}
 	return c.Conn.Write(p)
+}
+
+// arm turns the writes' deadline on (a request goes out) or off (its
+// response head began).
+func (c *stallConn) arm(on bool) {
+	c.mu.Lock()
+	c.armed = on
+	if !on && c.set {
+		c.Conn.SetWriteDeadline(time.Time{})
+		c.set = false
+	}
+	c.mu.Unlock()
+}
+
+// CloseWrite half-closes the connection, as the Transport and
+// httputil.ReverseProxy do to an upgraded one when its client does.
+func (c *stallConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// stallTrace arms the write deadline of the connection a request gets,
+// until its response head begins.
+func stallTrace() *httptrace.ClientTrace {
+	var c *stallConn
+	return &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			if c, _ = info.Conn.(*stallConn); c != nil {
+				c.arm(true)
+			}
+		},
+		GotFirstResponseByte: func() {
+			if c != nil {
+				c.arm(false)
+			}
+		},
+	}
 }
 
 // hostLabel extracts the slot label from a Host header under the domain.
