@@ -154,17 +154,20 @@ func TestLeanEarlyAnswerStreamsPastHeaderTimeout(t *testing.T) {
 }
 
 // TestStalledHandlerReleasesClient: a handler that neither reads a large
-// body nor answers does not hold the client for ever, on the lean path
-// nor on the net/http path (which a head too large for the lean path's
-// buffer takes). Once the handler has taken no body for the response
-// header timeout, the client gets 504.
+// body nor answers does not hold the client for ever, on the lean path,
+// on the net/http path (which a head too large for the lean path's
+// buffer takes) nor in payload mode. Once the handler has taken no body
+// for the response header timeout, the client gets 504.
 func TestStalledHandlerReleasesClient(t *testing.T) {
 	for _, tc := range []struct {
-		name, extra string
-		lean        int
+		name, path, extra string
+		body, lean        int
 	}{
-		{"lean", "", 1},
-		{"net/http", "X-Big: " + strings.Repeat("a", leanBufSize) + "\r\n", 0},
+		{"lean", "/api/echo/x", "", 24 << 20, 1}, // more than the sockets and the pipe hold
+		{"net/http", "/api/echo/x", "X-Big: " + strings.Repeat("a", leanBufSize) + "\r\n", 24 << 20, 0},
+		// The most payload mode takes; the invocation posted, its body
+		// encoded, is larger than the sockets hold.
+		{"payload", "/api/payload", "", DefaultMaxPayloadBody, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			release := make(chan struct{})
@@ -182,9 +185,9 @@ func TestStalledHandlerReleasesClient(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			body := make([]byte, 64<<20) // more than the sockets and the pipe buffer
+			body := make([]byte, tc.body)
 			go func() {
-				io.WriteString(c, "POST /api/echo/x HTTP/1.1\r\nHost: shop.test\r\n"+tc.extra+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+				io.WriteString(c, "POST "+tc.path+" HTTP/1.1\r\nHost: shop.test\r\n"+tc.extra+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
 				c.Write(body)
 			}()
 			start := time.Now()

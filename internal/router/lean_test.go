@@ -64,6 +64,9 @@ func newLeanFixtureWith(t testing.TB, handler http.Handler, limits ConnLimits, c
 		fns = append(fns, &funcapp.Function{Name: name, Trigger: "http", AuthLevel: "anonymous", Route: name + "/{*rest}", Forward: true, Runnable: true})
 	}
 	fns = append(fns, &funcapp.Function{Name: "secret", Trigger: "http", AuthLevel: "function", Route: "secret", Forward: true, Runnable: true})
+	// payload is a function in payload mode: the router posts the handler
+	// an invocation built from the request.
+	fns = append(fns, &funcapp.Function{Name: "payload", Trigger: "http", AuthLevel: "anonymous", Route: "payload", Runnable: true})
 	routes, err := funcapp.NewRouter("api", fns)
 	if err != nil {
 		t.Fatal(err)

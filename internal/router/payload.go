@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strconv"
 	"sync"
@@ -194,7 +196,9 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return http.StatusInternalServerError
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, "http://"+addr+"/"+fn.Name, env.Reader())
+	// The trace bounds how long the handler may leave the invocation
+	// unread without answering (see stallConn).
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(r.Context(), stallTrace()), http.MethodPost, "http://"+addr+"/"+fn.Name, env.Reader())
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return http.StatusInternalServerError
@@ -214,6 +218,12 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 			return http.StatusServiceUnavailable
 		}
 		s.log("host", fmt.Sprintf("invoke %s failed: %v", fn.Name, err))
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			// The response header timeout passed, or the handler took
+			// none of the invocation for as long.
+			http.Error(w, "gateway timeout: "+errResponseTimeout.Error(), http.StatusGatewayTimeout)
+			return http.StatusGatewayTimeout
+		}
 		http.Error(w, "bad gateway: the function handler did not answer", http.StatusBadGateway)
 		return http.StatusBadGateway
 	}
