@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
 	"sync"
 	"time"
@@ -45,7 +44,14 @@ func newProxy(s *Slot, transport http.RoundTripper) *proxy {
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 			pr.Out.Header.Set("X-Azure-Functions-InvocationId", invoke.NewID())
-			pr.Out = pr.Out.WithContext(httptrace.WithClientTrace(pr.Out.Context(), stallTrace()))
+			ctx, _ := withStallGuard(pr.Out.Context())
+			pr.Out = pr.Out.WithContext(ctx)
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			// The final answer (a 101 included) has begun.
+			g, _ := resp.Request.Context().Value(stallGuardKey{}).(*stallGuard)
+			g.answered()
+			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) || r.Context().Err() != nil {

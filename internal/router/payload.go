@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"strconv"
 	"sync"
@@ -196,9 +195,10 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return http.StatusInternalServerError
 	}
-	// The trace bounds how long the handler may leave the invocation
+	// The guard bounds how long the handler may leave the invocation
 	// unread without answering (see stallConn).
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(r.Context(), stallTrace()), http.MethodPost, "http://"+addr+"/"+fn.Name, env.Reader())
+	ctx, guard := withStallGuard(r.Context())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/"+fn.Name, env.Reader())
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return http.StatusInternalServerError
@@ -208,6 +208,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, s *Slot, fn *fu
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Azure-Functions-InvocationId", id)
 	resp, err := h.client.Do(req)
+	guard.answered()
 	body, env = nil, nil // the handler has it all now
 	if err != nil {
 		if r.Context().Err() != nil {

@@ -97,9 +97,12 @@ func (r *upReader) stalled(now time.Time) bool {
 		return false
 	}
 	if q, ok := r.raw.sendQueue(); ok && q != r.outq {
+		first := r.outq < 0
 		r.outq = q
-		r.raw.fullSince.CompareAndSwap(since, now.UnixNano())
-		return false
+		if !first { // the first look has nothing to compare with
+			r.raw.fullSince.CompareAndSwap(since, now.UnixNano())
+			return false
+		}
 	}
 	return now.UnixNano()-since > int64(r.stall)
 }

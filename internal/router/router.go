@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -301,13 +302,14 @@ func newTransport(l ConnLimits) *http.Transport {
 }
 
 // stallConn is a connection to a handler process on the net/http path.
-// While a proxied request awaits its response head, each write must be
-// taken within stall: the Transport's response header timeout starts
-// only once the request is written, so without it a handler that reads
-// none of a large body and never answers would hold the request, and
-// its client, for ever. Once the head begins, writes wait as long as
-// they must (a full-duplex body, an upgraded connection), as on the lean
-// path, which bounds the same wait in upReader.rearm.
+// While a request awaits its final answer's head, the handler must keep
+// taking what is written: the Transport's response header timeout starts
+// only once the request is written, so without this a handler that reads
+// none of a large body and never answers would hold the request, and its
+// client, for ever. A write that waits stall without the handler taking
+// anything fails with a timeout. Once the answer begins, writes wait as
+// long as they must (a full-duplex body, an upgraded connection), as on
+// the lean path, which bounds the same wait in upReader.rearm.
 type stallConn struct {
 	net.Conn
 	stall time.Duration
@@ -318,25 +320,52 @@ type stallConn struct {
 }
 
 func (c *stallConn) Write(p []byte) (int, error) {
+	n := 0
+	for {
+		armed, err := c.deadline()
+		if err != nil {
+			return n, err
+		}
+		m, err := c.Conn.Write(p[n:])
+		n += m
+		if err == nil || !armed || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+		// The deadline passed. Unless the answer began meanwhile or
+		// bytes went out (a handler reading slowly: the kernel takes
+		// bytes as soon as it frees any, but wakes a waiting writer only
+		// once much of the buffers is free), the handler took nothing
+		// for stall.
+		if c.isArmed() && m == 0 {
+			return n, err
+		}
+	}
+}
+
+// deadline sets or clears Conn's write deadline for the next write, and
+// reports whether it is set.
+func (c *stallConn) deadline() (bool, error) {
 	c.mu.Lock()
-	var err error
+	defer c.mu.Unlock()
 	switch {
 	case c.armed:
-		err = c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
 		c.set = true
+		return true, c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
 	case c.set:
-		err = c.Conn.SetWriteDeadline(time.Time{})
 		c.set = false
+		return false, c.Conn.SetWriteDeadline(time.Time{})
 	}
-	c.mu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	return c.Conn.Write(p)
+	return false, nil
+}
+
+func (c *stallConn) isArmed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.armed
 }
 
 // arm turns the writes' deadline on (a request goes out) or off (its
-// response head began).
+// final answer began).
 func (c *stallConn) arm(on bool) {
 	c.mu.Lock()
 	c.armed = on
@@ -356,21 +385,31 @@ func (c *stallConn) CloseWrite() error {
 	return errors.ErrUnsupported
 }
 
-// stallTrace arms the write deadline of the connection a request gets,
-// until its response head begins.
-func stallTrace() *httptrace.ClientTrace {
-	var c *stallConn
-	return &httptrace.ClientTrace{
+// stallGuard arms the write deadline of the connection a request to a
+// handler gets, until answered is called: when its final answer (not a
+// 1xx) has begun. The trace's GotConn and answered run on the goroutine
+// that sends the request.
+type stallGuard struct{ c *stallConn }
+
+type stallGuardKey struct{}
+
+// withStallGuard returns ctx with a guard for the request sent with it.
+func withStallGuard(ctx context.Context) (context.Context, *stallGuard) {
+	g := &stallGuard{}
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn: func(info httptrace.GotConnInfo) {
-			if c, _ = info.Conn.(*stallConn); c != nil {
+			if c, ok := info.Conn.(*stallConn); ok {
+				g.c = c
 				c.arm(true)
 			}
 		},
-		GotFirstResponseByte: func() {
-			if c != nil {
-				c.arm(false)
-			}
-		},
+	})
+	return context.WithValue(ctx, stallGuardKey{}, g), g
+}
+
+func (g *stallGuard) answered() {
+	if g != nil && g.c != nil {
+		g.c.arm(false)
 	}
 }
 
