@@ -187,19 +187,8 @@ func TestStalledHandlerReleasesClient(t *testing.T) {
 			var lean int
 			f := newLeanFixtureWith(t, h, ConnLimits{ResponseHeaderTimeout: 300 * time.Millisecond}, func(s *Server) { s.leanHook = func() { lean++ } })
 			t.Cleanup(func() { close(release) }) // before the fixture's: its handler must end
-			c, err := net.Dial("tcp", f.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			body := make([]byte, tc.body)
-			go func() {
-				io.WriteString(c, "POST "+tc.path+" HTTP/1.1\r\nHost: shop.test\r\n"+tc.extra+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
-				c.Write(body)
-			}()
 			start := time.Now()
-			c.SetReadDeadline(time.Now().Add(15 * time.Second))
-			br := bufio.NewReader(c)
+			br := sendLarge(t, f, tc.path, tc.extra, tc.body, 15*time.Second)
 			resp, err := http.ReadResponse(br, nil)
 			for err == nil && resp.StatusCode < 200 { // the net/http path passes 103 on
 				resp, err = http.ReadResponse(br, nil)
@@ -261,23 +250,12 @@ func TestSlowReaderIsNotStalled(t *testing.T) {
 			})
 			var lean int
 			f := newLeanFixtureWith(t, h, ConnLimits{ResponseHeaderTimeout: tc.timeout}, func(s *Server) { s.leanHook = func() { lean++ } })
-			c, err := net.Dial("tcp", f.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			body := make([]byte, tc.body)
-			go func() {
-				io.WriteString(c, "POST /api/echo/x HTTP/1.1\r\nHost: shop.test\r\n"+tc.extra+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
-				c.Write(body)
-			}()
-			c.SetReadDeadline(time.Now().Add(30 * time.Second))
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			resp, err := http.ReadResponse(sendLarge(t, f, "/api/echo/x", tc.extra, tc.body, 30*time.Second), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			got, err := io.ReadAll(resp.Body)
-			if err != nil || resp.StatusCode != 200 || string(got) != strconv.Itoa(len(body)) {
+			if err != nil || resp.StatusCode != 200 || string(got) != strconv.Itoa(tc.body) {
 				t.Fatalf("status %d, %q, %v; want 200 and the body's length", resp.StatusCode, got, err)
 			}
 			if want := 1 - strings.Count(tc.extra, "X-Big"); lean != want {
@@ -285,6 +263,25 @@ func TestSlowReaderIsNotStalled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sendLarge dials the fixture and POSTs size zero bytes to path with the
+// extra header lines, from a goroutine of its own (the body may be more
+// than the sockets hold). It returns the reader of the answer, which
+// must come within wait.
+func sendLarge(t *testing.T, f *leanFixture, path, extra string, size int, wait time.Duration) *bufio.Reader {
+	t.Helper()
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: shop.test\r\n"+extra+"Content-Length: "+strconv.Itoa(size)+"\r\n\r\n")
+		c.Write(make([]byte, size))
+	}()
+	c.SetReadDeadline(time.Now().Add(wait))
+	return bufio.NewReader(c)
 }
 
 // bigHeader is a header line too large for the lean path's buffer: a
@@ -314,18 +311,7 @@ func TestEarlyAnswerStreamsWhileBodyUnread(t *testing.T) {
 				io.WriteString(w, "end\n")
 			})
 			f := newLeanFixtureWith(t, h, ConnLimits{ResponseHeaderTimeout: 300 * time.Millisecond}, nil)
-			c, err := net.Dial("tcp", f.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			body := make([]byte, 32<<20)
-			go func() {
-				io.WriteString(c, "POST /api/echo/x HTTP/1.1\r\nHost: shop.test\r\n"+tc.extra+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
-				c.Write(body)
-			}()
-			c.SetReadDeadline(time.Now().Add(20 * time.Second))
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			resp, err := http.ReadResponse(sendLarge(t, f, "/api/echo/x", tc.extra, 32<<20, 20*time.Second), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
