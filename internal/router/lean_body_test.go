@@ -3,9 +3,11 @@ package router
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -394,4 +396,30 @@ func TestLeanBodiesShareHandlerConn(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestStallGuardOwnsItsConnection: a request's guard turns the write
+// deadline off only on the connection it still has. An answer without a
+// body puts its connection back in the pool before the answer reaches
+// the caller, so the next request may have armed it by then.
+func TestStallGuardOwnsItsConnection(t *testing.T) {
+	a, b := net.Pipe() // nobody reads b: every write waits
+	defer a.Close()
+	defer b.Close()
+	c := &stallConn{Conn: a, stall: 100 * time.Millisecond}
+	first, next := &stallGuard{c: c}, &stallGuard{c: c}
+	c.arm(first)
+	c.arm(next) // the connection went on to the next request
+	first.answered()
+	if !c.isArmed() {
+		t.Fatal("the first request's late answer disarmed the next request's connection")
+	}
+	start := time.Now()
+	if _, err := c.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a write nobody takes: %v after %v, want a timeout", err, time.Since(start))
+	}
+	next.answered()
+	if c.isArmed() {
+		t.Fatal("armed after its own request's answer")
+	}
 }

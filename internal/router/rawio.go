@@ -82,9 +82,15 @@ func (r *rawIO) sendQueue() (int, bool) {
 	if r.rc == nil {
 		return 0, false
 	}
+	return sendQueue(r.rc)
+}
+
+// sendQueue returns the bytes in rc's send queue that the peer has not
+// acknowledged.
+func sendQueue(rc syscall.RawConn) (int, bool) {
 	var q int32
 	var e syscall.Errno
-	err := r.rc.Control(func(fd uintptr) {
+	err := rc.Control(func(fd uintptr) {
 		_, _, e = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&q)))
 	})
 	if err != nil || e != 0 {

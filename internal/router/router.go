@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hotswap/hotswap"
@@ -315,8 +316,8 @@ type stallConn struct {
 	stall time.Duration
 
 	mu    sync.Mutex
-	armed bool // writes get a deadline
-	set   bool // a write deadline is set on Conn
+	owner *stallGuard // the request whose answer is awaited; nil: none
+	set   bool        // a write deadline is set on Conn
 }
 
 func (c *stallConn) Write(p []byte) (int, error) {
@@ -326,17 +327,25 @@ func (c *stallConn) Write(p []byte) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		q0, ok0 := 0, false
+		if armed {
+			q0, ok0 = connSendQueue(c.Conn)
+		}
 		m, err := c.Conn.Write(p[n:])
 		n += m
 		if err == nil || !armed || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, err
 		}
-		// The deadline passed. Unless the answer began meanwhile or
-		// bytes went out (a handler reading slowly: the kernel takes
-		// bytes as soon as it frees any, but wakes a waiting writer only
-		// once much of the buffers is free), the handler took nothing
-		// for stall.
-		if c.isArmed() && m == 0 {
+		// The deadline passed. Unless the answer began meanwhile, or the
+		// handler took some of what is queued for it (the queue grew by
+		// less than what went in: a handler reading slowly, as the
+		// kernel wakes a waiting writer only once much of the buffers is
+		// free), it took nothing for stall.
+		taken := m > 0 // no queue to look at: bytes that went out
+		if q, ok := connSendQueue(c.Conn); ok && ok0 {
+			taken = q < q0+m
+		}
+		if c.isArmed() && !taken {
 			return n, err
 		}
 	}
@@ -348,7 +357,7 @@ func (c *stallConn) deadline() (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case c.armed:
+	case c.owner != nil:
 		c.set = true
 		return true, c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
 	case c.set:
@@ -361,19 +370,44 @@ func (c *stallConn) deadline() (bool, error) {
 func (c *stallConn) isArmed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.armed
+	return c.owner != nil
 }
 
-// arm turns the writes' deadline on (a request goes out) or off (its
-// final answer began).
-func (c *stallConn) arm(on bool) {
+// arm turns the writes' deadline on for g's request, which has the
+// connection now.
+func (c *stallConn) arm(g *stallGuard) {
 	c.mu.Lock()
-	c.armed = on
-	if !on && c.set {
-		c.Conn.SetWriteDeadline(time.Time{})
-		c.set = false
+	c.owner = g
+	c.mu.Unlock()
+}
+
+// disarm turns it off once g's answer began, unless the connection has
+// gone to another request already: a connection whose answer has no body
+// goes back to the pool before that answer reaches its caller.
+func (c *stallConn) disarm(g *stallGuard) {
+	c.mu.Lock()
+	if c.owner == g {
+		c.owner = nil
+		if c.set {
+			c.Conn.SetWriteDeadline(time.Time{})
+			c.set = false
+		}
 	}
 	c.mu.Unlock()
+}
+
+// connSendQueue is the bytes in c's send queue that the peer has not
+// acknowledged (SIOCOUTQ); ok is false where there is none to read.
+func connSendQueue(c net.Conn) (int, bool) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	return sendQueue(rc)
 }
 
 // CloseWrite half-closes the connection, as the Transport and
@@ -400,7 +434,7 @@ func withStallGuard(ctx context.Context) (context.Context, *stallGuard) {
 		GotConn: func(info httptrace.GotConnInfo) {
 			if c, ok := info.Conn.(*stallConn); ok {
 				g.c = c
-				c.arm(true)
+				c.arm(g)
 			}
 		},
 	})
@@ -409,7 +443,7 @@ func withStallGuard(ctx context.Context) (context.Context, *stallGuard) {
 
 func (g *stallGuard) answered() {
 	if g != nil && g.c != nil {
-		g.c.arm(false)
+		g.c.disarm(g)
 	}
 }
 
