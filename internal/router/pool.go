@@ -71,40 +71,39 @@ type upReader struct {
 	// any, is sent), so the client can be looked at without waiting.
 	watch atomic.Bool
 	// stall, while a request body is being sent, is how long the handler
-	// may leave it unread (its socket's buffer full) before the request
-	// fails as unanswered. outq is the socket's send queue when last
-	// looked at, -1 for not yet. Both belong to the request's goroutine.
-	stall time.Duration
-	outq  int
+	// may leave it unread before the request fails as unanswered. outq
+	// is the socket's send queue when last looked at, and outqSince
+	// since when it has stood there. They belong to the request's
+	// goroutine.
+	stall     time.Duration
+	outq      int
+	outqSince time.Time
 }
 
 // bodyStarted notes that a request body is about to be sent: the
 // handler may leave it unread for stall.
 func (r *upReader) bodyStarted(stall time.Duration) {
-	r.stall, r.outq = stall, -1
-	r.raw.fullSince.Store(0)
+	r.stall, r.outq, r.outqSince = stall, 0, time.Time{}
 }
 
-// stalled reports whether the body's sender has found the socket's
-// buffer full, with nothing taken by the handler, for longer than stall.
-// The sender's writes wake only once the handler has drained a good part
-// of the buffers (megabytes on loopback), so a handler that reads slowly
-// but steadily is told by the send queue shrinking instead: that resets
-// the clock.
+// stalled reports whether the handler has taken none of the body for
+// longer than stall. Bytes wait in the socket's send queue (SIOCOUTQ)
+// only while the handler's receive buffer is full: a queue that stands
+// still, not empty, is a handler that reads nothing, and one that moves
+// is a handler reading, however slowly. (The sender's writes are no
+// guide: the kernel wakes a waiting writer only once a good part of the
+// buffers, megabytes on loopback, is free.)
 func (r *upReader) stalled(now time.Time) bool {
-	since := r.raw.fullSince.Load()
-	if since == 0 {
+	q, ok := r.raw.sendQueue()
+	switch {
+	case !ok || q == 0:
+		r.outqSince = time.Time{}
+		return false
+	case q != r.outq || r.outqSince.IsZero():
+		r.outq, r.outqSince = q, now
 		return false
 	}
-	if q, ok := r.raw.sendQueue(); ok && q != r.outq {
-		first := r.outq < 0
-		r.outq = q
-		if !first { // the first look has nothing to compare with
-			r.raw.fullSince.CompareAndSwap(since, now.UnixNano())
-			return false
-		}
-	}
-	return now.UnixNano()-since > int64(r.stall)
+	return now.Sub(r.outqSince) > r.stall
 }
 
 func (r *upReader) Read(p []byte) (int, error) {

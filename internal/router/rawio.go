@@ -6,9 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 )
 
@@ -62,18 +60,6 @@ type rawIO struct {
 	awaitReply bool
 	await      int
 	awaitFn    func(fd uintptr) bool
-
-	// fullSince is when a write last found the socket's buffer full with
-	// nothing written since (UnixNano), zero while writes go through: how
-	// long the peer has taken nothing from us. Another goroutine reads it.
-	fullSince atomic.Int64
-}
-
-// wrote notes that a write moved bytes: the peer is taking them.
-func (r *rawIO) wrote() {
-	if r.fullSince.Load() != 0 {
-		r.fullSince.Store(0)
-	}
 }
 
 // sendQueue returns the bytes in the socket's send queue that the peer
@@ -97,14 +83,6 @@ func sendQueue(rc syscall.RawConn) (int, bool) {
 		return 0, false
 	}
 	return int(q), true
-}
-
-// full notes that a write found the socket's buffer full, unless it was
-// full already with nothing written since.
-func (r *rawIO) full() {
-	if r.fullSince.Load() == 0 {
-		r.fullSince.Store(time.Now().UnixNano())
-	}
 }
 
 // init sets r up for c; a connection that has no descriptor (a pipe in
@@ -232,7 +210,6 @@ func (r *rawIO) awaitFD(fd uintptr) bool {
 		switch e {
 		case 0:
 			r.wn += n
-			r.wrote()
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return true // not all written: no waiting for a reply yet
@@ -250,10 +227,8 @@ func (r *rawIO) writeFD(fd uintptr) bool {
 		switch e {
 		case 0:
 			r.wn += int(n)
-			r.wrote()
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			r.full()
 			return false // the socket's buffer is full: wait on the poller
 		default:
 			r.werr = &net.OpError{Op: "write", Net: "tcp", Addr: r.c.RemoteAddr(), Err: os.NewSyscallError("write", e)}
@@ -325,10 +300,8 @@ func (w *rawIO) spliceOutFD(fd uintptr) bool {
 				return true
 			}
 			p.data -= n
-			w.wrote()
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			w.full()
 			return false // the socket's buffer is full: wait
 		default:
 			w.wserr = &net.OpError{Op: "splice", Net: "tcp", Addr: w.c.RemoteAddr(), Err: os.NewSyscallError("splice", e)}
