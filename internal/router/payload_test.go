@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net/http"
 	"runtime"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -211,4 +214,37 @@ func FuzzEnvelope(f *testing.F) {
 			t.Fatalf("body %q arrived as %q", body, got)
 		}
 	})
+}
+
+// TestPayloadHandlerRedirectIsNotFollowed: a handler that answers an
+// invocation with a redirect has failed it. The router does not follow the
+// redirect, which would send the invocation (and the server's own request)
+// wherever the handler points.
+func TestPayloadHandlerRedirectIsNotFollowed(t *testing.T) {
+	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			var followed atomic.Int64
+			f := newLeanFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/payload":
+					io.Copy(io.Discard, r.Body)
+					http.Redirect(w, r, "/elsewhere", code)
+				case "/elsewhere":
+					followed.Add(1)
+					io.Copy(io.Discard, r.Body)
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, `{"Outputs":{"res":{"statusCode":200,"body":"followed"}}}`)
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			resp, body := f.raw("POST /api/payload HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\n\r\nhello")
+			if resp.StatusCode != http.StatusInternalServerError {
+				t.Errorf("status %d %q, want 500: the handler failed the invocation", resp.StatusCode, body)
+			}
+			if n := followed.Load(); n != 0 {
+				t.Errorf("the router followed the handler's %d redirect %d times", code, n)
+			}
+		})
+	}
 }

@@ -228,7 +228,12 @@ func New(cfg Config) *Handler {
 		h.maxBody = DefaultMaxPayloadBody
 	}
 	h.payload.limits = cfg.Payload.withDefaults()
-	h.client = &http.Client{Transport: h.transport}
+	// A handler that answers an invocation with a redirect has failed it;
+	// following the redirect would send the invocation wherever the
+	// handler points, from the server.
+	h.client = &http.Client{Transport: h.transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
 	h.table.Store(&Table{})
 	return h
 }
