@@ -114,10 +114,7 @@ func (f *leanFixture) raw(req string) (*http.Response, []byte) {
 	}
 	br := bufio.NewReader(c)
 	method, _, _ := strings.Cut(req, " ")
-	resp, err := http.ReadResponse(br, &http.Request{Method: method})
-	for err == nil && resp.StatusCode == http.StatusContinue {
-		resp, err = http.ReadResponse(br, &http.Request{Method: method})
-	}
+	resp, err := readFinal(br, &http.Request{Method: method})
 	if err != nil {
 		f.t.Fatalf("read response: %v", err)
 	}
@@ -126,6 +123,17 @@ func (f *leanFixture) raw(req string) (*http.Response, []byte) {
 		f.t.Fatalf("read body: %v", err)
 	}
 	return resp, body
+}
+
+// readFinal reads responses from br until the final one, past any
+// interim (1xx) answers such as 100 Continue and 103 Early Hints.
+func readFinal(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	for {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil || resp.StatusCode >= 200 {
+			return resp, err
+		}
+	}
 }
 
 // streamGate holds the stream function between its two chunks, so tests
