@@ -21,6 +21,33 @@ type SwapRequest struct {
 	Release string
 	// Force swaps slots a release holds, abandoning that release.
 	Force bool
+	// Expect, when set, is what the two slots must serve when the swap
+	// begins. It is checked inside the operation, where no deploy can
+	// come between; a slot serving anything else fails the swap
+	// (FailedPrecondition) before anything changes. A progressive swap
+	// sets it to what it analysed.
+	Expect *SwapExpect
+}
+
+// SwapExpect is the deployment each slot of a swap must serve; "" is none.
+type SwapExpect struct{ Source, Target string }
+
+// checkExpect fails a swap whose slots do not serve what req.Expect says.
+func (s *Service) checkExpect(ctx context.Context, req SwapRequest) error {
+	if req.Expect == nil {
+		return nil
+	}
+	for _, c := range [2]struct{ slot, want string }{{req.Source, req.Expect.Source}, {req.Target, req.Expect.Target}} {
+		got, err := s.SlotDeployment(ctx, req.App, c.slot)
+		if err != nil {
+			return err
+		}
+		if got != c.want {
+			return hotswap.Errorf(hotswap.FailedPrecondition, "slot %s/%s serves %s, not %s as the swap expected; nothing was swapped",
+				req.App, c.slot, orNone(got), orNone(c.want))
+		}
+	}
+	return nil
 }
 
 // SwapResult reports a swap.
@@ -152,6 +179,11 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 	}
 	if err := s.catchUp(ctx, req.App, req.Source, req.Target); err != nil {
 		s.end(ctx, op, err)
+		return res, err
+	}
+	if err := s.checkExpect(ctx, req); err != nil {
+		s.end(ctx, op, err)
+		s.activity(ctx, req.App, req.Actor, "swap.prepare", req.Source, "into "+req.Target+": "+hotswap.ErrorMessage(err), "failed")
 		return res, err
 	}
 	p, err := s.prepareSwap(ctx, req, op)

@@ -546,7 +546,11 @@ func (e *Engine) swap(ctx context.Context, r hotswap.Rollout, now time.Time) (ho
 				return r, false, err
 			}
 		}
-		_, err := e.cfg.Ops.Swap(ctx, ops.SwapRequest{App: r.App, Source: r.Slot, Target: r.Target, Actor: r.Actor, Release: r.Release})
+		// Expect holds the check above inside the swap's operation: a
+		// deploy that lands between them fails the swap instead of
+		// putting a build nobody analysed into the target.
+		_, err := e.cfg.Ops.Swap(ctx, ops.SwapRequest{App: r.App, Source: r.Slot, Target: r.Target, Actor: r.Actor, Release: r.Release,
+			Expect: &ops.SwapExpect{Source: r.Deployment, Target: r.TargetDeployment}})
 		if err != nil {
 			k := hotswap.ErrorKind(err)
 			if k == hotswap.Unavailable || k == hotswap.Conflict && e.patient(r.ID, now) {

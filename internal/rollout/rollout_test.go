@@ -46,8 +46,9 @@ type fakeOps struct {
 	swaps       int
 	quarantined []string
 	swapErr     error
-	setShares   int // SetShare calls
-	writes      int // of them, those that changed the rules
+	beforeSwap  func(deployments map[string]string) // what lands between the engine's check and the swap
+	setShares   int                                 // SetShare calls
+	writes      int                                 // of them, those that changed the rules
 }
 
 func (f *fakeOps) SetShare(ctx context.Context, actor, app, slot string, percent float64) (bool, error) {
@@ -103,6 +104,13 @@ func (f *fakeOps) Swap(ctx context.Context, req ops.SwapRequest) (ops.SwapResult
 	defer f.mu.Unlock()
 	if f.swapErr != nil {
 		return ops.SwapResult{}, f.swapErr
+	}
+	if f.beforeSwap != nil {
+		f.beforeSwap(f.deployments)
+	}
+	if x := req.Expect; x != nil && (f.deployments[req.Source] != x.Source || f.deployments[req.Target] != x.Target) {
+		return ops.SwapResult{}, hotswap.Errorf(hotswap.FailedPrecondition, "slot %s/%s serves %s, not %s as the swap expected; nothing was swapped",
+			req.App, req.Source, f.deployments[req.Source], x.Source)
 	}
 	f.deployments[req.Source], f.deployments[req.Target] = f.deployments[req.Target], f.deployments[req.Source]
 	f.swaps++
@@ -421,6 +429,23 @@ func TestDriftAborts(t *testing.T) {
 	r := f.tick()
 	if r.State != hotswap.RolloutAborted || !strings.Contains(r.Reason, "now serves d-other, not d-new") || len(f.ops.traffic) != 0 {
 		t.Fatalf("state %s, reason %q, traffic %v", r.State, r.Reason, f.ops.traffic)
+	}
+}
+
+// A deploy that lands after the engine's last look and before the swap
+// begins is not swapped in: the swap expects what the steps measured.
+func TestDeployBeforeTheSwapIsNotSwappedIn(t *testing.T) {
+	f := newFixture(t)
+	f.start("canary:10", "")
+	f.tick()
+	f.ops.beforeSwap = func(d map[string]string) { d["staging"] = "d-unanalysed" }
+	f.clk.add(time.Minute)
+	r := f.tick()
+	if f.ops.deployments["production"] != "d-old" || f.ops.swaps != 0 {
+		t.Fatalf("production serves %s after %d swaps; want d-old, the unanalysed build not swapped in", f.ops.deployments["production"], f.ops.swaps)
+	}
+	if r.State != hotswap.RolloutFailed || !strings.Contains(r.Reason, "serves d-unanalysed, not d-new") || len(f.ops.traffic) != 0 {
+		t.Fatalf("state %s, reason %q, traffic %v; want failed, naming both builds, no rule left", r.State, r.Reason, f.ops.traffic)
 	}
 }
 
