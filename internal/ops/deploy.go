@@ -179,7 +179,11 @@ func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.De
 		return res, nil
 	}
 	if target != "" {
-		sw, err := s.Swap(ctx, SwapRequest{App: req.App, Source: req.Slot, Target: target, Actor: req.Actor + " (auto swap)"})
+		// The swap expects the slot to serve this deploy still: another
+		// deploy landing first would otherwise be swapped in by this
+		// one's auto swap, and back out by its own.
+		sw, err := s.Swap(ctx, SwapRequest{App: req.App, Source: req.Slot, Target: target, Actor: req.Actor + " (auto swap)",
+			Expect: &SwapExpect{Source: d.ID, AnyTarget: true}})
 		if err != nil {
 			res.AutoSwapError = hotswap.ErrorMessage(err)
 		} else {

@@ -29,8 +29,13 @@ type SwapRequest struct {
 	Expect *SwapExpect
 }
 
-// SwapExpect is the deployment each slot of a swap must serve; "" is none.
-type SwapExpect struct{ Source, Target string }
+// SwapExpect is what the slots of a swap must serve when it begins: the
+// source slot's deployment, and the target's ("" for none) unless
+// AnyTarget is set.
+type SwapExpect struct {
+	Source, Target string
+	AnyTarget      bool
+}
 
 // checkExpect fails a swap whose slots do not serve what req.Expect says.
 func (s *Service) checkExpect(ctx context.Context, req SwapRequest) error {
@@ -38,6 +43,9 @@ func (s *Service) checkExpect(ctx context.Context, req SwapRequest) error {
 		return nil
 	}
 	for _, c := range [2]struct{ slot, want string }{{req.Source, req.Expect.Source}, {req.Target, req.Expect.Target}} {
+		if c.slot == req.Target && req.Expect.AnyTarget {
+			continue
+		}
 		got, err := s.SlotDeployment(ctx, req.App, c.slot)
 		if err != nil {
 			return err

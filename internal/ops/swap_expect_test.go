@@ -1,0 +1,80 @@
+package ops
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotswap/hotswap"
+)
+
+// TestSwapExpect: a swap told what its slots must serve refuses, before
+// anything changes, when either slot serves something else, and swaps when
+// both serve what it expects.
+func TestSwapExpect(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := testService(t, 0)
+	if _, err := s.CreateApp(ctx, "t", "shop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateSlot(ctx, "t", "shop", "staging", ""); err != nil {
+		t.Fatal(err)
+	}
+	zip := forwardPackage(t)
+	dep := map[string]string{}
+	for _, slot := range []string{hotswap.ProductionSlot, "staging"} {
+		res, err := s.Deploy(ctx, DeployRequest{App: "shop", Slot: slot, Actor: "t", Package: bytes.NewReader(zip)})
+		if err != nil {
+			t.Fatalf("deploy to %s: %v", slot, err)
+		}
+		dep[slot] = res.Deployment.ID
+	}
+	serving := func() (string, string) {
+		t.Helper()
+		src, err := s.SlotDeployment(ctx, "shop", "staging")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tgt, err := s.SlotDeployment(ctx, "shop", hotswap.ProductionSlot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src, tgt
+	}
+
+	for _, tc := range []struct {
+		name   string
+		expect SwapExpect
+		says   string
+	}{
+		{"source differs", SwapExpect{Source: "d-analysed", Target: dep[hotswap.ProductionSlot]}, "shop/staging serves " + dep["staging"] + ", not d-analysed"},
+		{"target differs", SwapExpect{Source: dep["staging"], Target: "d-before"}, "shop/production serves " + dep[hotswap.ProductionSlot] + ", not d-before"},
+		{"target expected empty", SwapExpect{Source: dep["staging"]}, "not nothing"},
+		{"source differs, any target", SwapExpect{Source: "d-analysed", AnyTarget: true}, "shop/staging serves " + dep["staging"] + ", not d-analysed"},
+	} {
+		_, err := s.Swap(ctx, SwapRequest{App: "shop", Source: "staging", Actor: "t", Expect: &tc.expect})
+		if hotswap.ErrorKind(err) != hotswap.FailedPrecondition || !strings.Contains(hotswap.ErrorMessage(err), tc.says) {
+			t.Errorf("%s: swap = %v; want FailedPrecondition saying %q", tc.name, err, tc.says)
+		}
+		if src, tgt := serving(); src != dep["staging"] || tgt != dep[hotswap.ProductionSlot] {
+			t.Fatalf("%s: after the refused swap staging serves %s and production %s; want them as they were", tc.name, src, tgt)
+		}
+	}
+	waitNoRunning(t, s, 5*time.Second)
+	if _, err := s.Swap(ctx, SwapRequest{App: "shop", Source: "staging", Actor: "t", Expect: &SwapExpect{Source: dep["staging"], Target: dep[hotswap.ProductionSlot]}}); err != nil {
+		t.Fatalf("swap with what the slots serve expected: %v", err)
+	}
+	if src, tgt := serving(); src != dep[hotswap.ProductionSlot] || tgt != dep["staging"] {
+		t.Fatalf("after the swap staging serves %s and production %s; want them exchanged", src, tgt)
+	}
+	// AnyTarget: only the source is checked (an auto swap's way).
+	if _, err := s.Swap(ctx, SwapRequest{App: "shop", Source: "staging", Actor: "t", Expect: &SwapExpect{Source: dep[hotswap.ProductionSlot], Target: "d-whatever", AnyTarget: true}}); err != nil {
+		t.Fatalf("swap expecting the source only: %v", err)
+	}
+	if src, tgt := serving(); src != dep["staging"] || tgt != dep[hotswap.ProductionSlot] {
+		t.Fatalf("after the swap back staging serves %s and production %s; want them as at first", src, tgt)
+	}
+}
