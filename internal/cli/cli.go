@@ -81,6 +81,7 @@ type options struct {
 	tail        int
 	target      string // swap, autoswap: the target slot
 	preview     bool   // swap: stop after preparing
+	expect      string // swap: the deployment the source slot must serve
 	complete    bool   // swap: flip the swap in preview
 	cancel      bool   // swap: cancel the swap in preview
 	disable     bool   // autoswap: turn auto swap off
@@ -220,7 +221,7 @@ var commands = []*command{
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "only the deployments to slot `name`")
 		}, run: deploymentsList},
-	{name: "swap", args: "APP --slot SOURCE [--target SLOT] [--preview] [--force] | APP --complete [--force] | APP --cancel [--force] | APP --slot SOURCE --strategy STEPS [--step D] [--analysis LIMITS] [--no-wait]",
+	{name: "swap", args: "APP --slot SOURCE [--target SLOT] [--preview] [--expect DEPLOYMENT] [--force] | APP --complete [--force] | APP --cancel [--force] | APP --slot SOURCE --strategy STEPS [--step D] [--analysis LIMITS] [--no-wait]",
 		summary: "swap a slot into the target (default production); --preview stops after preparing, --complete or --cancel ends the preview; --strategy swaps progressively, step by step, and rolls back by itself when a step breaks --analysis", min: 1, max: 1,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.slot, "slot", "", "the source slot `name`")
@@ -228,6 +229,7 @@ var commands = []*command{
 			fs.BoolVar(&o.preview, "preview", false, "stop after preparing: the source URL serves its content with the target's slot settings")
 			fs.BoolVar(&o.complete, "complete", false, "complete the swap in preview")
 			fs.BoolVar(&o.cancel, "cancel", false, "cancel the swap in preview")
+			fs.StringVar(&o.expect, "expect", "", "swap only while the source slot serves deployment `id` (the build you tested); refused if another landed since")
 			forceFlag(fs, o)
 			noWaitFlag(fs, o)
 			rolloutFlags(fs, o)

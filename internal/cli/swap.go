@@ -32,9 +32,15 @@ type swapResult struct {
 
 // swapBody is the body of POST /api/v1/apps/{app}/swap.
 type swapBody struct {
-	Slot    string `json:"slot"`
-	Target  string `json:"target"`
-	Preview bool   `json:"preview"`
+	Slot    string      `json:"slot"`
+	Target  string      `json:"target"`
+	Preview bool        `json:"preview"`
+	Expect  *swapExpect `json:"expect,omitempty"`
+}
+
+// swapExpect is what the source slot must serve for the swap to go on.
+type swapExpect struct {
+	Source string `json:"source"`
 }
 
 // swap starts a swap (or a preview), or completes or cancels the swap in
@@ -57,7 +63,11 @@ func swap(ctx context.Context, x *cmdEnv, args []string) error {
 		if target == "" {
 			target = hotswap.ProductionSlot
 		}
-		p, body = appPath(app)+"/swap", swapBody{Slot: o.slot, Target: target, Preview: o.preview}
+		b := swapBody{Slot: o.slot, Target: target, Preview: o.preview}
+		if o.expect != "" {
+			b.Expect = &swapExpect{Source: o.expect}
+		}
+		p, body = appPath(app)+"/swap", b
 		what = "swap of " + app + "/" + o.slot + " into " + target
 	}
 	q := url.Values{}
@@ -101,8 +111,8 @@ func swapCheck(x *cmdEnv, args []string) error {
 		if o.cancel {
 			flag = "--cancel"
 		}
-		if o.slot != "" || o.target != "" || o.preview {
-			return &usageError{x.cmd, flag + " acts on the swap in preview: drop --slot, --target and --preview"}
+		if o.slot != "" || o.target != "" || o.preview || o.expect != "" {
+			return &usageError{x.cmd, flag + " acts on the swap in preview: drop --slot, --target, --preview and --expect"}
 		}
 	case o.slot == "":
 		return &usageError{x.cmd, "--slot is required: the slot to swap into the target"}

@@ -38,6 +38,14 @@ func TestSwapCommands(t *testing.T) {
 			wantOut: "swapped orders/staging into production in 41ms (staging now serves d-old, production serves d-new)\n",
 		},
 		{
+			name:    "swap expecting the tested build",
+			args:    []string{"swap", "orders", "--slot", "staging", "--expect", "d-new"},
+			status:  200,
+			answer:  swapAnswer,
+			want:    request{Method: "POST", Path: "/api/v1/apps/orders/swap", Body: `{"slot":"staging","target":"production","preview":false,"expect":{"source":"d-new"}}`},
+			wantOut: "swapped orders/staging into production in 41ms (staging now serves d-old, production serves d-new)\n",
+		},
+		{
 			name:   "swap reusing warm processes into an empty target",
 			args:   []string{"swap", "orders", "--slot", "staging"},
 			status: 200,

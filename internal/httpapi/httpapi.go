@@ -406,27 +406,68 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, who actor) {
 	}{res, slot.URL})
 }
 
-func (s *Server) swap(w http.ResponseWriter, r *http.Request, who actor) {
-	var in struct {
-		Slot    string `json:"slot"`
-		Target  string `json:"target"`
-		Preview bool   `json:"preview"`
-		rolloutSpec
+// swapInput is the body of POST /api/v1/apps/{app}/swap.
+type swapInput struct {
+	Slot    string      `json:"slot"`
+	Target  string      `json:"target"`
+	Preview bool        `json:"preview"`
+	Expect  *swapExpect `json:"expect"`
+	rolloutSpec
+}
+
+// swapExpect is what the slots must serve for the swap to go on, checked
+// when its operation begins: the source's deployment, and the target's
+// ("" for an empty slot) when given.
+type swapExpect struct {
+	Source *string `json:"source"`
+	Target *string `json:"target"`
+}
+
+// request reads the input as a swap of app by who, or says which field is
+// wrong. A progressive swap (rolloutSpec given) is not read here.
+func (in *swapInput) request(r *http.Request, who actor) (ops.SwapRequest, error) {
+	forced, err := force(r)
+	if err != nil {
+		return ops.SwapRequest{}, err
 	}
+	req := ops.SwapRequest{App: r.PathValue("app"), Source: in.Slot, Target: in.Target, Preview: in.Preview, Actor: who.Name, Force: forced}
+	if x := in.Expect; x != nil {
+		if x.Source == nil || *x.Source == "" {
+			return req, hotswap.Errorf(hotswap.Invalid, `"expect.source" is required with "expect": the deployment the source slot must serve`)
+		}
+		req.Expect = &ops.SwapExpect{Source: *x.Source, AnyTarget: x.Target == nil}
+		if x.Target != nil {
+			req.Expect.Target = *x.Target
+		}
+		for _, id := range []string{req.Expect.Source, req.Expect.Target} {
+			if len(id) > maxDeploymentID {
+				return req, hotswap.Errorf(hotswap.Invalid, `"expect": a deployment id is at most %d characters`, maxDeploymentID)
+			}
+		}
+	}
+	return req, nil
+}
+
+// maxDeploymentID bounds a deployment id a request names; the ids hotswap
+// makes are about 30 characters.
+const maxDeploymentID = 100
+
+func (s *Server) swap(w http.ResponseWriter, r *http.Request, who actor) {
+	var in swapInput
 	if err := decode(r, &in); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if in.rolloutSpec.given() {
-		s.swapRollout(w, r, who, in.Slot, in.Target, in.Preview, in.rolloutSpec)
+		s.swapRollout(w, r, who, in)
 		return
 	}
-	forced, err := force(r)
+	req, err := in.request(r, who)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	res, err := s.ops.Swap(r.Context(), ops.SwapRequest{App: r.PathValue("app"), Source: in.Slot, Target: in.Target, Preview: in.Preview, Actor: who.Name, Force: forced})
+	res, err := s.ops.Swap(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, err)
 		return

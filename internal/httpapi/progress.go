@@ -393,27 +393,21 @@ func (s *Server) deployNoWait(w http.ResponseWriter, r *http.Request, who actor)
 
 // swapNoWait begins the swap and answers 202 with the operation to follow.
 func (s *Server) swapNoWait(w http.ResponseWriter, r *http.Request, who actor) {
-	var in struct {
-		Slot    string `json:"slot"`
-		Target  string `json:"target"`
-		Preview bool   `json:"preview"`
-		rolloutSpec
-	}
+	var in swapInput
 	if err := decode(r, &in); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if in.rolloutSpec.given() {
 		// A progressive swap answers at once anyway.
-		s.swapRollout(w, r, who, in.Slot, in.Target, in.Preview, in.rolloutSpec)
+		s.swapRollout(w, r, who, in)
 		return
 	}
-	forced, err := force(r)
+	req, err := in.request(r, who)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	req := ops.SwapRequest{App: r.PathValue("app"), Source: in.Slot, Target: in.Target, Preview: in.Preview, Actor: who.Name, Force: forced}
 	id, err := s.ops.Background(r.Context(), func(ctx context.Context) error {
 		_, err := s.ops.Swap(ctx, req)
 		return err

@@ -125,17 +125,19 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, who actor)
 // progressive swap instead, 202 with the rollout, which goes on after the
 // answer. A preview, or force (a rollout's swap does not go past a
 // release's hold), does not go with it.
-func (s *Server) swapRollout(w http.ResponseWriter, r *http.Request, who actor, slot, target string, preview bool, spec rolloutSpec) {
+func (s *Server) swapRollout(w http.ResponseWriter, r *http.Request, who actor, in swapInput) {
 	forced, err := force(r)
 	switch {
 	case err != nil:
 		s.fail(w, r, err)
-	case preview:
+	case in.Preview:
 		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, `"preview" and "strategy" exclude each other: a progressive swap shares production's traffic instead of a preview`))
 	case forced:
 		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "force=true does not apply to a progressive swap: its swap respects a release's hold on the slots"))
+	case in.Expect != nil:
+		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, `"expect" does not apply to a progressive swap: it swaps what its steps analysed, and fails if either slot changes`))
 	default:
-		s.beginRollout(w, r, who, http.StatusAccepted, slot, target, spec)
+		s.beginRollout(w, r, who, http.StatusAccepted, in.Slot, in.Target, in.rolloutSpec)
 	}
 }
 

@@ -541,6 +541,11 @@ func (p *Portal) swap(w http.ResponseWriter, r *http.Request) {
 		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
 		return
 	}
+	if r.PostFormValue("expect") == "1" {
+		// The check above says what changed in the page's words; this
+		// one, inside the swap's operation, holds it until the swap.
+		req.Expect = &ops.SwapExpect{Source: r.PostFormValue("expect-source"), Target: r.PostFormValue("expect-target")}
+	}
 	res, err := p.cfg.Ops.Swap(r.Context(), req)
 	if err != nil {
 		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
