@@ -53,12 +53,20 @@ type Result struct {
 
 // Invoker calls handlers in payload mode. The zero value is ready to use.
 type Invoker struct {
-	Client    *http.Client  // nil: http.DefaultClient
+	Client    *http.Client  // nil: defaultClient, which follows no redirect
 	Timeout   time.Duration // per invocation, answer read included; zero = DefaultTimeout
 	MaxAnswer int64         // largest answer read; zero = DefaultMaxAnswer
 	// Now is the clock of sys.UtcNow; nil is time.Now.
 	Now func() time.Time
 }
+
+// defaultClient is http.DefaultClient's transport without following
+// redirects: a handler that answers an invocation with one has failed it
+// (a StatusError); following would send the invocation, and the trigger's
+// data in it, wherever the handler points, from the server.
+var defaultClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+	return http.ErrUseLastResponse
+}}
 
 // StatusError is Invoke's error when the handler answered a status other
 // than 2xx: the function failed.
@@ -133,7 +141,7 @@ func (iv *Invoker) Invoke(ctx context.Context, addr string, req Request) (Result
 	hr.Header.Set("X-Azure-Functions-InvocationId", id)
 	client := iv.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = defaultClient
 	}
 	resp, err := client.Do(hr)
 	if err != nil {

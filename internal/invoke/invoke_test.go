@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,6 +155,30 @@ func TestInvokeErrors(t *testing.T) {
 				t.Errorf("err = %v, want one saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestInvokeRedirectIsNotFollowed: a handler's redirect fails the
+// invocation; the invocation is not sent where it points.
+func TestInvokeRedirectIsNotFollowed(t *testing.T) {
+	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		var followed atomic.Int64
+		addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/elsewhere" {
+				followed.Add(1)
+				io.WriteString(w, `{}`)
+				return
+			}
+			http.Redirect(w, r, "/elsewhere", code)
+		}))
+		_, err := (&Invoker{}).Invoke(context.Background(), addr, Request{Function: "F"})
+		var se *StatusError
+		if !errors.As(err, &se) || se.Status != code {
+			t.Errorf("%d: err = %v; want a StatusError %d", code, err, code)
+		}
+		if n := followed.Load(); n != 0 {
+			t.Errorf("%d: the invocation was sent where the redirect points %d times", code, n)
+		}
 	}
 }
 
