@@ -326,6 +326,15 @@ func TestHeldSlot(t *testing.T) {
 	if got := e.waitRelease(rel.ID, func(*release.Release) bool { return true }); got.State != release.Active {
 		t.Fatalf("release %s after refused changes, want still active", got.State)
 	}
+	// A forced swap refused for another reason (its expectation) abandons
+	// nothing.
+	forcedSwap := map[string]any{"slot": "staging", "expect": map[string]string{"source": "d-tested"}}
+	if code, raw := e.call(ci, "POST", "/api/v1/apps/orders/swap?force=true", forcedSwap, nil); code != http.StatusPreconditionFailed || !strings.Contains(raw, "not d-tested") {
+		t.Errorf("forced swap expecting another build = %d %s, want 412 naming it", code, raw)
+	}
+	if got := e.waitRelease(rel.ID, func(*release.Release) bool { return true }); got.State != release.Active {
+		t.Fatalf("release %s (%s) after a forced swap that was refused, want still active", got.State, got.Detail)
+	}
 
 	// A forced deploy abandons the release and says who forced it.
 	e.must(ci, 200, "POST", "/api/v1/apps/orders/slots/staging/deploy?force=true", goforwardZip(t), nil)

@@ -181,17 +181,19 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 		return res, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	if err := s.abandonHolds(ctx, req.Actor, "swap", req.App, forced); err != nil {
-		s.end(ctx, op, err)
-		return res, err
-	}
 	if err := s.catchUp(ctx, req.App, req.Source, req.Target); err != nil {
 		s.end(ctx, op, err)
 		return res, err
 	}
+	// Before a forced swap abandons a release: a swap refused here
+	// leaves the release waiting, as any refused forced action does.
 	if err := s.checkExpect(ctx, req); err != nil {
 		s.end(ctx, op, err)
 		s.activity(ctx, req.App, req.Actor, "swap.prepare", req.Source, "into "+req.Target+": "+hotswap.ErrorMessage(err), "failed")
+		return res, err
+	}
+	if err := s.abandonHolds(ctx, req.Actor, "swap", req.App, forced); err != nil {
+		s.end(ctx, op, err)
 		return res, err
 	}
 	p, err := s.prepareSwap(ctx, req, op)

@@ -64,6 +64,22 @@ func TestSwapExpect(t *testing.T) {
 		}
 	}
 	waitNoRunning(t, s, 5*time.Second)
+
+	// The expectation is checked inside the swap's operation: while
+	// another operation on the app runs (a deploy that may change what
+	// the slots serve), the swap waits its turn (Conflict) and is not
+	// judged on what the slots serve yet.
+	other := hotswap.Operation{ID: "op-other-deploy", App: "shop", Kind: "deploy", Slot: "staging", Actor: "t", State: hotswap.OpRunning, StartedAt: time.Now().UTC()}
+	if err := s.store.BeginOperation(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Swap(ctx, SwapRequest{App: "shop", Source: "staging", Actor: "t", Expect: &SwapExpect{Source: "d-analysed", AnyTarget: true}}); hotswap.ErrorKind(err) != hotswap.Conflict {
+		t.Errorf("swap while another operation runs = %v; want Conflict", err)
+	}
+	if err := s.store.EndOperation(ctx, other.ID, hotswap.OpSucceeded, ""); err != nil {
+		t.Fatal(err)
+	}
+
 	if _, err := s.Swap(ctx, SwapRequest{App: "shop", Source: "staging", Actor: "t", Expect: &SwapExpect{Source: dep["staging"], Target: dep[hotswap.ProductionSlot]}}); err != nil {
 		t.Fatalf("swap with what the slots serve expected: %v", err)
 	}
