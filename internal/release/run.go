@@ -266,11 +266,18 @@ func (e *Engine) swap(ctx context.Context, s stepState, actor string) error {
 		}
 		st.Step = "swap"
 	})
+	// The check above, held inside the swap's operation: a deploy that
+	// lands between them (a forced one, which abandons this release's
+	// hold) fails the swap instead of being swapped on by this release.
+	var expect *ops.SwapExpect
+	if want != "" {
+		expect = &ops.SwapExpect{Source: want, AnyTarget: true}
+	}
 	if !sw.Preview {
-		_, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Release: s.rel.ID})
+		_, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Release: s.rel.ID, Expect: expect})
 		return e.swapRunning(ctx, s, err)
 	}
-	if _, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Preview: true, Release: s.rel.ID}); err != nil {
+	if _, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Preview: true, Release: s.rel.ID, Expect: expect}); err != nil {
 		return e.swapRunning(ctx, s, err)
 	}
 	// In preview the source slot serves the new content under the target's

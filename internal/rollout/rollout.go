@@ -551,6 +551,12 @@ func (e *Engine) swap(ctx context.Context, r hotswap.Rollout, now time.Time) (ho
 		// putting a build nobody analysed into the target.
 		_, err := e.cfg.Ops.Swap(ctx, ops.SwapRequest{App: r.App, Source: r.Slot, Target: r.Target, Actor: r.Actor, Release: r.Release,
 			Expect: &ops.SwapExpect{Source: r.Deployment, Target: r.TargetDeployment}})
+		if err != nil && hotswap.ErrorKind(err) == hotswap.FailedPrecondition && e.swappedAlready(ctx, r) {
+			// This node's view lagged the store (another node swapped,
+			// then stopped before it recorded so): the swap's operation
+			// caught up and found the slots swapped.
+			err = nil
+		}
 		if err != nil {
 			k := hotswap.ErrorKind(err)
 			if k == hotswap.Unavailable || k == hotswap.Conflict && e.patient(r.ID, now) {
@@ -575,6 +581,17 @@ func (e *Engine) swap(ctx context.Context, r hotswap.Rollout, now time.Time) (ho
 	r.State = hotswap.RolloutSucceeded
 	r, err = e.save(ctx, r, now)
 	return r, false, err
+}
+
+// swappedAlready reports whether the target serves the rollout's
+// deployment and the slot no longer does.
+func (e *Engine) swappedAlready(ctx context.Context, r hotswap.Rollout) bool {
+	src, err := e.cfg.Ops.SlotDeployment(ctx, r.App, r.Slot)
+	if err != nil {
+		return false
+	}
+	tgt, err := e.cfg.Ops.SlotDeployment(ctx, r.App, r.Target)
+	return err == nil && tgt == r.Deployment && src != r.Deployment
 }
 
 // patient reports whether a swap refused with Conflict (first at the

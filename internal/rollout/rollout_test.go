@@ -108,9 +108,16 @@ func (f *fakeOps) Swap(ctx context.Context, req ops.SwapRequest) (ops.SwapResult
 	if f.beforeSwap != nil {
 		f.beforeSwap(f.deployments)
 	}
-	if x := req.Expect; x != nil && (f.deployments[req.Source] != x.Source || f.deployments[req.Target] != x.Target) {
-		return ops.SwapResult{}, hotswap.Errorf(hotswap.FailedPrecondition, "slot %s/%s serves %s, not %s as the swap expected; nothing was swapped",
-			req.App, req.Source, f.deployments[req.Source], x.Source)
+	if x := req.Expect; x != nil {
+		for _, c := range [2]struct{ slot, want string }{{req.Source, x.Source}, {req.Target, x.Target}} {
+			if c.slot == req.Target && x.AnyTarget {
+				continue
+			}
+			if f.deployments[c.slot] != c.want {
+				return ops.SwapResult{}, hotswap.Errorf(hotswap.FailedPrecondition, "slot %s/%s serves %s, not %s as the swap expected; nothing was swapped",
+					req.App, c.slot, f.deployments[c.slot], c.want)
+			}
+		}
 	}
 	f.deployments[req.Source], f.deployments[req.Target] = f.deployments[req.Target], f.deployments[req.Source]
 	f.swaps++
@@ -433,19 +440,45 @@ func TestDriftAborts(t *testing.T) {
 }
 
 // A deploy that lands after the engine's last look and before the swap
-// begins is not swapped in: the swap expects what the steps measured.
+// begins is not swapped in: the swap expects what the steps measured, on
+// either slot. The analysed build is not quarantined: it did not fail.
 func TestDeployBeforeTheSwapIsNotSwappedIn(t *testing.T) {
+	for _, tc := range []struct{ slot, deployed, says string }{
+		{"staging", "d-unanalysed", "orders/staging serves d-unanalysed, not d-new"},
+		{"production", "d-hotfix", "orders/production serves d-hotfix, not d-old"},
+	} {
+		t.Run(tc.slot, func(t *testing.T) {
+			f := newFixture(t)
+			f.start("canary:10", "")
+			f.tick()
+			f.ops.beforeSwap = func(d map[string]string) { d[tc.slot] = tc.deployed }
+			f.clk.add(time.Minute)
+			r := f.tick()
+			if f.ops.swaps != 0 || f.ops.deployments["production"] == "d-new" {
+				t.Fatalf("production serves %s after %d swaps; want the analysed build not swapped over the deploy", f.ops.deployments["production"], f.ops.swaps)
+			}
+			if r.State != hotswap.RolloutFailed || !strings.Contains(r.Reason, tc.says) || len(f.ops.traffic) != 0 {
+				t.Fatalf("state %s, reason %q, traffic %v; want failed, saying %q, no rule left", r.State, r.Reason, f.ops.traffic, tc.says)
+			}
+			if len(f.ops.quarantined) != 0 {
+				t.Errorf("quarantined %v; want nothing", f.ops.quarantined)
+			}
+		})
+	}
+}
+
+// A swap refused because the slots turn out swapped already (this node's
+// view lagged another's swap, which stopped before it recorded the end)
+// ends the rollout succeeded, not failed.
+func TestSwapFoundDoneSucceeds(t *testing.T) {
 	f := newFixture(t)
 	f.start("canary:10", "")
 	f.tick()
-	f.ops.beforeSwap = func(d map[string]string) { d["staging"] = "d-unanalysed" }
+	f.ops.beforeSwap = func(d map[string]string) { d["staging"], d["production"] = "d-old", "d-new" }
 	f.clk.add(time.Minute)
 	r := f.tick()
-	if f.ops.deployments["production"] != "d-old" || f.ops.swaps != 0 {
-		t.Fatalf("production serves %s after %d swaps; want d-old, the unanalysed build not swapped in", f.ops.deployments["production"], f.ops.swaps)
-	}
-	if r.State != hotswap.RolloutFailed || !strings.Contains(r.Reason, "serves d-unanalysed, not d-new") || len(f.ops.traffic) != 0 {
-		t.Fatalf("state %s, reason %q, traffic %v; want failed, naming both builds, no rule left", r.State, r.Reason, f.ops.traffic)
+	if r.State != hotswap.RolloutSucceeded || f.ops.deployments["production"] != "d-new" || f.ops.swaps != 0 {
+		t.Fatalf("state %s (%s), production %s, swaps %d; want succeeded on the swap found done, none made", r.State, r.Reason, f.ops.deployments["production"], f.ops.swaps)
 	}
 }
 
