@@ -333,7 +333,9 @@ func (nd *node) serves(host, want, after string) {
 	case resp.StatusCode == http.StatusInternalServerError && strings.HasPrefix(string(body), "failing on purpose"):
 		// A build with fail-every answers every Nth call with a 500 by
 		// design; which deployment answered is still in its header.
-		w.Deployment = resp.Header.Get("X-Deployment")
+		if w.Deployment = resp.Header.Get("X-Deployment"); w.Deployment == "" {
+			t.Fatalf("after %s: node %s GET %s/api/whoami = 500 on purpose, without X-Deployment", after, nd.name, host)
+		}
 	case resp.StatusCode != http.StatusOK || json.Unmarshal(body, &w) != nil:
 		t.Fatalf("after %s: node %s GET %s/api/whoami = %d %s", after, nd.name, host, resp.StatusCode, body)
 	}

@@ -126,11 +126,12 @@ func (f *leanFixture) raw(req string) (*http.Response, []byte) {
 }
 
 // readFinal reads responses from br until the final one, past any
-// interim (1xx) answers such as 100 Continue and 103 Early Hints.
+// interim answers such as 100 Continue and 103 Early Hints; 101 Switching
+// Protocols is final.
 func readFinal(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	for {
 		resp, err := http.ReadResponse(br, req)
-		if err != nil || resp.StatusCode >= 200 {
+		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return resp, err
 		}
 	}
