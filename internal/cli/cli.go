@@ -79,29 +79,29 @@ type options struct {
 	master      bool
 	slotSetting bool
 	tail        int
-	target      string // swap, autoswap: the target slot
-	preview     bool   // swap: stop after preparing
-	expect      string // swap: the deployment the source slot must serve
-	complete    bool   // swap: flip the swap in preview
-	cancel      bool   // swap: cancel the swap in preview
-	disable     bool   // autoswap: turn auto swap off
-	to          string // rollback: the deployment
-	limit       int    // activity
-	cloneFrom   string // slot create: the slot whose settings to copy
-	role        string // user create
-	version     string // artifact push, release create
-	branch      string // artifact push
-	commit      string // artifact push
-	file        string // pipeline apply: the definition, - for stdin
-	stage       string // release approve, reject, redeploy
-	comment     string // release approve, reject
-	force       bool   // deploy, swap, rollback: go past a release's hold on the slot
-	noWait      bool   // deploy, swap: return once the operation started
-	reason      string // quarantine: why
-	lift        bool   // quarantine: end it
-	strategy    string // swap: the steps of a progressive swap
-	step        string // swap: how long each canary step lasts
-	analysis    string // swap: the limits each step must keep
+	target      string      // swap, autoswap: the target slot
+	preview     bool        // swap: stop after preparing
+	expect      givenString // swap: the deployment the source slot must serve
+	complete    bool        // swap: flip the swap in preview
+	cancel      bool        // swap: cancel the swap in preview
+	disable     bool        // autoswap: turn auto swap off
+	to          string      // rollback: the deployment
+	limit       int         // activity
+	cloneFrom   string      // slot create: the slot whose settings to copy
+	role        string      // user create
+	version     string      // artifact push, release create
+	branch      string      // artifact push
+	commit      string      // artifact push
+	file        string      // pipeline apply: the definition, - for stdin
+	stage       string      // release approve, reject, redeploy
+	comment     string      // release approve, reject
+	force       bool        // deploy, swap, rollback: go past a release's hold on the slot
+	noWait      bool        // deploy, swap: return once the operation started
+	reason      string      // quarantine: why
+	lift        bool        // quarantine: end it
+	strategy    string      // swap: the steps of a progressive swap
+	step        string      // swap: how long each canary step lasts
+	analysis    string      // swap: the limits each step must keep
 }
 
 // noWaitFlag registers --no-wait: start the operation and print its ID
@@ -229,7 +229,7 @@ var commands = []*command{
 			fs.BoolVar(&o.preview, "preview", false, "stop after preparing: the source URL serves its content with the target's slot settings")
 			fs.BoolVar(&o.complete, "complete", false, "complete the swap in preview")
 			fs.BoolVar(&o.cancel, "cancel", false, "cancel the swap in preview")
-			fs.StringVar(&o.expect, "expect", "", "swap only while the source slot serves deployment `id` (the build you tested); refused if another landed since")
+			fs.Var(&o.expect, "expect", "swap only while the source slot serves `DEPLOYMENT` (the build you tested); refused if another landed since")
 			forceFlag(fs, o)
 			noWaitFlag(fs, o)
 			rolloutFlags(fs, o)

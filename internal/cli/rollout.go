@@ -53,7 +53,7 @@ func rolloutSwapCheck(x *cmdEnv) error {
 		return &usageError{x.cmd, "--strategy swaps progressively: drop --preview, --complete and --cancel"}
 	case o.force:
 		return &usageError{x.cmd, "--force does not apply to a progressive swap: its swap respects a release's hold"}
-	case o.expect != "":
+	case o.expect.given:
 		return &usageError{x.cmd, "--expect does not apply to a progressive swap: it swaps what its steps analysed, and fails if either slot changes"}
 	case o.strategy == "":
 		return &usageError{x.cmd, "--step and --analysis go with --strategy (canary:10,25,50, Canary10Percent5Minutes, Linear10PercentEvery1Minute or AllAtOnce)"}

@@ -64,8 +64,8 @@ func swap(ctx context.Context, x *cmdEnv, args []string) error {
 			target = hotswap.ProductionSlot
 		}
 		b := swapBody{Slot: o.slot, Target: target, Preview: o.preview}
-		if o.expect != "" {
-			b.Expect = &swapExpect{Source: o.expect}
+		if o.expect.given {
+			b.Expect = &swapExpect{Source: o.expect.value}
 		}
 		p, body = appPath(app)+"/swap", b
 		what = "swap of " + app + "/" + o.slot + " into " + target
@@ -111,12 +111,29 @@ func swapCheck(x *cmdEnv, args []string) error {
 		if o.cancel {
 			flag = "--cancel"
 		}
-		if o.slot != "" || o.target != "" || o.preview || o.expect != "" {
+		if o.slot != "" || o.target != "" || o.preview || o.expect.given {
 			return &usageError{x.cmd, flag + " acts on the swap in preview: drop --slot, --target, --preview and --expect"}
 		}
 	case o.slot == "":
 		return &usageError{x.cmd, "--slot is required: the slot to swap into the target"}
+	case o.expect.given && o.expect.value == "":
+		return &usageError{x.cmd, "--expect is empty: give the deployment " + o.slot + " must serve (was a variable left empty?)"}
 	}
+	return nil
+}
+
+// givenString is a string flag that remembers whether it was given, so
+// that one given empty (a variable a script left empty) is refused rather
+// than taken for "not given".
+type givenString struct {
+	value string
+	given bool
+}
+
+func (g *givenString) String() string { return g.value }
+
+func (g *givenString) Set(v string) error {
+	g.value, g.given = v, true
 	return nil
 }
 
@@ -385,7 +402,7 @@ func cell(s string) string {
 // that failed is an error (exit 1), though the deploy itself succeeded.
 func reportAutoSwap(w io.Writer, ans deployAnswer, app, slot string) error {
 	if ans.AutoSwapError != "" {
-		return fmt.Errorf("auto swap failed: %s (the deploy itself succeeded: %s serves in %s/%s)", ans.AutoSwapError, orDash(ans.Deployment.ID), app, slot)
+		return fmt.Errorf("auto swap failed: %s (the deploy itself succeeded: deployment %s to %s/%s)", ans.AutoSwapError, orDash(ans.Deployment.ID), app, slot)
 	}
 	if r := ans.AutoSwap; r != nil {
 		if r.App == "" {

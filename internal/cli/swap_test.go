@@ -192,7 +192,7 @@ func TestSwapCommands(t *testing.T) {
 			skipBody:   true,
 			wantOut:    "deployed d-7 to orders/staging\nhttp://orders-staging.localhost:8080\n",
 			wantCode:   1,
-			wantStderr: "hotswap: auto swap failed: warm-up failed: GET / answered 500 (the deploy itself succeeded: d-7 serves in orders/staging)\n",
+			wantStderr: "hotswap: auto swap failed: warm-up failed: GET / answered 500 (the deploy itself succeeded: deployment d-7 to orders/staging)\n",
 		},
 		{
 			name:       "deploy -o json with a failed auto swap",
@@ -203,7 +203,7 @@ func TestSwapCommands(t *testing.T) {
 			skipBody:   true,
 			wantOut:    "{\n  \"deployment\": {\n    \"id\": \"d-7\"\n  },\n  \"url\": \"u\",\n  \"autoSwapError\": \"boom\"\n}\n",
 			wantCode:   1,
-			wantStderr: "hotswap: auto swap failed: boom (the deploy itself succeeded: d-7 serves in orders/production)\n",
+			wantStderr: "hotswap: auto swap failed: boom (the deploy itself succeeded: deployment d-7 to orders/production)\n",
 		},
 	}
 	for _, tc := range tests {

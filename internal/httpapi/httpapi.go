@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -408,19 +409,15 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, who actor) {
 
 // swapInput is the body of POST /api/v1/apps/{app}/swap.
 type swapInput struct {
-	Slot    string      `json:"slot"`
-	Target  string      `json:"target"`
-	Preview bool        `json:"preview"`
-	Expect  *swapExpect `json:"expect"`
+	Slot    string `json:"slot"`
+	Target  string `json:"target"`
+	Preview bool   `json:"preview"`
+	// Expect is what the slots must serve for the swap to go on, checked
+	// when its operation begins: {"source": ID, "target": ID}, target
+	// optional ("" for an empty slot, left out for any). Kept raw so that
+	// an explicit null is refused, not taken for "no check".
+	Expect json.RawMessage `json:"expect"`
 	rolloutSpec
-}
-
-// swapExpect is what the slots must serve for the swap to go on, checked
-// when its operation begins: the source's deployment, and the target's
-// ("" for an empty slot) when given.
-type swapExpect struct {
-	Source *string `json:"source"`
-	Target *string `json:"target"`
 }
 
 // request reads the input as a swap of app by who, or says which field is
@@ -431,25 +428,61 @@ func (in *swapInput) request(r *http.Request, who actor) (ops.SwapRequest, error
 		return ops.SwapRequest{}, err
 	}
 	req := ops.SwapRequest{App: r.PathValue("app"), Source: in.Slot, Target: in.Target, Preview: in.Preview, Actor: who.Name, Force: forced}
-	if x := in.Expect; x != nil {
-		if x.Source == nil || *x.Source == "" {
-			return req, hotswap.Errorf(hotswap.Invalid, `"expect.source" is required with "expect": the deployment the source slot must serve`)
-		}
-		req.Expect = &ops.SwapExpect{Source: *x.Source, AnyTarget: x.Target == nil}
-		if x.Target != nil {
-			req.Expect.Target = *x.Target
-		}
-		for _, id := range []string{req.Expect.Source, req.Expect.Target} {
-			if len(id) > maxDeploymentID {
-				return req, hotswap.Errorf(hotswap.Invalid, `"expect": a deployment id is at most %d characters`, maxDeploymentID)
-			}
+	req.Expect, err = swapExpectOf(in.Expect)
+	return req, err
+}
+
+// swapExpectOf reads a swap's "expect"; nil when it was left out.
+func swapExpectOf(raw json.RawMessage) (*ops.SwapExpect, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if string(raw) == "null" {
+		return nil, hotswap.Errorf(hotswap.Invalid, `"expect" is null: give {"source": DEPLOYMENT} (and "target"), or leave "expect" out`)
+	}
+	var x struct {
+		Source json.RawMessage `json:"source"`
+		Target json.RawMessage `json:"target"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&x); err != nil {
+		return nil, hotswap.Errorf(hotswap.Invalid, `"expect" is not an object with "source" and "target": %v`, err)
+	}
+	if len(x.Source) == 0 {
+		return nil, hotswap.Errorf(hotswap.Invalid, `"expect.source" is required with "expect": the deployment the source slot must serve`)
+	}
+	src, err := expectedDeployment("expect.source", x.Source)
+	if err == nil && src == "" {
+		err = hotswap.Errorf(hotswap.Invalid, `"expect.source" is empty: give the deployment the source slot must serve`)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e := &ops.SwapExpect{Source: src, AnyTarget: len(x.Target) == 0}
+	if !e.AnyTarget {
+		if e.Target, err = expectedDeployment("expect.target", x.Target); err != nil {
+			return nil, err
 		}
 	}
-	return req, nil
+	return e, nil
+}
+
+// expectedDeployment reads a deployment id of "expect": a string of at
+// most maxDeploymentID bytes ("" names an empty slot).
+func expectedDeployment(field string, raw json.RawMessage) (string, error) {
+	var id string
+	if string(raw) == "null" || json.Unmarshal(raw, &id) != nil {
+		return "", hotswap.Errorf(hotswap.Invalid, `%q must be a deployment id (a string; "" for an empty slot), not %.40s`, field, raw)
+	}
+	if len(id) > maxDeploymentID {
+		return "", hotswap.Errorf(hotswap.Invalid, `%q is %d bytes long; a deployment id is at most %d`, field, len(id), maxDeploymentID)
+	}
+	return id, nil
 }
 
 // maxDeploymentID bounds a deployment id a request names; the ids hotswap
-// makes are about 30 characters.
+// makes are about 30 bytes.
 const maxDeploymentID = 100
 
 func (s *Server) swap(w http.ResponseWriter, r *http.Request, who actor) {

@@ -134,7 +134,7 @@ func (s *Server) swapRollout(w http.ResponseWriter, r *http.Request, who actor, 
 		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, `"preview" and "strategy" exclude each other: a progressive swap shares production's traffic instead of a preview`))
 	case forced:
 		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, "force=true does not apply to a progressive swap: its swap respects a release's hold on the slots"))
-	case in.Expect != nil:
+	case len(in.Expect) > 0:
 		s.fail(w, r, hotswap.Errorf(hotswap.Invalid, `"expect" does not apply to a progressive swap: it swaps what its steps analysed, and fails if either slot changes`))
 	default:
 		s.beginRollout(w, r, who, http.StatusAccepted, in.Slot, in.Target, in.rolloutSpec)

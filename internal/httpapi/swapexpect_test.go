@@ -31,10 +31,17 @@ func TestSwapExpect(t *testing.T) {
 		{"target expected empty", fmt.Sprintf(`{"slot":"staging","expect":{"source":%q,"target":""}}`, staged), http.StatusPreconditionFailed,
 			"orders/production serves " + prod + ", not nothing"},
 		{"no source", `{"slot":"staging","expect":{"target":"d-1"}}`, http.StatusBadRequest, `"expect.source" is required`},
-		{"empty source", `{"slot":"staging","expect":{"source":""}}`, http.StatusBadRequest, `"expect.source" is required`},
-		{"long id", `{"slot":"staging","expect":{"source":"` + strings.Repeat("d", 101) + `"}}`, http.StatusBadRequest, "at most 100 characters"},
+		{"empty source", `{"slot":"staging","expect":{"source":""}}`, http.StatusBadRequest, `"expect.source" is empty`},
+		{"null expect", `{"slot":"staging","expect":null}`, http.StatusBadRequest, `"expect" is null`},
+		{"null source", `{"slot":"staging","expect":{"source":null}}`, http.StatusBadRequest, `"expect.source" must be a deployment id`},
+		{"null target", fmt.Sprintf(`{"slot":"staging","expect":{"source":%q,"target":null}}`, staged), http.StatusBadRequest, `"expect.target" must be a deployment id`},
+		{"number source", `{"slot":"staging","expect":{"source":7}}`, http.StatusBadRequest, `"expect.source" must be a deployment id`},
+		{"not an object", `{"slot":"staging","expect":"d-1"}`, http.StatusBadRequest, `"expect" is not an object`},
+		{"long source", `{"slot":"staging","expect":{"source":"` + strings.Repeat("d", 101) + `"}}`, http.StatusBadRequest, `"expect.source" is 101 bytes long; a deployment id is at most 100`},
+		{"long target", fmt.Sprintf(`{"slot":"staging","expect":{"source":%q,"target":"%s"}}`, staged, strings.Repeat("d", 101)), http.StatusBadRequest, `"expect.target" is 101 bytes long`},
 		{"unknown field", `{"slot":"staging","expect":{"source":"d-1","deployment":"d-2"}}`, http.StatusBadRequest, "deployment"},
 		{"with a strategy", `{"slot":"staging","strategy":"canary:10","expect":{"source":"d-1"}}`, http.StatusBadRequest, `"expect" does not apply to a progressive swap`},
+		{"null with a strategy", `{"slot":"staging","strategy":"canary:10","expect":null}`, http.StatusBadRequest, `"expect" does not apply to a progressive swap`},
 	} {
 		code, body := e.call(adminToken, "POST", "/api/v1/apps/orders/swap", tc.body, nil)
 		body = errorMessage(body)

@@ -537,6 +537,14 @@ func (p *Portal) swap(w http.ResponseWriter, r *http.Request) {
 		App: app, Source: r.PostFormValue("source"), Target: r.PostFormValue("target"),
 		Actor: actor(r).Name, Preview: r.PostFormValue("mode") == "preview",
 	}
+	if slots := r.PostFormValue("expect-slots"); r.PostFormValue("expect") == "1" && slots != "" && slots != req.Source+" "+req.Target {
+		// The slots were changed after the plan was shown, and the new
+		// plan did not arrive before the click.
+		from, into, _ := strings.Cut(slots, " ")
+		err := hotswap.Errorf(hotswap.FailedPrecondition, "the changes shown were for swapping %s into %s; look at the changes of swapping %s into %s, then swap; nothing was swapped", from, into, req.Source, req.Target)
+		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
+		return
+	}
 	if err := p.checkUnchanged(r.Context(), app, req.Source, req.Target, r.PostFormValue("expect-source"), r.PostFormValue("expect-target"), r.PostFormValue("expect") == "1"); err != nil {
 		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
 		return

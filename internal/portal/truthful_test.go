@@ -278,3 +278,65 @@ func TestZippedFolder(t *testing.T) {
 	_, js := b.get("/portal/apps/orders/slots/production/status.json")
 	mustContain(t, js, `"deploy-progress":"failed"`, `"deploy-progress-error":"`)
 }
+
+// TestSwapFormPostsThePlan checks that the Swap form posts what its plan
+// showed: a deploy to the source landing after the page was shown refuses
+// the swap, and so does a swap of other slots than the plan's; a swap
+// matching the plan goes on.
+func TestSwapFormPostsThePlan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts handler processes")
+	}
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.browser()
+	b.signIn(adminToken)
+	prod, staged := deployedPair(t, e, b)
+
+	_, page := b.get("/apps/orders/swap?plan=1&source=staging&target=production")
+	hidden := map[string]string{}
+	for _, m := range regexp.MustCompile(`<input type="hidden" form="swap-form" name="([a-z-]+)" value="([^"]*)">`).FindAllStringSubmatch(page, -1) {
+		hidden[m[1]] = m[2]
+	}
+	if hidden["expect"] != "1" || hidden["expect-slots"] != "staging production" || hidden["expect-source"] != staged || hidden["expect-target"] != prod {
+		t.Fatalf("the plan's fields for the swap form = %v; want expect, the slots and both deployments", hidden)
+	}
+	form := url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}}
+	for k, v := range hidden {
+		form.Set(k, v)
+	}
+
+	// Other slots than the plan's.
+	other := url.Values{}
+	for k, v := range form {
+		other[k] = v
+	}
+	other.Set("source", "production")
+	other.Set("target", "staging")
+	if status, body := b.post("/apps/orders/swap", other); status != http.StatusPreconditionFailed || !strings.Contains(body, "the changes shown were for swapping staging into production") {
+		t.Errorf("swap of other slots than the plan's = %d; want 412 saying so:\n%s", status, body)
+	}
+
+	// A deploy lands on staging after the page was shown.
+	if status, body := b.upload("/apps/orders/slots/staging/deploy", map[string]string{"message": "later"}, goforwardZip(t)); status != http.StatusOK {
+		t.Fatalf("deploy = %d:\n%s", status, body)
+	}
+	later, _ := e.ops.GetSlot(ctx, "orders", "staging")
+	status, body := b.post("/apps/orders/swap", form)
+	if status != http.StatusPreconditionFailed {
+		t.Errorf("swap after a deploy landed = %d, want 412", status)
+	}
+	mustContain(t, body, "the slots changed since this page was shown: staging serves "+later.DeploymentID+" now, not "+staged)
+	if got, _ := e.ops.GetSlot(ctx, "orders", "production"); got.DeploymentID != prod {
+		t.Fatalf("after the refused swap production serves %s, want %s", got.DeploymentID, prod)
+	}
+
+	// The plan shown again, then the swap.
+	form.Set("expect-source", later.DeploymentID)
+	if status, body := b.post("/apps/orders/swap", form); status != http.StatusOK || !strings.Contains(body, "Swapped staging into production") {
+		t.Fatalf("swap matching the plan = %d:\n%s", status, body)
+	}
+	if got, _ := e.ops.GetSlot(ctx, "orders", "production"); got.DeploymentID != later.DeploymentID {
+		t.Errorf("production serves %s, want %s", got.DeploymentID, later.DeploymentID)
+	}
+}
