@@ -179,6 +179,9 @@ func (s *Service) runDeploy(ctx context.Context, req DeployRequest, d hotswap.De
 		return res, nil
 	}
 	if target != "" {
+		if s.beforeAutoSwap != nil {
+			s.beforeAutoSwap()
+		}
 		// The swap expects the slot to serve this deploy still: another
 		// deploy landing first would otherwise be swapped in by this
 		// one's auto swap, and back out by its own.

@@ -92,6 +92,10 @@ type Config struct {
 
 // Service is the control plane's engine.
 type Service struct {
+	// beforeAutoSwap, set by tests only, runs between a deploy's end and
+	// its auto swap: where another deploy can land.
+	beforeAutoSwap func()
+
 	cfg    Config
 	store  Store
 	log    *slog.Logger

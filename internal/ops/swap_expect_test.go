@@ -94,3 +94,56 @@ func TestSwapExpect(t *testing.T) {
 		t.Fatalf("after the swap back staging serves %s and production %s; want them as at first", src, tgt)
 	}
 }
+
+// TestAutoSwapOvertaken: a deploy that lands on an auto-swap slot between
+// another deploy's end and that deploy's auto swap is the one production
+// ends up serving; the overtaken auto swap is refused, not run on the
+// slots the later one left.
+func TestAutoSwapOvertaken(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := testService(t, 0)
+	if _, err := s.CreateApp(ctx, "t", "shop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateSlot(ctx, "t", "shop", "staging", ""); err != nil {
+		t.Fatal(err)
+	}
+	zip := forwardPackage(t)
+	first, err := s.Deploy(ctx, DeployRequest{App: "shop", Slot: hotswap.ProductionSlot, Actor: "t", Package: bytes.NewReader(zip)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetAutoSwap(ctx, "t", "shop", "staging", hotswap.ProductionSlot); err != nil {
+		t.Fatal(err)
+	}
+	var later DeployResult
+	landed := false
+	s.beforeAutoSwap = func() {
+		if landed {
+			return
+		}
+		landed = true
+		var err error
+		if later, err = s.Deploy(ctx, DeployRequest{App: "shop", Slot: "staging", Actor: "t", Package: bytes.NewReader(zip)}); err != nil {
+			t.Errorf("the deploy that lands first: %v", err)
+		}
+	}
+	res, err := s.Deploy(ctx, DeployRequest{App: "shop", Slot: "staging", Actor: "t", Package: bytes.NewReader(zip)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !landed || later.AutoSwap == nil {
+		t.Fatalf("the later deploy did not land or did not auto swap: %+v", later)
+	}
+	if !strings.Contains(res.AutoSwapError, "not "+res.Deployment.ID) {
+		t.Errorf("the overtaken auto swap: error %q, swap %+v; want refused, naming its deployment", res.AutoSwapError, res.AutoSwap)
+	}
+	got, err := s.SlotDeployment(ctx, "shop", hotswap.ProductionSlot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != later.Deployment.ID {
+		t.Errorf("production serves %s, want %s, the later deploy (the first production build was %s)", got, later.Deployment.ID, first.Deployment.ID)
+	}
+}

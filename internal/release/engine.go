@@ -73,6 +73,11 @@ type Config struct {
 
 // Engine runs releases.
 type Engine struct {
+	// beforeSwap, set by tests only, runs between a stage's check of
+	// what its source slot serves and its swap: where a forced deploy
+	// can land.
+	beforeSwap func()
+
 	cfg   Config
 	store Store
 	ops   *ops.Service

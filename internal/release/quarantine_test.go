@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hotswap/hotswap"
+	"github.com/hotswap/hotswap/internal/ops"
 )
 
 const cdPipeline = `name: orders-cd
@@ -78,5 +79,67 @@ func TestQuarantinedContentNotPromoted(t *testing.T) {
 	}
 	if len(after) != len(before) {
 		t.Errorf("the refused releases made %d deployments; want none", len(after)-len(before))
+	}
+}
+
+// TestSwapExpectsItsDeployment: a forced deploy that lands on a stage's
+// source slot after the stage checked it (abandoning the release, so its
+// hold no longer refuses the stage's own swap) is not swapped into the
+// target by the release it abandoned. Two guards hold it: abandoning
+// cancels the stage's context before the deploy lands, and the swap
+// expects the release's deployment; this test sees the first one work.
+func TestSwapExpectsItsDeployment(t *testing.T) {
+	te := newTestEngine(t)
+	ctx := context.Background()
+	o := te.Engine.ops
+	if _, err := te.ApplyPipeline(ctx, admin, []byte(`name: orders-swap
+artifact: {feed: orders}
+stages:
+  - name: production
+    deploy: {app: orders, slot: staging}
+    swap: {app: orders, slot: staging, target: production}
+`)); err != nil {
+		t.Fatal(err)
+	}
+	pkg := nodePackage(t)
+	var forced string
+	landed := make(chan struct{})
+	te.Engine.beforeSwap = func() {
+		defer close(landed)
+		res, err := o.Deploy(ctx, ops.DeployRequest{App: "orders", Slot: "staging", Actor: "bob", Package: bytes.NewReader(pkg), Force: true})
+		if err != nil {
+			t.Errorf("the forced deploy: %v", err)
+			return
+		}
+		forced = res.Deployment.ID
+	}
+	if _, _, err := te.PushArtifact(ctx, ci, hotswap.Artifact{Feed: "orders", Version: "3.0.0"}, bytes.NewReader(pkg)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := te.CreateRelease(ctx, ci, "orders-swap", "3.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = waitRelease(t, te.Engine, r.ID, 60*time.Second, (*Release).ended)
+	select {
+	case <-landed:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the stage never reached its swap")
+	}
+	if forced == "" {
+		t.Fatalf("the forced deploy did not land; release %s (%s): %s", r.State, r.Detail, r.stage("production").Detail)
+	}
+	if r.State == Succeeded {
+		t.Errorf("release %s after a forced deploy abandoned it: %s", r.State, r.stage("production").Detail)
+	}
+	prod, err := o.SlotDeployment(ctx, "orders", hotswap.ProductionSlot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prod == forced {
+		t.Errorf("production serves %s, the forced deploy the abandoned release swapped in", forced)
+	}
+	if staging, _ := o.SlotDeployment(ctx, "orders", "staging"); staging != forced {
+		t.Errorf("staging serves %s, want the forced deploy %s left where it landed", staging, forced)
 	}
 }

@@ -273,6 +273,9 @@ func (e *Engine) swap(ctx context.Context, s stepState, actor string) error {
 	if want != "" {
 		expect = &ops.SwapExpect{Source: want, AnyTarget: true}
 	}
+	if e.beforeSwap != nil {
+		e.beforeSwap()
+	}
 	if !sw.Preview {
 		_, err := e.ops.Swap(ctx, ops.SwapRequest{App: sw.App, Source: sw.Slot, Target: sw.Target, Actor: actor, Release: s.rel.ID, Expect: expect})
 		return e.swapRunning(ctx, s, err)
