@@ -185,8 +185,9 @@ func (s *Service) Swap(ctx context.Context, req SwapRequest) (SwapResult, error)
 		s.end(ctx, op, err)
 		return res, err
 	}
-	// Before a forced swap abandons a release: a swap refused here
-	// leaves the release waiting, as any refused forced action does.
+	// Before a forced swap abandons a release: a swap refused by its
+	// expectation abandons nothing. (One refused later, when preparing or
+	// warming up, has abandoned the release already.)
 	if err := s.checkExpect(ctx, req); err != nil {
 		s.end(ctx, op, err)
 		s.activity(ctx, req.App, req.Actor, "swap.prepare", req.Source, "into "+req.Target+": "+hotswap.ErrorMessage(err), "failed")
