@@ -340,3 +340,27 @@ func TestSwapFormPostsThePlan(t *testing.T) {
 		t.Errorf("production serves %s, want %s", got.DeploymentID, later.DeploymentID)
 	}
 }
+
+// TestNoSwapBackFromAnEmptySlot checks that a swap into an empty slot
+// offers no Swap back: the source is empty after it, and a swap from an
+// empty slot is refused.
+func TestNoSwapBackFromAnEmptySlot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts handler processes")
+	}
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn(adminToken)
+	b.post("/apps", url.Values{"name": {"orders"}})
+	b.post("/apps/orders/slots", url.Values{"name": {"staging"}})
+	if status, body := b.upload("/apps/orders/slots/staging/deploy", map[string]string{"message": "first"}, goforwardZip(t)); status != http.StatusOK {
+		t.Fatalf("deploy = %d:\n%s", status, body)
+	}
+	status, body := b.post("/apps/orders/swap", url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}})
+	if status != http.StatusOK || !strings.Contains(body, "Swapped staging into production") {
+		t.Fatalf("swap into the empty production = %d:\n%s", status, body)
+	}
+	if strings.Contains(body, `data-testid="swap-back"`) {
+		t.Errorf("the result of a swap into an empty slot offers Swap back:\n%s", body)
+	}
+}
