@@ -30,6 +30,19 @@ type Slot struct {
 	AutoSwapTarget string `json:"autoSwapTarget,omitempty"`
 }
 
+// SlotIdle is the state of a slot scaled to zero: its handlers are
+// stopped until its next request starts them.
+const SlotIdle = "idle"
+
+// SlotStateText is a slot's state as people read it: SlotIdle says what it
+// means.
+func SlotStateText(state string) string {
+	if state == SlotIdle {
+		return "idle (scaled to zero)"
+	}
+	return state
+}
+
 // DeploymentStatus follows the Kudu numbering so the Kudu API can report it as is.
 type DeploymentStatus int
 

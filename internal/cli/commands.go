@@ -201,7 +201,7 @@ func printSlots(w io.Writer, slots []slotJSON, wide bool) error {
 		fmt.Fprintln(tw, "SLOT\tSTATE\tDEPLOYMENT\tAUTO-SWAP\tURL")
 	}
 	for _, s := range slots {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s", s.Name, orDash(slotState(s.State)), orDash(s.DeploymentID), orDash(s.AutoSwapTarget), orDash(s.URL))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s", s.Name, orDash(hotswap.SlotStateText(s.State)), orDash(s.DeploymentID), orDash(s.AutoSwapTarget), orDash(s.URL))
 		if wide {
 			fmt.Fprintf(tw, "\t%s\t%s", orDash(s.HostName), fmtTime(s.CreatedAt))
 		}
@@ -573,13 +573,4 @@ func settingsSet(ctx context.Context, x *cmdEnv, args []string) error {
 func settingsUnset(ctx context.Context, x *cmdEnv, args []string) error {
 	patch := settingsPatch{Unset: args[1:]}
 	return settingsCall(ctx, x, http.MethodPatch, slotPath(args[0], x.opts.slot)+"/settings", patch)
-}
-
-// slotState is a slot's state as the CLI shows it: "idle" says what it
-// means.
-func slotState(state string) string {
-	if state == "idle" {
-		return "idle (scaled to zero)"
-	}
-	return state
 }

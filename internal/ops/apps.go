@@ -186,7 +186,7 @@ func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 		if _, ok := st.set.Addr(); ok {
 			v.State = "running"
 		} else if st.set.Idle() {
-			v.State = "idle" // scaled to zero: the next request starts it
+			v.State = hotswap.SlotIdle
 		} else {
 			v.State = "down"
 		}

@@ -140,7 +140,7 @@ func (p *Portal) appStatus(r *http.Request) (any, error) {
 	}
 	st := statusJSON{States: map[string]string{}, Text: map[string]string{}}
 	for _, s := range app.Slots {
-		st.States["slot-"+s.Name] = slotStateText(s.State)
+		st.States["slot-"+s.Name] = hotswap.SlotStateText(s.State)
 		st.Text["deployment-"+s.Name] = orNone(s.DeploymentID)
 	}
 	p.addRolloutStatus(r, &st, app.Name, "")
@@ -260,7 +260,7 @@ func (p *Portal) slotStatus(r *http.Request) (any, error) {
 		return nil, err
 	}
 	st := statusJSON{
-		States: map[string]string{"slot-" + slot: slotStateText(sv.State)},
+		States: map[string]string{"slot-" + slot: hotswap.SlotStateText(sv.State)},
 		Text:   map[string]string{"deployment-" + slot: orNone(sv.DeploymentID)},
 	}
 	p.addRolloutStatus(r, &st, app, slot)
@@ -680,13 +680,4 @@ func (p *Portal) activityPage(w http.ResponseWriter, r *http.Request) {
 	slices.Sort(d.FilteredSlots)
 	d.Shown = len(d.Entries)
 	p.render(w, r, http.StatusOK, "activity", &view{Title: a.Name + " · Activity log", Nav: "apps", Data: d})
-}
-
-// slotStateText is a slot's state as the portal shows it: "idle" says what
-// it means.
-func slotStateText(state string) string {
-	if state == "idle" {
-		return "idle (scaled to zero)"
-	}
-	return state
 }

@@ -338,7 +338,7 @@ var funcs = template.FuncMap{
 		return template.HTML(`<time datetime="` + u.Format(time.RFC3339) + `">` + u.Format("2006-01-02 15:04:05") + ` UTC</time>`)
 	},
 	"stateClass": stateClass,
-	"slotState":  slotStateText,
+	"slotState":  hotswap.SlotStateText,
 	"join":       strings.Join,
 	"slug":       slug,
 	"traffic":    trafficShare,
