@@ -444,9 +444,16 @@ func swapExpectOf(raw json.RawMessage) (*ops.SwapExpect, error) {
 		Source json.RawMessage `json:"source"`
 		Target json.RawMessage `json:"target"`
 	}
+	if raw[0] != '{' { // decode has checked it is one JSON value
+		return nil, hotswap.Errorf(hotswap.Invalid, `"expect" must be an object {"source": DEPLOYMENT, "target": DEPLOYMENT}, not %.40s`, raw)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&x); err != nil {
+		field, unknown := strings.CutPrefix(err.Error(), "json: unknown field ")
+		if unknown {
+			return nil, hotswap.Errorf(hotswap.Invalid, `"expect" has an unknown field %s: it takes "source" and "target"`, field)
+		}
 		return nil, hotswap.Errorf(hotswap.Invalid, `"expect" is not an object with "source" and "target": %v`, err)
 	}
 	if len(x.Source) == 0 {

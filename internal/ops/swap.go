@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -37,6 +38,10 @@ type SwapExpect struct {
 	AnyTarget      bool
 }
 
+// ErrNotAsExpected is in the chain of a swap's error when a slot did not
+// serve what the swap's Expect named.
+var ErrNotAsExpected = errors.New("a slot does not serve what the swap expected")
+
 // checkExpect fails a swap whose slots do not serve what req.Expect says.
 func (s *Service) checkExpect(ctx context.Context, req SwapRequest) error {
 	if req.Expect == nil {
@@ -51,8 +56,8 @@ func (s *Service) checkExpect(ctx context.Context, req SwapRequest) error {
 			return err
 		}
 		if got != c.want {
-			return hotswap.Errorf(hotswap.FailedPrecondition, "slot %s/%s serves %s, not %s as the swap expected; nothing was swapped",
-				req.App, c.slot, orNone(got), orNone(c.want))
+			return &hotswap.Error{Kind: hotswap.FailedPrecondition, Err: ErrNotAsExpected, Msg: fmt.Sprintf(
+				"slot %s/%s serves %s, not %s as the swap expected; nothing was swapped", req.App, c.slot, orNone(got), orNone(c.want))}
 		}
 	}
 	return nil

@@ -537,24 +537,14 @@ func (p *Portal) swap(w http.ResponseWriter, r *http.Request) {
 		App: app, Source: r.PostFormValue("source"), Target: r.PostFormValue("target"),
 		Actor: actor(r).Name, Preview: r.PostFormValue("mode") == "preview",
 	}
-	if slots := r.PostFormValue("expect-slots"); r.PostFormValue("expect") == "1" && slots != "" && slots != req.Source+" "+req.Target {
-		// The slots were changed after the plan was shown, and the new
-		// plan did not arrive before the click.
-		from, into, _ := strings.Cut(slots, " ")
-		err := hotswap.Errorf(hotswap.FailedPrecondition, "the changes shown were for swapping %s into %s; look at the changes of swapping %s into %s, then swap; nothing was swapped", from, into, req.Source, req.Target)
+	if err := expectFromForm(r, &req); err != nil {
 		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
 		return
-	}
-	if err := p.checkUnchanged(r.Context(), app, req.Source, req.Target, r.PostFormValue("expect-source"), r.PostFormValue("expect-target"), r.PostFormValue("expect") == "1"); err != nil {
-		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
-		return
-	}
-	if r.PostFormValue("expect") == "1" {
-		// The check above says what changed in the page's words; this
-		// one, inside the swap's operation, holds it until the swap.
-		req.Expect = &ops.SwapExpect{Source: r.PostFormValue("expect-source"), Target: r.PostFormValue("expect-target")}
 	}
 	res, err := p.cfg.Ops.Swap(r.Context(), req)
+	if errors.Is(err, ops.ErrNotAsExpected) {
+		err = &hotswap.Error{Kind: hotswap.FailedPrecondition, Msg: "the slots changed since this page was shown: " + hotswap.ErrorMessage(err)}
+	}
 	if err != nil {
 		p.renderSwap(w, r, statusOf(err), failForm(r, "swap", "source", err), nil)
 		return

@@ -1,8 +1,9 @@
 package portal
 
 import (
-	"context"
 	"fmt"
+	"net/http"
+	"strings"
 
 	"github.com/hotswap/hotswap"
 	"github.com/hotswap/hotswap/internal/ops"
@@ -47,26 +48,32 @@ func findSlot(a ops.AppView, name string) *ops.SlotView {
 	return nil
 }
 
-// checkUnchanged refuses a swap posted from a page that showed the slots
-// serving other deployments than they do now (a Swap back button on an
-// earlier result): it would not do what its page said. Empty expectations
-// are not checked.
-func (p *Portal) checkUnchanged(ctx context.Context, app, source, target, wantSource, wantTarget string, expect bool) error {
-	if !expect {
+// expectFromForm sets req.Expect from a swap form: the deployments the
+// page showed in the slots (a plan, or a result's Swap back), so a swap
+// whose slots changed since is refused inside its operation, with nothing
+// changed. The Swap form of the plan is refused without one, and for other
+// slots than its plan showed. "" expects an empty slot.
+func expectFromForm(r *http.Request, req *ops.SwapRequest) error {
+	if r.PostFormValue("expect") != "1" {
+		if r.PostFormValue("from-plan") == "1" {
+			return hotswap.Errorf(hotswap.FailedPrecondition, "choose the slots, or press Preview changes, to see what will change before you swap; nothing was swapped")
+		}
 		return nil
 	}
-	a, err := p.cfg.Ops.GetApp(ctx, app)
-	if err != nil {
-		return err
+	if slots := r.PostFormValue("expect-slots"); slots != "" && slots != req.Source+" "+req.Target {
+		// The slots were changed after the plan was shown, and the new
+		// plan did not arrive before the click.
+		from, into, _ := strings.Cut(slots, " ")
+		return hotswap.Errorf(hotswap.FailedPrecondition, "the changes shown were for swapping %s into %s; look at the changes of swapping %s into %s, then swap; nothing was swapped", from, into, req.Source, req.Target)
 	}
-	for _, c := range []struct{ slot, want string }{{source, wantSource}, {target, wantTarget}} {
-		s := findSlot(a, c.slot)
-		if s == nil {
-			return hotswap.Errorf(hotswap.NotFound, "slot %s/%s does not exist", app, c.slot)
-		}
-		if s.DeploymentID != c.want { // "" expects an empty slot
-			return hotswap.Errorf(hotswap.FailedPrecondition, "the slots changed since this page was shown: %s serves %s now, not %s; nothing was swapped", c.slot, orNone(s.DeploymentID), c.want)
-		}
+	src, tgt := r.PostFormValue("expect-source"), r.PostFormValue("expect-target")
+	if len(src) > maxDeploymentID || len(tgt) > maxDeploymentID {
+		return hotswap.Errorf(hotswap.Invalid, "a deployment id is at most %d bytes", maxDeploymentID)
 	}
+	req.Expect = &ops.SwapExpect{Source: src, Target: tgt}
 	return nil
 }
+
+// maxDeploymentID bounds a deployment id a form names; the ids hotswap
+// makes are about 30 bytes.
+const maxDeploymentID = 100

@@ -89,7 +89,7 @@ func TestSwapResultTruthful(t *testing.T) {
 	if status != http.StatusPreconditionFailed {
 		t.Errorf("stale swap back = %d, want 412", status)
 	}
-	mustContain(t, body, "the slots changed since this page was shown: staging serves "+staged+" now, not "+prod+"; nothing was swapped")
+	mustContain(t, body, "the slots changed since this page was shown: slot orders/staging serves "+staged+", not "+prod+" as the swap expected; nothing was swapped")
 	if got, _ := e.ops.GetSlot(ctx, "orders", "production"); got.DeploymentID != prod {
 		t.Errorf("after the refused swap production serves %s, want %s", got.DeploymentID, prod)
 	}
@@ -306,6 +306,18 @@ func TestSwapFormPostsThePlan(t *testing.T) {
 		form.Set(k, v)
 	}
 
+	// The form posted without a plan (a result page shows none).
+	bare := url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}, "from-plan": {"1"}}
+	if status, body := b.post("/apps/orders/swap", bare); status != http.StatusPreconditionFailed || !strings.Contains(body, "to see what will change before you swap; nothing was swapped") {
+		t.Errorf("the swap form without a plan = %d; want 412 saying to look at the changes first:\n%s", status, body)
+	}
+	if got, _ := e.ops.GetSlot(ctx, "orders", "production"); got.DeploymentID != prod {
+		t.Fatalf("after the refused swap production serves %s, want %s", got.DeploymentID, prod)
+	}
+	_, result := b.get("/apps/orders/swap?source=staging&target=production&phase=completed&sd=" + prod + "&td=" + staged)
+	mustContain(t, result, `data-testid="swap-plan-needed"`, `data-testid="swap-submit" disabled aria-describedby="swap-plan-needed">`,
+		`data-testid="swap-with-preview" disabled aria-describedby="swap-plan-needed">`)
+
 	// Other slots than the plan's.
 	other := url.Values{}
 	for k, v := range form {
@@ -326,7 +338,7 @@ func TestSwapFormPostsThePlan(t *testing.T) {
 	if status != http.StatusPreconditionFailed {
 		t.Errorf("swap after a deploy landed = %d, want 412", status)
 	}
-	mustContain(t, body, "the slots changed since this page was shown: staging serves "+later.DeploymentID+" now, not "+staged)
+	mustContain(t, body, "the slots changed since this page was shown: slot orders/staging serves "+later.DeploymentID+", not "+staged+" as the swap expected")
 	if got, _ := e.ops.GetSlot(ctx, "orders", "production"); got.DeploymentID != prod {
 		t.Fatalf("after the refused swap production serves %s, want %s", got.DeploymentID, prod)
 	}

@@ -103,10 +103,12 @@
         var region = document.getElementById("swap-plan-region");
         if (!fresh || !region) return;
         region.innerHTML = fresh.innerHTML;
-        var bad = !!region.querySelector("#swap-plan-error");
+        // The swap is offered only beside a plan: its form posts what
+        // the plan shows.
+        var why = region.querySelector("#swap-plan-error") ? "swap-plan-error" : region.querySelector("#swap-plan") ? "" : "swap-plan-needed";
         document.querySelectorAll("#swap-form button").forEach(function (b) {
-          b.disabled = bad;
-          if (bad) b.setAttribute("aria-describedby", "swap-plan-error"); else b.removeAttribute("aria-describedby");
+          b.disabled = why !== "";
+          if (why) b.setAttribute("aria-describedby", why); else b.removeAttribute("aria-describedby");
         });
         history.replaceState(null, "", u);
       });
