@@ -30,9 +30,15 @@ type Slot struct {
 	AutoSwapTarget string `json:"autoSwapTarget,omitempty"`
 }
 
-// SlotIdle is the state of a slot scaled to zero: its handlers are
-// stopped until its next request starts them.
-const SlotIdle = "idle"
+// A slot's state, as the API reports it.
+const (
+	SlotEmpty   = "empty"   // nothing deployed yet
+	SlotRunning = "running" // its handlers answer
+	SlotIdle    = "idle"    // scaled to zero: its next request starts its handlers
+	SlotDown    = "down"    // its handlers are not answering now
+	SlotStopped = "stopped" // a deployment, but no handler processes on this node
+	SlotPreview = "preview" // the source of a swap with preview, until it is completed or cancelled
+)
 
 // SlotStateText is a slot's state as people read it: SlotIdle says what it
 // means.

@@ -176,19 +176,19 @@ func (s *Service) slotViewLocked(st *slotState, withFunctions bool) SlotView {
 	}
 	switch {
 	case st.preview != nil:
-		v.State = "preview"
+		v.State = hotswap.SlotPreview
 		v.Preview = &PreviewView{Target: st.preview.req.Target, Since: st.preview.since}
 	case st.slot.DeploymentID == "":
-		v.State = "empty"
+		v.State = hotswap.SlotEmpty
 	case st.set == nil:
-		v.State = "stopped"
+		v.State = hotswap.SlotStopped
 	default:
 		if _, ok := st.set.Addr(); ok {
-			v.State = "running"
+			v.State = hotswap.SlotRunning
 		} else if st.set.Idle() {
 			v.State = hotswap.SlotIdle
 		} else {
-			v.State = "down"
+			v.State = hotswap.SlotDown
 		}
 	}
 	if withFunctions && st.pkg != nil {
