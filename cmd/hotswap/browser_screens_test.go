@@ -109,6 +109,18 @@ func TestBrowserSwapResult(t *testing.T) {
 	if got := b.text("swap-outcome"); strings.Contains(got, "now serves") {
 		t.Errorf("the earlier result says %q", got)
 	}
+	// Beside a result no plan shows, so no swap is offered until the
+	// slots are chosen and their plan arrives.
+	if !eval[bool](b, `document.getElementById("swap-submit").disabled && document.getElementById("swap-with-preview").disabled`) {
+		t.Error("the earlier result offers Swap without a plan of what it would change")
+	}
+	choose("swap-target", "staging")
+	b.waitJS("the plan error", `!!document.querySelector('[data-testid="swap-plan-error"]')`, 10*time.Second)
+	choose("swap-target", "production")
+	b.waitJS("the plan", `!!document.querySelector('[data-testid="swap-plan"]')`, 10*time.Second)
+	if !eval[bool](b, `!document.getElementById("swap-submit").disabled`) {
+		t.Error("with the plan shown the swap is not offered")
+	}
 
 	// The slot's URL, opened in the browser, answers a page listing the
 	// functions to call without a key, not a bare "not found".
