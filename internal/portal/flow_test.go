@@ -293,7 +293,7 @@ func TestFlow(t *testing.T) {
 	_, body = b.get("/apps/orders/swap?plan=1&source=staging&target=production")
 	mustContain(t, body, `id="swap-plan"`, `<td data-label="Setting">APP_VERSION</td><td data-label="Before">1.0.0</td><td data-label="After">2.0.0</td>`, `<span class="badge state-sticky">sticky</span> DB_URL (staging)`)
 	golden(t, "swap", body)
-	status, body = b.post("/apps/orders/swap", url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"preview"}})
+	status, body = b.post("/apps/orders/swap", swapForm(t, b, "orders", "staging", "production", "preview"))
 	if status != http.StatusOK {
 		t.Fatalf("swap with preview = %d:\n%s", status, body)
 	}
@@ -306,7 +306,7 @@ func TestFlow(t *testing.T) {
 	if got, _ := e.ops.GetSlot(ctx, "orders", "production"); got.DeploymentID != staging.DeploymentID {
 		t.Errorf("after the swap production serves %s, want %s", got.DeploymentID, staging.DeploymentID)
 	}
-	status, body = b.post("/apps/orders/swap", url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}})
+	status, body = b.post("/apps/orders/swap", swapForm(t, b, "orders", "staging", "production", "swap"))
 	if status != http.StatusOK {
 		t.Fatalf("swap back = %d:\n%s", status, body)
 	}

@@ -26,7 +26,7 @@ func TestStaleSwapBackIntoEmptySlot(t *testing.T) {
 		t.Fatalf("deploy = %d:\n%s", status, body)
 	}
 	a, _ := e.ops.GetSlot(ctx, "orders", "staging")
-	status, body := b.post("/apps/orders/swap", url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}})
+	status, body := b.post("/apps/orders/swap", swapForm(t, b, "orders", "staging", "production", "swap"))
 	if status != http.StatusOK {
 		t.Fatalf("swap = %d:\n%s", status, body)
 	}

@@ -51,14 +51,13 @@ func findSlot(a ops.AppView, name string) *ops.SlotView {
 // expectFromForm sets req.Expect from a swap form: the deployments the
 // page showed in the slots (a plan, or a result's Swap back), so a swap
 // whose slots changed since is refused inside its operation, with nothing
-// changed. The Swap form of the plan is refused without one, and for other
-// slots than its plan showed. "" expects an empty slot.
+// changed. A swap without one is refused, as is one of other slots than
+// its plan showed. "" expects an empty slot.
 func expectFromForm(r *http.Request, req *ops.SwapRequest) error {
 	if r.PostFormValue("expect") != "1" {
-		if r.PostFormValue("from-plan") == "1" {
-			return hotswap.Errorf(hotswap.FailedPrecondition, "choose the slots, or press Preview changes, to see what will change before you swap; nothing was swapped")
-		}
-		return nil
+		// Every form the portal shows posts its expectation; one without
+		// (a page rendered before these forms had it) shows no plan.
+		return hotswap.Errorf(hotswap.FailedPrecondition, "choose the slots, or press Preview changes, to see what will change before you swap; nothing was swapped")
 	}
 	if slots := r.PostFormValue("expect-slots"); slots != "" && slots != req.Source+" "+req.Target {
 		// The slots were changed after the plan was shown, and the new

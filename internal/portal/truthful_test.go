@@ -3,6 +3,7 @@ package portal
 import (
 	"bytes"
 	"context"
+	"html"
 	"net/http"
 	"net/url"
 	"os"
@@ -48,7 +49,7 @@ func TestSwapResultTruthful(t *testing.T) {
 	b.signIn(adminToken)
 	prod, staged := deployedPair(t, e, b)
 
-	status, body := b.post("/apps/orders/swap", url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"preview"}})
+	status, body := b.post("/apps/orders/swap", swapForm(t, b, "orders", "staging", "production", "preview"))
 	if status != http.StatusOK {
 		t.Fatalf("swap with preview = %d:\n%s", status, body)
 	}
@@ -109,7 +110,7 @@ func TestRollbackConfirm(t *testing.T) {
 	prod, staged := deployedPair(t, e, b)
 	// prod moves to staging, then a new deployment replaces it there: it
 	// served staging last.
-	if status, body := b.post("/apps/orders/swap", url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}}); status != http.StatusOK {
+	if status, body := b.post("/apps/orders/swap", swapForm(t, b, "orders", "staging", "production", "swap")); status != http.StatusOK {
 		t.Fatalf("swap = %d:\n%s", status, body)
 	}
 	if status, body := b.upload("/apps/orders/slots/staging/deploy", map[string]string{"message": "next"}, goforwardZip(t)); status != http.StatusOK {
@@ -200,7 +201,7 @@ func TestServedAndVersions(t *testing.T) {
 	b := e.browser()
 	b.signIn(adminToken)
 	_, staged := deployedPair(t, e, b)
-	if status, body := b.post("/apps/orders/swap", url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}}); status != http.StatusOK {
+	if status, body := b.post("/apps/orders/swap", swapForm(t, b, "orders", "staging", "production", "swap")); status != http.StatusOK {
 		t.Fatalf("swap = %d:\n%s", status, body)
 	}
 	_, body := b.get("/apps/orders/slots/production")
@@ -293,21 +294,14 @@ func TestSwapFormPostsThePlan(t *testing.T) {
 	b.signIn(adminToken)
 	prod, staged := deployedPair(t, e, b)
 
-	_, page := b.get("/apps/orders/swap?plan=1&source=staging&target=production")
-	hidden := map[string]string{}
-	for _, m := range regexp.MustCompile(`<input type="hidden" form="swap-form" name="([a-z-]+)" value="([^"]*)">`).FindAllStringSubmatch(page, -1) {
-		hidden[m[1]] = m[2]
-	}
-	if hidden["expect"] != "1" || hidden["expect-slots"] != "staging production" || hidden["expect-source"] != staged || hidden["expect-target"] != prod {
-		t.Fatalf("the plan's fields for the swap form = %v; want expect, the slots and both deployments", hidden)
-	}
-	form := url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}}
-	for k, v := range hidden {
-		form.Set(k, v)
+	form := swapForm(t, b, "orders", "staging", "production", "swap")
+	if form.Get("expect-slots") != "staging production" || form.Get("expect-source") != staged || form.Get("expect-target") != prod {
+		t.Fatalf("the plan's fields for the swap form = %v; want expect, the slots and both deployments", form)
 	}
 
-	// The form posted without a plan (a result page shows none).
-	bare := url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}, "from-plan": {"1"}}
+	// The form posted without a plan (a page from before the forms had
+	// one, or made by hand).
+	bare := url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}}
 	if status, body := b.post("/apps/orders/swap", bare); status != http.StatusPreconditionFailed || !strings.Contains(body, "to see what will change before you swap; nothing was swapped") {
 		t.Errorf("the swap form without a plan = %d; want 412 saying to look at the changes first:\n%s", status, body)
 	}
@@ -368,11 +362,30 @@ func TestNoSwapBackFromAnEmptySlot(t *testing.T) {
 	if status, body := b.upload("/apps/orders/slots/staging/deploy", map[string]string{"message": "first"}, goforwardZip(t)); status != http.StatusOK {
 		t.Fatalf("deploy = %d:\n%s", status, body)
 	}
-	status, body := b.post("/apps/orders/swap", url.Values{"source": {"staging"}, "target": {"production"}, "mode": {"swap"}})
+	status, body := b.post("/apps/orders/swap", swapForm(t, b, "orders", "staging", "production", "swap"))
 	if status != http.StatusOK || !strings.Contains(body, "Swapped staging into production") {
 		t.Fatalf("swap into the empty production = %d:\n%s", status, body)
 	}
 	if strings.Contains(body, `data-testid="swap-back"`) {
 		t.Errorf("the result of a swap into an empty slot offers Swap back:\n%s", body)
 	}
+}
+
+// planInput is a field of the swap page's plan that its Swap form posts.
+var planInput = regexp.MustCompile(`<input type="hidden" form="swap-form" name="([a-z-]+)" value="([^"]*)">`)
+
+// swapForm returns what the swap page's Swap form posts for swapping
+// source into target with mode ("swap" or "preview"): the slots, and the
+// expectation of the plan the page shows for them.
+func swapForm(t *testing.T, b *browser, app, source, target, mode string) url.Values {
+	t.Helper()
+	_, page := b.get("/apps/" + app + "/swap?plan=1&source=" + url.QueryEscape(source) + "&target=" + url.QueryEscape(target))
+	form := url.Values{"source": {source}, "target": {target}, "mode": {mode}}
+	for _, m := range planInput.FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if form.Get("expect") != "1" {
+		t.Fatalf("the swap page of %s into %s shows no plan:\n%s", source, target, page)
+	}
+	return form
 }

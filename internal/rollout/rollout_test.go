@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -114,8 +115,8 @@ func (f *fakeOps) Swap(ctx context.Context, req ops.SwapRequest) (ops.SwapResult
 				continue
 			}
 			if f.deployments[c.slot] != c.want {
-				return ops.SwapResult{}, hotswap.Errorf(hotswap.FailedPrecondition, "slot %s/%s serves %s, not %s as the swap expected; nothing was swapped",
-					req.App, c.slot, f.deployments[c.slot], c.want)
+				return ops.SwapResult{}, &hotswap.Error{Kind: hotswap.FailedPrecondition, Err: ops.ErrNotAsExpected, Msg: fmt.Sprintf(
+					"slot %s/%s serves %s, not %s as the swap expected; nothing was swapped", req.App, c.slot, f.deployments[c.slot], c.want)}
 			}
 		}
 	}
