@@ -30,6 +30,11 @@ type Slot struct {
 	AutoSwapTarget string `json:"autoSwapTarget,omitempty"`
 }
 
+// MaxDeploymentID bounds a deployment id a request names (the ids hotswap
+// makes are about 30 bytes), so a longer one is refused before it is
+// compared or echoed in an error.
+const MaxDeploymentID = 100
+
 // A slot's state, as the API reports it.
 const (
 	SlotEmpty   = "empty"   // nothing deployed yet

@@ -476,21 +476,17 @@ func swapExpectOf(raw json.RawMessage) (*ops.SwapExpect, error) {
 }
 
 // expectedDeployment reads a deployment id of "expect": a string of at
-// most maxDeploymentID bytes ("" names an empty slot).
+// most hotswap.MaxDeploymentID bytes ("" names an empty slot).
 func expectedDeployment(field string, raw json.RawMessage) (string, error) {
 	var id string
 	if string(raw) == "null" || json.Unmarshal(raw, &id) != nil {
 		return "", hotswap.Errorf(hotswap.Invalid, `%q must be a deployment id (a string; "" for an empty slot), not %.40s`, field, raw)
 	}
-	if len(id) > maxDeploymentID {
-		return "", hotswap.Errorf(hotswap.Invalid, `%q is %d bytes long; a deployment id is at most %d`, field, len(id), maxDeploymentID)
+	if len(id) > hotswap.MaxDeploymentID {
+		return "", hotswap.Errorf(hotswap.Invalid, `%q is %d bytes long; a deployment id is at most %d`, field, len(id), hotswap.MaxDeploymentID)
 	}
 	return id, nil
 }
-
-// maxDeploymentID bounds a deployment id a request names; the ids hotswap
-// makes are about 30 bytes.
-const maxDeploymentID = 100
 
 func (s *Server) swap(w http.ResponseWriter, r *http.Request, who actor) {
 	var in swapInput

@@ -16,14 +16,7 @@ import (
 func TestSwapExpect(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := testService(t, 0)
-	if _, err := s.CreateApp(ctx, "t", "shop"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateSlot(ctx, "t", "shop", "staging", ""); err != nil {
-		t.Fatal(err)
-	}
-	zip := forwardPackage(t)
+	s, zip := shopWithStaging(t)
 	dep := map[string]string{}
 	for _, slot := range []string{hotswap.ProductionSlot, "staging"} {
 		res, err := s.Deploy(ctx, DeployRequest{App: "shop", Slot: slot, Actor: "t", Package: bytes.NewReader(zip)})
@@ -102,14 +95,7 @@ func TestSwapExpect(t *testing.T) {
 func TestAutoSwapOvertaken(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := testService(t, 0)
-	if _, err := s.CreateApp(ctx, "t", "shop"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateSlot(ctx, "t", "shop", "staging", ""); err != nil {
-		t.Fatal(err)
-	}
-	zip := forwardPackage(t)
+	s, zip := shopWithStaging(t)
 	first, err := s.Deploy(ctx, DeployRequest{App: "shop", Slot: hotswap.ProductionSlot, Actor: "t", Package: bytes.NewReader(zip)})
 	if err != nil {
 		t.Fatal(err)
@@ -146,4 +132,19 @@ func TestAutoSwapOvertaken(t *testing.T) {
 	if got != later.Deployment.ID {
 		t.Errorf("production serves %s, want %s, the later deploy (the first production build was %s)", got, later.Deployment.ID, first.Deployment.ID)
 	}
+}
+
+// shopWithStaging opens a service with app shop, its production slot and a
+// staging slot, nothing deployed; it returns the package to deploy.
+func shopWithStaging(t *testing.T) (*Service, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	s, _ := testService(t, 0)
+	if _, err := s.CreateApp(ctx, "t", "shop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateSlot(ctx, "t", "shop", "staging", ""); err != nil {
+		t.Fatal(err)
+	}
+	return s, forwardPackage(t)
 }

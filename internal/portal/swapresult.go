@@ -66,13 +66,9 @@ func expectFromForm(r *http.Request, req *ops.SwapRequest) error {
 		return hotswap.Errorf(hotswap.FailedPrecondition, "the changes shown were for swapping %s into %s; look at the changes of swapping %s into %s, then swap; nothing was swapped", from, into, req.Source, req.Target)
 	}
 	src, tgt := r.PostFormValue("expect-source"), r.PostFormValue("expect-target")
-	if len(src) > maxDeploymentID || len(tgt) > maxDeploymentID {
-		return hotswap.Errorf(hotswap.Invalid, "a deployment id is at most %d bytes", maxDeploymentID)
+	if len(src) > hotswap.MaxDeploymentID || len(tgt) > hotswap.MaxDeploymentID {
+		return hotswap.Errorf(hotswap.Invalid, "a deployment id is at most %d bytes", hotswap.MaxDeploymentID)
 	}
 	req.Expect = &ops.SwapExpect{Source: src, Target: tgt}
 	return nil
 }
-
-// maxDeploymentID bounds a deployment id a form names; the ids hotswap
-// makes are about 30 bytes.
-const maxDeploymentID = 100
