@@ -76,9 +76,13 @@ func readyWait(set handlerSet) func() time.Duration {
 }
 
 // notRunCounts counts, per message ID, the dequeues of messages released
-// without a try, so DequeueCount minus it is the tries that ran. It is
-// bounded: past maxNotRunIDs it starts over (at worst a message counts a
-// dequeue it did not run, as before).
+// without a try, so DequeueCount minus it is the tries that ran. One count
+// serves all of a server's pollers (Manager.notRun): a message goes from a
+// retiring set's poller to the next set's at every flip. Another node's
+// releases are not in it, so on a cluster a message handed between nodes
+// may count some dequeues it did not run. It is bounded: past maxNotRunIDs
+// it starts over (at worst a message counts a dequeue it did not run, as
+// before).
 type notRunCounts struct {
 	mu sync.Mutex
 	m  map[string]int64

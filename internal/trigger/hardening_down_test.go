@@ -53,7 +53,7 @@ func TestPollerHandlerDown(t *testing.T) {
 	// it up (it crashed in between).
 	var dispatchDown atomic.Int32
 	dispatchDown.Store(4)
-	p := &poller{fn: "R", queue: "restarting", q: q, poison: poison, opts: opts, stats: new(Stats), log: func(string) {},
+	p := &poller{fn: "R", queue: "restarting", q: q, poison: poison, opts: opts, stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		ready: readyWait(set),
 		handle: func(ctx context.Context, m *message) error {
 			if dispatchDown.Add(-1) >= 0 {
@@ -149,7 +149,7 @@ func TestTriggerErrorsHideSAS(t *testing.T) {
 	var mu sync.Mutex
 	var lines []string
 	logf := func(s string) { mu.Lock(); lines = append(lines, s); mu.Unlock() }
-	p := &poller{fn: "W", queue: "work", q: q, poison: poisonQ, opts: testOptions(), stats: new(Stats), log: logf,
+	p := &poller{fn: "W", queue: "work", q: q, poison: poisonQ, opts: testOptions(), stats: new(Stats), notRun: new(notRunCounts), log: logf,
 		handle: func(ctx context.Context, m *message) error { return nil }}
 	runPoller(t, p)
 	c, _ := acct.Container("uploads")

@@ -17,7 +17,7 @@ func TestPollerNotRunIsNotATry(t *testing.T) {
 	var refused, ran atomic.Int32
 	opts := testOptions()
 	opts.MaxDequeueCount = 1
-	p := &poller{fn: "N", queue: "notrun", q: q, poison: poison, opts: opts, stats: new(Stats), log: func(string) {},
+	p := &poller{fn: "N", queue: "notrun", q: q, poison: poison, opts: opts, stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error {
 			if refused.Add(1) <= 2 {
 				return errNotRun
@@ -45,7 +45,7 @@ func TestPollerBatchAcrossFlip(t *testing.T) {
 	pull, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var ran atomic.Int32
-	p := &poller{fn: "F", queue: "flip", q: q, poison: poison, opts: testOptions(), stats: new(Stats), log: func(string) {},
+	p := &poller{fn: "F", queue: "flip", q: q, poison: poison, opts: testOptions(), stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		// The flip comes right after the readiness check, so during the fetch.
 		ready:  func() time.Duration { cancel(); return 0 },
 		handle: func(ctx context.Context, m *message) error { ran.Add(1); return nil }}
@@ -58,8 +58,42 @@ func TestPollerBatchAcrossFlip(t *testing.T) {
 	}
 	// Released at once: the next listener gets both without waiting for the lease.
 	var got atomic.Int32
-	next := &poller{fn: "F", queue: "flip", q: q, poison: poison, opts: testOptions(), stats: new(Stats), log: func(string) {},
+	next := &poller{fn: "F", queue: "flip", q: q, poison: poison, opts: testOptions(), stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error { got.Add(1); return nil }}
 	runPoller(t, next)
 	waitFor(t, "the next listener to run both", 20*time.Second, func() bool { return got.Load() == 2 })
+}
+
+// The untried dequeues are counted across sets: a message that several
+// retiring sets released untried (a stream of swaps) is still tried by the
+// set that finally takes it, not moved to the poison queue with no try.
+func TestPollerNotRunAcrossSets(t *testing.T) {
+	t.Parallel()
+	q, poison := testQueue(t, "handed")
+	opts := testOptions()
+	opts.MaxDequeueCount = 2
+	counts := new(notRunCounts)
+	for i := range 3 { // three retiring sets, one untried dequeue each
+		var refused atomic.Int32
+		old := &poller{fn: "H", queue: "handed", q: q, poison: poison, opts: opts, stats: new(Stats), notRun: counts, log: func(string) {},
+			handle: func(ctx context.Context, m *message) error { refused.Add(1); return errNotRun }}
+		stop := runPoller(t, old)
+		if i == 0 {
+			enqueue(t, q, "hello")
+		}
+		// (Or to settle it without a try, which the checks below report.)
+		waitFor(t, "a retiring set to release the message untried", 30*time.Second, func() bool { return refused.Load() > 0 || count(t, q) == 0 })
+		stop()
+	}
+	var ran atomic.Int32
+	next := &poller{fn: "H", queue: "handed", q: q, poison: poison, opts: opts, stats: new(Stats), notRun: counts, log: func(string) {},
+		handle: func(ctx context.Context, m *message) error { ran.Add(1); return nil }}
+	runPoller(t, next)
+	waitFor(t, "the message to be settled", 30*time.Second, func() bool { return count(t, q) == 0 })
+	if n := ran.Load(); n != 1 {
+		t.Errorf("the next set ran the message %d times, want once", n)
+	}
+	if _, err := poison.GetProperties(context.Background(), nil); !isQueueNotFound(err) {
+		t.Error("the message went to the poison queue without a try")
+	}
 }

@@ -71,8 +71,10 @@ type poller struct {
 	stats  *Stats
 	// ready tells how long to wait before fetching: zero while the set's
 	// handler is up (readyWait); nil is always ready.
-	ready  func() time.Duration
-	notRun notRunCounts
+	ready func() time.Duration
+	// notRun is shared by every poller of the Manager: a message released
+	// untried by a retiring set's poller is taken by the next set's.
+	notRun *notRunCounts
 }
 
 // run polls until pull ends, dispatching each message to its own goroutine

@@ -100,7 +100,7 @@ func TestPollerDeletesAfterSuccess(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	var counts []int64
-	p := &poller{fn: "Work", queue: "work", q: q, poison: poison, opts: testOptions(), stats: new(Stats), log: func(string) {},
+	p := &poller{fn: "Work", queue: "work", q: q, poison: poison, opts: testOptions(), stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -135,7 +135,7 @@ func TestPollerPoison(t *testing.T) {
 	var mu sync.Mutex
 	opts := testOptions()
 	opts.MaxDequeueCount = 3
-	p := &poller{fn: "Orders", queue: "orders", q: q, poison: poison, opts: opts, stats: new(Stats),
+	p := &poller{fn: "Orders", queue: "orders", q: q, poison: poison, opts: opts, stats: new(Stats), notRun: new(notRunCounts),
 		log: func(s string) { mu.Lock(); lines = append(lines, s); mu.Unlock() },
 		handle: func(ctx context.Context, m *message) error {
 			tries.Add(1)
@@ -185,7 +185,7 @@ func TestPollerPoisonBeforeTry(t *testing.T) {
 	opts := testOptions()
 	opts.MaxDequeueCount = 2
 	var tries atomic.Int32
-	p := &poller{fn: "Jobs", queue: "jobs", q: q, poison: poison, opts: opts, stats: new(Stats), log: func(string) {},
+	p := &poller{fn: "Jobs", queue: "jobs", q: q, poison: poison, opts: opts, stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error { tries.Add(1); return nil }}
 	runPoller(t, p)
 	waitFor(t, "the message to move to jobs-poison", 30*time.Second, func() bool {
@@ -210,7 +210,7 @@ func TestPollerBatches(t *testing.T) {
 	opts.BatchSize, opts.NewBatchThreshold = 4, 2
 	var running, peak, done atomic.Int32
 	release := make(chan struct{})
-	p := &poller{fn: "Batch", queue: "batch", q: q, poison: poison, opts: opts, stats: new(Stats), log: func(string) {},
+	p := &poller{fn: "Batch", queue: "batch", q: q, poison: poison, opts: opts, stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error {
 			n := running.Add(1)
 			for {
@@ -252,14 +252,14 @@ func TestPollerReleasesUnrun(t *testing.T) {
 	t.Parallel()
 	q, poison := testQueue(t, "handoff")
 	var refused atomic.Int32
-	old := &poller{fn: "H", queue: "handoff", q: q, poison: poison, opts: testOptions(), stats: new(Stats), log: func(string) {},
+	old := &poller{fn: "H", queue: "handoff", q: q, poison: poison, opts: testOptions(), stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error { refused.Add(1); return errNotRun }}
 	stopOld := runPoller(t, old)
 	enqueue(t, q, "hello")
 	waitFor(t, "the retiring poller to refuse the message", 30*time.Second, func() bool { return refused.Load() > 0 })
 	stopOld()
 	got := make(chan string, 1)
-	next := &poller{fn: "H", queue: "handoff", q: q, poison: poison, opts: testOptions(), stats: new(Stats), log: func(string) {},
+	next := &poller{fn: "H", queue: "handoff", q: q, poison: poison, opts: testOptions(), stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error {
 			select {
 			case got <- string(m.Text):
@@ -290,7 +290,7 @@ func TestPollerMissingQueue(t *testing.T) {
 	if _, err := q.Delete(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	p := &poller{fn: "M", queue: "exists", q: q, poison: poison, opts: testOptions(), stats: new(Stats), log: func(string) {},
+	p := &poller{fn: "M", queue: "exists", q: q, poison: poison, opts: testOptions(), stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error { return nil }}
 	runPoller(t, p)
 	waitFor(t, "a poll", 30*time.Second, func() bool {
@@ -313,7 +313,7 @@ func TestPollerRenewsLease(t *testing.T) {
 	var calls atomic.Int32
 	// A 10s lease, renewed every third, leaves over 6s for a renewal late
 	// on a loaded machine (a 6s lease failed once in CI there).
-	p := &poller{fn: "Long", queue: "long", q: q, poison: poison, opts: testOptions(), lease: 10 * time.Second, stats: new(Stats), log: func(string) {},
+	p := &poller{fn: "Long", queue: "long", q: q, poison: poison, opts: testOptions(), lease: 10 * time.Second, stats: new(Stats), notRun: new(notRunCounts), log: func(string) {},
 		handle: func(ctx context.Context, m *message) error {
 			calls.Add(1)
 			time.Sleep(22 * time.Second) // more than two leases
@@ -368,7 +368,7 @@ func TestPollerFailingAndRecovered(t *testing.T) {
 		}
 		return n
 	}
-	p := &poller{fn: "Flaky", queue: "flaky", q: q, poison: poison, opts: testOptions(), stats: new(Stats),
+	p := &poller{fn: "Flaky", queue: "flaky", q: q, poison: poison, opts: testOptions(), stats: new(Stats), notRun: new(notRunCounts),
 		log:    func(s string) { mu.Lock(); lines = append(lines, s); mu.Unlock() },
 		handle: func(ctx context.Context, m *message) error { return nil }}
 	runPoller(t, p)

@@ -94,6 +94,11 @@ type Manager struct {
 	mu        sync.Mutex
 	closed    bool
 	listeners map[string]*listener // by listenerKey
+
+	// notRun counts the untried dequeues of messages for all the
+	// pollers: a message a retiring set released untried is counted by
+	// the next set that takes it, however many flips it went through.
+	notRun notRunCounts
 }
 
 // New returns a Manager with no listener.
@@ -431,7 +436,7 @@ func (m *Manager) queuePoller(s Serving, fn *funcapp.Function, e endpoints, f *f
 	f.stats = new(Stats)
 	p := &poller{
 		fn: fn.Name, queue: e.queue, q: e.q, poison: e.poison, opts: s.Package.Host.Queues, lease: m.cfg.Lease,
-		handle: m.handler(s, fn), log: logf, stats: f.stats, ready: readyWait(s.Set),
+		handle: m.handler(s, fn), log: logf, stats: f.stats, ready: readyWait(s.Set), notRun: &m.notRun,
 	}
 	return p.run
 }
