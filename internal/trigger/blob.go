@@ -301,6 +301,9 @@ func (s *blobScanner) process(work context.Context, b *blobItem) (settled bool, 
 		set["completed"] = ptr("true")
 		settled = true
 	case errors.Is(err, errNotRun) || work.Err() != nil:
+		if nr := (*notRunError)(nil); errors.As(err, &nr) && nr.cut {
+			s.log(fmt.Sprintf("blob function %s: blob %s %s; tried again, not counted as a try", s.fn, b.Path, nr.why))
+		}
 		s.releaseLease(work, lc) // not tried: not counted
 		return false, max(soon, retryDelay(err))
 	default:

@@ -3,8 +3,11 @@ package trigger
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
+
+	"github.com/hotswap/hotswap/internal/invoke"
 )
 
 // A try the function never had does not count: while a set's handler is
@@ -18,6 +21,7 @@ import (
 type notRunError struct {
 	why   string
 	after time.Duration
+	cut   bool // the invocation was sent, and cut off by the server: say so in the log
 }
 
 func (e *notRunError) Error() string        { return "not run: " + e.why }
@@ -37,6 +41,7 @@ func retryDelay(err error) time.Duration {
 // up, and starts it when it sleeps (scaled to zero).
 type handlerSet interface {
 	Addr() (addr string, ok bool)
+	Stopping() bool
 	RetryAfter() time.Duration
 	Idle() bool
 	Wake(ctx context.Context) (string, error)
@@ -61,6 +66,27 @@ func handlerAddr(ctx context.Context, set handlerSet) (string, error) {
 		return "", &notRunError{why: "the handler did not start: " + err.Error(), after: max(set.RetryAfter(), minDownRetry)}
 	}
 	return "", &notRunError{why: "the handler is down (restarting)", after: max(set.RetryAfter(), minDownRetry)}
+}
+
+// notReached returns a notRunError when an invocation that failed with err
+// was not the function's failure, so it is not a try: the handler could
+// not be dialled (it crashed after its address was read; the request was
+// never sent), or the server stopped the set under the invocation (a
+// retired set whose drain grace ran out), as the server's shutdown cuts
+// one off. Otherwise, the handler answered, failed mid-request or timed
+// out, it returns nil: that is a try.
+func notReached(err error, set handlerSet) error {
+	if invoke.Answered(err) {
+		return nil
+	}
+	if set.Stopping() {
+		return &notRunError{why: "cut off: the process set was stopped while the function ran: " + err.Error(), cut: true}
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return &notRunError{why: "the handler could not be reached: " + err.Error(), after: max(set.RetryAfter(), minDownRetry)}
+	}
+	return nil
 }
 
 // readyWait returns a func telling how long to wait before fetching work

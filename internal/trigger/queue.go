@@ -226,6 +226,9 @@ func (p *poller) process(work context.Context, m *message) {
 			return err
 		})
 	case errors.Is(err, errNotRun):
+		if nr := (*notRunError)(nil); errors.As(err, &nr) && nr.cut {
+			p.log(fmt.Sprintf("queue function %s: message %s %s; visible again at once, not counted as a try", p.fn, m.ID, nr.why))
+		}
 		p.releaseNotRun(work, m, retryDelay(err)) // not tried
 	case work.Err() != nil:
 		p.log(fmt.Sprintf("queue function %s: message %s cut off by the shutdown, visible again at once: %v", p.fn, m.ID, err))
@@ -251,7 +254,7 @@ func (p *poller) process(work context.Context, m *message) {
 func (p *poller) handleLeased(work context.Context, m *message) error {
 	lease := p.leaseTime()
 	receipt := m.PopReceipt
-	ctx, stop := context.WithCancel(context.WithoutCancel(work))
+	stop := make(chan struct{})
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
@@ -259,22 +262,26 @@ func (p *poller) handleLeased(work context.Context, m *message) error {
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-stop:
 				return
 			case <-t.C:
 			}
-			c, cancel := context.WithTimeout(ctx, storageTimeout)
+			// A renewal under way is not cancelled when the function
+			// returns: one the service applied but whose answer was
+			// dropped would leave a stale receipt, and the message's
+			// delete or release would then fail, hiding it for a lease.
+			c, cancel := context.WithTimeout(context.WithoutCancel(work), storageTimeout)
 			resp, err := p.q.UpdateMessage(c, m.ID, receipt, m.Raw, &azqueue.UpdateMessageOptions{VisibilityTimeout: ptr(int32(lease / time.Second))})
 			cancel()
 			if err == nil && resp.PopReceipt != nil {
 				receipt = *resp.PopReceipt
-			} else if err != nil && ctx.Err() == nil {
+			} else if err != nil {
 				p.log(fmt.Sprintf("queue function %s: extend the lease of message %s: %v", p.fn, m.ID, azstorage.Redact(err)))
 			}
 		}
 	}()
 	err := p.handle(work, m)
-	stop()
+	close(stop)
 	<-renewed
 	m.PopReceipt = receipt
 	return err

@@ -542,6 +542,9 @@ func (m *Manager) run(ctx context.Context, s Serving, fn *funcapp.Function, data
 		}
 	}
 	if err != nil {
+		if nr := notReached(err, s.Set); nr != nil {
+			return nr
+		}
 		return err
 	}
 	if len(fn.Outputs) == 0 {
