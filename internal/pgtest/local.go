@@ -161,8 +161,15 @@ func startLocal() (*Server, error) {
 	initdb.Dir = dir
 	initdb.Env = environ()
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %w\n%s", err, tail(out))
+	var out bytes.Buffer
+	initdb.Stdout, initdb.Stderr = &out, &out
+	initdone := make(chan struct{})
+	if _, err := startLocked(initdb, initdone); err != nil { // see startLocked
+		return nil, fmt.Errorf("initdb: %w", err)
+	}
+	<-initdone
+	if st := initdb.ProcessState; !st.Success() {
+		return nil, fmt.Errorf("initdb: %s\n%s", st, tail(out.Bytes()))
 	}
 
 	logPath := filepath.Join(dir, "postgres.log")

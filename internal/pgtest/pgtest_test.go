@@ -349,7 +349,11 @@ func TestDatabaseName(t *testing.T) {
 func TestSweep(t *testing.T) {
 	t.Parallel()
 	old := time.Now().Add(-time.Hour)
-	mk := func() string {
+	// mk makes a server's folder, locked by this test when alive, and only
+	// then makes it old: a sweep that another package's server runs
+	// meanwhile must not find alive's folder old and unlocked (it would
+	// remove it) or locked by its own check (as CI once saw).
+	mk := func(alive bool) string {
 		dir, err := os.MkdirTemp("", dirPrefix)
 		if err != nil {
 			t.Fatal(err)
@@ -359,20 +363,22 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Mkdir(filepath.Join(dir, "data"), 0o700)
+		if alive {
+			f, err := os.Open(filepath.Join(dir, "lock"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+				t.Fatal(err) // nothing else knows the folder while it is new
+			}
+		}
 		if err := os.Chtimes(dir, old, old); err != nil {
 			t.Fatal(err)
 		}
 		return dir
 	}
-	dead, alive := mk(), mk()
-	f, err := os.Open(filepath.Join(alive, "lock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		t.Fatal(err)
-	}
+	dead, alive := mk(false), mk(true)
 	// Another sweep (a server another test or package starts meanwhile)
 	// may hold dead's lock for a moment while it removes the folder, and
 	// this one then passes it by: it is gone soon either way.
