@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,16 +174,21 @@ func (nd *node) start() {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The node dies with the test process; its handlers die with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		nd.mu.Unlock()
-		t.Fatalf("node %s: %v", nd.name, err)
-	}
 	done := make(chan struct{})
-	nd.cmd, nd.done, nd.err = cmd, done, nil
-	nd.pids = append(nd.pids, cmd.Process.Pid)
-	nd.mu.Unlock()
+	started := make(chan error, 1)
 	go func() {
+		// The kernel sends the parent-death signal when the thread that
+		// forked the node ends, not the process, and the Go runtime ends
+		// a thread whose locked goroutine returns (the in-process
+		// servers' forkers, pgtest's postgres do). Forked from any
+		// thread, a node was once SIGKILLed in the middle of a test. This
+		// thread stays locked, so alive, until the node has exited.
+		runtime.LockOSThread() // never unlocked: the thread ends with the node
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		err := cmd.Wait()
 		logf.Close()
 		nd.mu.Lock()
@@ -190,6 +196,14 @@ func (nd *node) start() {
 		nd.mu.Unlock()
 		close(done)
 	}()
+	if err := <-started; err != nil {
+		logf.Close()
+		nd.mu.Unlock()
+		t.Fatalf("node %s: %v", nd.name, err)
+	}
+	nd.cmd, nd.done, nd.err = cmd, done, nil
+	nd.pids = append(nd.pids, cmd.Process.Pid)
+	nd.mu.Unlock()
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(90 * time.Second)
