@@ -778,6 +778,28 @@ func TestDrain(t *testing.T) {
 	}
 }
 
+// A retiring set is Stopping while its requests drain, and Stopped only
+// once Stop terminates its handler: a trigger tells a function the drain
+// lets finish from one the server cut off by these.
+func TestStoppedOnlyOnStop(t *testing.T) {
+	m := newManager(t)
+	s := start(t, m, handlerSpec())
+	if !s.Acquire() {
+		t.Fatal("Acquire false on a running set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	s.Retire(ctx) // a request in flight: drains until ctx ends
+	if !s.Stopping() || s.Stopped() {
+		t.Errorf("retiring: Stopping %v, Stopped %v; want true, false", s.Stopping(), s.Stopped())
+	}
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.Stop(time.Second) }()
+	waitFor(t, 5*time.Second, "Stopped after Stop", s.Stopped)
+	s.Release()
+	<-stopped
+}
+
 // TestRequestPathAllocs checks that the methods called per request do not allocate.
 func TestRequestPathAllocs(t *testing.T) {
 	m := newManager(t)

@@ -234,6 +234,18 @@ func (s *Set) RetryAfter() time.Duration {
 // requests.
 func (s *Set) Stopping() bool { return s.stopping.Load() }
 
+// Stopped reports whether Stop was called: the handler is being, or has
+// been, terminated. A retiring set (Retire) is Stopping but not Stopped
+// until its drain ends.
+func (s *Set) Stopped() bool {
+	select {
+	case <-s.stopc:
+		return true
+	default:
+		return false
+	}
+}
+
 // PID returns the pid of the current handler process, 0 while it is down.
 func (s *Set) PID() int { return int(s.pid.Load()) }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,7 +42,7 @@ func retryDelay(err error) time.Duration {
 // up, and starts it when it sleeps (scaled to zero).
 type handlerSet interface {
 	Addr() (addr string, ok bool)
-	Stopping() bool
+	Stopped() bool
 	RetryAfter() time.Duration
 	Idle() bool
 	Wake(ctx context.Context) (string, error)
@@ -72,14 +73,14 @@ func handlerAddr(ctx context.Context, set handlerSet) (string, error) {
 // was not the function's failure, so it is not a try: the handler could
 // not be dialled (it crashed after its address was read; the request was
 // never sent), or the server stopped the set under the invocation (a
-// retired set whose drain grace ran out), as the server's shutdown cuts
-// one off. Otherwise, the handler answered, failed mid-request or timed
-// out, it returns nil: that is a try.
+// retired set whose drain grace ran out: Stopped, not merely retiring),
+// as the server's shutdown cuts one off. Otherwise, the handler answered,
+// failed mid-request or timed out, it returns nil: that is a try.
 func notReached(err error, set handlerSet) error {
 	if invoke.Answered(err) {
 		return nil
 	}
-	if set.Stopping() {
+	if set.Stopped() {
 		return &notRunError{why: "cut off: the process set was stopped while the function ran: " + err.Error(), cut: true}
 	}
 	var op *net.OpError
@@ -106,12 +107,18 @@ func readyWait(set handlerSet) func() time.Duration {
 // serves all of a server's pollers (Manager.notRun): a message goes from a
 // retiring set's poller to the next set's at every flip. Another node's
 // releases are not in it, so on a cluster a message handed between nodes
-// may count some dequeues it did not run. It is bounded: past maxNotRunIDs
-// it starts over (at worst a message counts a dequeue it did not run, as
-// before).
+// may count some dequeues it did not run. An entry goes when its message
+// is settled here; one settled elsewhere (another node, another consumer)
+// stays until the map is full, when the quarter released longest ago is
+// dropped: those messages would count their untried dequeues again.
 type notRunCounts struct {
 	mu sync.Mutex
-	m  map[string]int64
+	m  map[string]notRunEntry
+}
+
+type notRunEntry struct {
+	n    int64     // untried dequeues
+	last time.Time // of the latest
 }
 
 const maxNotRunIDs = 10000
@@ -119,10 +126,29 @@ const maxNotRunIDs = 10000
 func (c *notRunCounts) add(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxNotRunIDs {
-		c.m = make(map[string]int64)
+	if c.m == nil {
+		c.m = make(map[string]notRunEntry)
 	}
-	c.m[id]++
+	if _, ok := c.m[id]; !ok && len(c.m) >= maxNotRunIDs {
+		c.evictLocked()
+	}
+	e := c.m[id]
+	c.m[id] = notRunEntry{n: e.n + 1, last: time.Now()}
+}
+
+// evictLocked drops the quarter of the entries released longest ago.
+func (c *notRunCounts) evictLocked() {
+	times := make([]time.Time, 0, len(c.m))
+	for _, e := range c.m {
+		times = append(times, e.last)
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	cut := times[len(times)/4]
+	for id, e := range c.m {
+		if !e.last.After(cut) {
+			delete(c.m, id)
+		}
+	}
 }
 
 // tries returns how many of dequeueCount dequeues of id were real tries
@@ -130,7 +156,7 @@ func (c *notRunCounts) add(id string) {
 func (c *notRunCounts) tries(id string, dequeueCount int64) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return max(dequeueCount-c.m[id], 1)
+	return max(dequeueCount-c.m[id].n, 1)
 }
 
 func (c *notRunCounts) forget(id string) {

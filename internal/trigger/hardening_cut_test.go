@@ -3,7 +3,6 @@ package trigger
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -17,12 +16,7 @@ import (
 // answered, dropped or let time out is.
 func TestNotReached(t *testing.T) {
 	t.Parallel()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.Addr().String()
-	closed.Close()
+	const closedAddr = "127.0.0.1:1" // tcpmux: nothing listens there
 	hang := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -54,21 +48,22 @@ func TestNotReached(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		addr, fn  string
-		stopping  bool
+		stopped   bool
 		wantTry   bool
 		wantCut   bool
 		wantAfter time.Duration
 	}{
 		{name: "handler not listening", addr: closedAddr, fn: "f", wantAfter: minDownRetry},
-		{name: "handler not listening, set stopping", addr: closedAddr, fn: "f", stopping: true, wantCut: true},
+		{name: "handler not listening, set stopping", addr: closedAddr, fn: "f", stopped: true, wantCut: true},
 		{name: "handler failed", addr: addr, fn: "fail", wantTry: true},
-		{name: "handler failed, set stopping", addr: addr, fn: "fail", stopping: true, wantTry: true},
+		{name: "handler failed, set stopping", addr: addr, fn: "fail", stopped: true, wantTry: true},
+		// Also while the set is retiring (Stopping, draining), not Stopped.
 		{name: "handler died mid-request", addr: addr, fn: "drop", wantTry: true},
-		{name: "set stopped under the invocation", addr: addr, fn: "drop", stopping: true, wantCut: true},
+		{name: "set stopped under the invocation", addr: addr, fn: "drop", stopped: true, wantCut: true},
 		{name: "handler timed out", addr: addr, fn: "hang", wantTry: true},
 	} {
 		set := &fakeSet{}
-		set.stopping.Store(c.stopping)
+		set.stopped.Store(c.stopped)
 		err := notReached(call(c.addr, c.fn), set)
 		if c.wantTry {
 			if err != nil {

@@ -14,9 +14,9 @@ import (
 
 // fakeSet is a handler set whose handler can be taken down and brought
 // back, as runtime.Set's is while it restarts a crashed handler.
-type fakeSet struct{ down, stopping atomic.Bool }
+type fakeSet struct{ down, stopped atomic.Bool }
 
-func (f *fakeSet) Stopping() bool { return f.stopping.Load() }
+func (f *fakeSet) Stopped() bool { return f.stopped.Load() }
 
 func (f *fakeSet) Addr() (string, bool) {
 	if f.down.Load() {

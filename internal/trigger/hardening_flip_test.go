@@ -2,10 +2,13 @@ package trigger
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hotswap/hotswap/internal/funcapp"
 )
 
 // A message released without a try (its set retiring, its handler down)
@@ -95,5 +98,44 @@ func TestPollerNotRunAcrossSets(t *testing.T) {
 	}
 	if _, err := poison.GetProperties(context.Background(), nil); !isQueueNotFound(err) {
 		t.Error("the message went to the poison queue without a try")
+	}
+}
+
+// When the counts are full, the entries released longest ago go, not all
+// of them: a message released untried just before keeps its count.
+func TestNotRunCountsEvictOldest(t *testing.T) {
+	t.Parallel()
+	var c notRunCounts
+	for i := range maxNotRunIDs - 1 {
+		c.add(fmt.Sprintf("old-%d", i))
+	}
+	for range 3 {
+		c.add("hot")
+	}
+	c.add("new") // full: evicts
+	if got := c.tries("hot", 4); got != 1 {
+		t.Errorf("after the eviction a message released untried 3 times, dequeued 4, counts %d tries, want 1", got)
+	}
+	if n := len(c.m); n > maxNotRunIDs*3/4+1 || n < maxNotRunIDs/2 {
+		t.Errorf("%d entries after the eviction, want about three quarters of %d", n, maxNotRunIDs)
+	}
+	if got := c.tries("old-0", 2); got != 2 {
+		t.Errorf("the oldest entry was kept (tries %d, want 2)", got)
+	}
+}
+
+// The Manager gives every poller it makes, of any set, the same counts.
+func TestManagerPollersShareNotRun(t *testing.T) {
+	t.Parallel()
+	m := New(Config{})
+	defer m.Close(context.Background())
+	fn := &funcapp.Function{Name: "Relay"}
+	var pollers []*poller
+	for _, slot := range []string{"production", "staging"} {
+		s := Serving{App: "a", Slot: slot, Package: &funcapp.App{Host: &funcapp.Host{}}}
+		pollers = append(pollers, m.newPoller(s, fn, endpoints{queue: "q"}, &fnListener{}, func(string) {}))
+	}
+	if pollers[0].notRun == nil || pollers[0].notRun != pollers[1].notRun {
+		t.Errorf("the pollers of two sets count untried dequeues apart (%p, %p)", pollers[0].notRun, pollers[1].notRun)
 	}
 }

@@ -266,6 +266,11 @@ func (p *poller) handleLeased(work context.Context, m *message) error {
 				return
 			case <-t.C:
 			}
+			select {
+			case <-stop: // both were ready: the function has returned
+				return
+			default:
+			}
 			// A renewal under way is not cancelled when the function
 			// returns: one the service applied but whose answer was
 			// dropped would leave a stale receipt, and the message's

@@ -433,12 +433,15 @@ func Reasons(app *funcapp.App, settings map[string]string) map[string]string {
 
 // queuePoller makes the poller of a queue function.
 func (m *Manager) queuePoller(s Serving, fn *funcapp.Function, e endpoints, f *fnListener, logf func(string)) func(pull, work context.Context, wg *sync.WaitGroup) {
+	return m.newPoller(s, fn, e, f, logf).run
+}
+
+func (m *Manager) newPoller(s Serving, fn *funcapp.Function, e endpoints, f *fnListener, logf func(string)) *poller {
 	f.stats = new(Stats)
-	p := &poller{
+	return &poller{
 		fn: fn.Name, queue: e.queue, q: e.q, poison: e.poison, opts: s.Package.Host.Queues, lease: m.cfg.Lease,
 		handle: m.handler(s, fn), log: logf, stats: f.stats, ready: readyWait(s.Set), notRun: &m.notRun,
 	}
-	return p.run
 }
 
 // blobScanner makes the scanner of a blob function.
