@@ -26,14 +26,8 @@ func TestBackgroundPanics(t *testing.T) {
 func TestCancelledPreviewEndsCancelled(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := testService(t, 0)
-	if _, err := s.CreateApp(ctx, "t", "shop"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateSlot(ctx, "t", "shop", "staging", ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Deploy(ctx, DeployRequest{App: "shop", Slot: "staging", Actor: "t", Package: bytes.NewReader(forwardPackage(t))}); err != nil {
+	s, pkg := shopWithStaging(t)
+	if _, err := s.Deploy(ctx, DeployRequest{App: "shop", Slot: "staging", Actor: "t", Package: bytes.NewReader(pkg)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Swap(ctx, SwapRequest{App: "shop", Source: "staging", Actor: "t", Preview: true}); err != nil {
